@@ -1,0 +1,4 @@
+DROP TABLE idempotency_keys;
+DROP TABLE api_keys;
+DROP TABLE refresh_tokens;
+DROP TABLE users;

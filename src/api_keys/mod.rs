@@ -1,0 +1,214 @@
+//! `/api/v1/api-keys`: credentials for integrations (shops, back-office jobs). The secret is
+//! shown once at creation and stored only as a SHA-256 digest.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, delete, get, post, web};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::auth::{AdminOnly, AuthState, Authorized, Scope, secrets};
+use crate::db::DbConn;
+use crate::db::schema::api_keys;
+use crate::error::{ApiResult, Problem};
+use crate::http::etag::{created, versioned};
+use crate::http::json::ValidJson;
+use crate::http::pagination::{Page, PageParams};
+
+/// Every API key starts with this, so a bearer token is told apart from a JWT at a glance
+/// (and secret scanners can recognise leaked keys).
+pub const KEY_PREFIX: &str = "rpk_";
+/// Characters of the key kept in clear to identify it in lists.
+const SHOWN_PREFIX_LEN: usize = 12;
+
+/// Registers the routes.
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(get_one)
+        .service(revoke);
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+struct ApiKeyRow {
+    id: Uuid,
+    name: String,
+    prefix: String,
+    scopes: Vec<String>,
+    version: i64,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An API key, without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKey {
+    pub id: Uuid,
+    #[schema(example = "Web shop")]
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// The first characters of the key, to recognise it.
+    #[schema(example = "rpk_Xy3kQ9aB")]
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    /// When the key last authenticated a request (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Set once the key is revoked; it no longer authenticates.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKeyRow> for ApiKey {
+    fn from(row: ApiKeyRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            scopes: row.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+            prefix: row.prefix,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+/// The response to `POST /api-keys`: the key and, this once, its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub api_key: ApiKey,
+    /// The full secret. Store it now: it is never shown again.
+    #[schema(example = "rpk_Xy3kQ9aBc1d2e3f4g5h6i7j8k9l0m1n2o3p4q5r6s7t")]
+    pub key: String,
+}
+
+/// Body of `POST /api-keys`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    /// What the key is for.
+    #[validate(length(min = 1, max = 100))]
+    #[schema(example = "Web shop")]
+    pub name: String,
+    /// What the key may do (at least one).
+    #[validate(length(min = 1, max = 12))]
+    pub scopes: Vec<Scope>,
+}
+
+/// Create an API key.
+#[utoipa::path(
+    tag = "api-keys",
+    request_body = NewApiKey,
+    responses((status = 201, body = CreatedApiKey, headers(("Location" = String), ("ETag" = String))))
+)]
+#[post("/api-keys")]
+async fn create(
+    caller: Authorized<AdminOnly>,
+    mut conn: DbConn,
+    body: ValidJson<NewApiKey>,
+) -> ApiResult<HttpResponse> {
+    let NewApiKey { name, mut scopes } = body.0;
+    scopes.sort_by_key(|s| s.as_str());
+    scopes.dedup();
+    let key = format!("{KEY_PREFIX}{}", secrets::random_token(32));
+    let row: ApiKeyRow = diesel::insert_into(api_keys::table)
+        .values((
+            api_keys::id.eq(Uuid::now_v7()),
+            api_keys::name.eq(name.trim()),
+            api_keys::prefix.eq(&key[..SHOWN_PREFIX_LEN]),
+            api_keys::key_hash.eq(secrets::digest(&key)),
+            api_keys::scopes.eq(scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+            api_keys::created_by.eq(caller.principal.user_id()),
+        ))
+        .returning(ApiKeyRow::as_returning())
+        .get_result(&mut conn)
+        .await?;
+    let (id, version) = (row.id, row.version);
+    let body = CreatedApiKey {
+        api_key: row.into(),
+        key,
+    };
+    Ok(created(format!("/api/v1/api-keys/{id}"), &body, version))
+}
+
+/// List API keys, oldest first (revoked ones included).
+#[utoipa::path(tag = "api-keys", params(PageParams), responses((status = 200, body = Page<ApiKey>)))]
+#[get("/api-keys")]
+async fn list(
+    _: Authorized<AdminOnly>,
+    mut conn: DbConn,
+    page: web::Query<PageParams>,
+) -> ApiResult<web::Json<Page<ApiKey>>> {
+    let limit = page.limit()?;
+    let mut query = api_keys::table
+        .select(ApiKeyRow::as_select())
+        .order(api_keys::id)
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(after) = page.after::<Uuid>()? {
+        query = query.filter(api_keys::id.gt(after));
+    }
+    let rows = query.load(&mut conn).await?;
+    Ok(web::Json(
+        Page::from_rows(rows, limit, |k| k.id).map(ApiKey::from),
+    ))
+}
+
+/// Get an API key.
+#[utoipa::path(
+    tag = "api-keys",
+    responses(
+        (status = 200, body = ApiKey, headers(("ETag" = String))),
+        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/api-keys/{id}")]
+async fn get_one(
+    _: Authorized<AdminOnly>,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let row: ApiKeyRow = api_keys::table
+        .find(*id)
+        .select(ApiKeyRow::as_select())
+        .first(&mut conn)
+        .await?;
+    let version = row.version;
+    Ok(versioned(StatusCode::OK, &ApiKey::from(row), version))
+}
+
+/// Revoke an API key. It stops authenticating at once; revoking twice is harmless.
+#[utoipa::path(
+    tag = "api-keys",
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/api-keys/{id}")]
+async fn revoke(
+    _: Authorized<AdminOnly>,
+    mut conn: DbConn,
+    auth: web::Data<AuthState>,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let found: Option<Uuid> = diesel::update(api_keys::table.find(*id))
+        .set((
+            api_keys::revoked_at.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >("coalesce(revoked_at, now())")),
+            api_keys::version.eq(api_keys::version + 1),
+        ))
+        .returning(api_keys::id)
+        .get_result(&mut conn)
+        .await
+        .optional()?;
+    found.ok_or_else(|| crate::error::ApiError::NotFound("no such API key".into()))?;
+    auth.forget_api_key(*id);
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,192 @@
+//! Database access: the connection pool, embedded migrations, and the `DbConn` extractor
+//! that hands a handler either a pooled connection or the request's idempotency transaction.
+
+pub mod embedded;
+pub mod schema;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures_util::FutureExt;
+
+use crate::error::ApiError;
+
+/// The connection pool.
+pub type Pool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
+/// A connection checked out of the pool.
+pub type PooledConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+/// Why no connection could be had.
+pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
+
+/// Every migration in `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Advisory-lock key held while migrating, so that several instances can start together.
+const MIGRATION_LOCK: i64 = 0x5241_5050_4f52_54; // "RAPPORT"
+
+/// Builds the pool. Connections are recycled without a test query (a broken one is
+/// detected on use and discarded), and each gets the configured `statement_timeout`.
+pub fn build_pool(
+    url: &str,
+    max_size: usize,
+    wait_timeout: Duration,
+    statement_timeout: Duration,
+) -> Result<Pool, String> {
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let timeout_ms = statement_timeout.as_millis();
+    config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        async move {
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            conn.batch_execute(&format!(
+                "SET statement_timeout = {timeout_ms}; SET application_name = 'rapport'"
+            ))
+            .await
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    Pool::builder(manager)
+        .max_size(max_size)
+        .wait_timeout(Some(wait_timeout))
+        .create_timeout(Some(wait_timeout))
+        .recycle_timeout(Some(wait_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Applies pending migrations under an advisory lock. Runs on a blocking thread because
+/// diesel's migration harness is synchronous.
+pub async fn run_migrations(url: &str) -> Result<(), String> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn =
+            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
+                .map_err(|e| format!("cannot connect to the database: {e}"))?;
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut conn,
+            &format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"),
+        )
+        .map_err(|e| e.to_string())?;
+        let result = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map(|applied| {
+                for version in applied {
+                    tracing::info!(%version, "applied migration");
+                }
+            })
+            .map_err(|e| format!("migration failed: {e}"));
+        let _ = diesel::connection::SimpleConnection::batch_execute(
+            &mut conn,
+            &format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"),
+        );
+        result
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// The version of the newest embedded migration, as diesel records it.
+pub fn latest_migration_version() -> String {
+    use diesel::migration::MigrationSource;
+    MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .ok()
+        .and_then(|all| all.iter().map(|m| m.name().version().to_string()).max())
+        .unwrap_or_default()
+}
+
+/// Whether the database has every embedded migration applied.
+pub async fn is_migrated(conn: &mut AsyncPgConnection, latest: &str) -> QueryResult<bool> {
+    let applied: Option<String> = diesel::select(diesel::dsl::sql::<Nullable<Text>>(
+        "(SELECT max(version) FROM __diesel_schema_migrations)",
+    ))
+    .get_result(conn)
+    .await?;
+    Ok(applied.as_deref() == Some(latest))
+}
+
+/// The connection a request's idempotency transaction runs on, shared with the handler.
+#[derive(Clone, Default)]
+pub struct RequestTransaction(Arc<Mutex<Option<PooledConn>>>);
+
+impl RequestTransaction {
+    /// Parks the connection for the handler to pick up.
+    pub fn put(&self, conn: PooledConn) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn);
+    }
+
+    /// Takes the connection back (after the handler has dropped its `DbConn`).
+    pub fn take(&self) -> Option<PooledConn> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// A database connection for one handler. When the request carries an `Idempotency-Key`
+/// it is the connection of the request's transaction, so the handler's writes and the stored
+/// response commit together; otherwise it comes straight from the pool.
+pub struct DbConn {
+    conn: Option<PooledConn>,
+    shared: Option<RequestTransaction>,
+}
+
+impl std::ops::Deref for DbConn {
+    type Target = AsyncPgConnection;
+    fn deref(&self) -> &AsyncPgConnection {
+        self.conn.as_ref().expect("connection present until drop")
+    }
+}
+
+impl std::ops::DerefMut for DbConn {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        self.conn.as_mut().expect("connection present until drop")
+    }
+}
+
+impl Drop for DbConn {
+    fn drop(&mut self) {
+        if let (Some(shared), Some(conn)) = (&self.shared, self.conn.take()) {
+            shared.put(conn);
+        }
+    }
+}
+
+impl FromRequest for DbConn {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let shared = req.extensions().get::<RequestTransaction>().cloned();
+        let pool = req.app_data::<web::Data<Pool>>().cloned();
+        Box::pin(async move {
+            if let Some(shared) = shared {
+                let conn = shared
+                    .take()
+                    .ok_or_else(|| ApiError::internal("request transaction already taken"))?;
+                return Ok(DbConn {
+                    conn: Some(conn),
+                    shared: Some(shared),
+                });
+            }
+            let pool = pool.ok_or_else(|| ApiError::internal("no database pool configured"))?;
+            Ok(DbConn {
+                conn: Some(pool.get().await?),
+                shared: None,
+            })
+        })
+    }
+}

@@ -1,0 +1,217 @@
+//! `ValidJson<T>`: the one way a handler reads a JSON body. Malformed JSON is `400`; JSON
+//! of the wrong shape or failing validation is `422` naming each field; a body over the
+//! limit is `413`; a body that is not JSON is `415`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use validator::{Validate, ValidationErrors, ValidationErrorsKind};
+
+use crate::error::{ApiError, ApiResult, FieldError};
+
+/// Request-body size limits, set once in app data.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Ordinary endpoints.
+    pub standard: usize,
+    /// Batch endpoints.
+    pub large: usize,
+}
+
+/// A JSON body that parsed and validated. `LARGE` selects the batch-size limit.
+pub struct ValidJson<T, const LARGE: bool = false>(pub T);
+
+impl<T, const LARGE: bool> FromRequest for ValidJson<T, LARGE>
+where
+    T: DeserializeOwned + Validate + 'static,
+{
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = ApiResult<Self>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limits = req
+            .app_data::<web::Data<BodyLimits>>()
+            .map(|l| *l.get_ref())
+            .unwrap_or(BodyLimits {
+                standard: 1 << 20,
+                large: 8 << 20,
+            });
+        let limit = if LARGE { limits.large } else { limits.standard };
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        let payload = payload.take();
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let body = read_body(payload, limit).await?;
+            let value = parse::<T>(&body)?;
+            value
+                .validate()
+                .map_err(|e| ApiError::Validation(field_errors(&e)))?;
+            Ok(ValidJson(value))
+        })
+    }
+}
+
+/// Reads a whole body, refusing it once it passes `limit` bytes.
+pub async fn read_body(mut payload: Payload, limit: usize) -> ApiResult<web::Bytes> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::Overflow => ApiError::PayloadTooLarge { limit },
+            other => ApiError::BadRequest(format!("could not read the request body: {other}")),
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Parses JSON, telling syntax errors (`400`) from shape errors (`422` with the field path).
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_data() {
+            let field = if path == "." { "body".to_owned() } else { path };
+            ApiError::invalid(&field, "invalid", strip_position(&inner.to_string()))
+        } else {
+            ApiError::BadRequest(format!("the body is not valid JSON: {inner}"))
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+fn strip_position(message: &str) -> String {
+    message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_owned()
+}
+
+/// Flattens validator's nested errors into `field` paths such as `items[2].email`.
+pub fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    collect(errors, "", &mut out);
+    out.sort_by(|a, b| a.field.cmp(&b.field));
+    out
+}
+
+fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
+    for (field, kind) in errors.errors() {
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
+        match kind {
+            ValidationErrorsKind::Field(list) => out.extend(list.iter().map(|e| {
+                let message = e
+                    .message
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| default_message(e));
+                FieldError::new(path.clone(), e.code.to_string(), message)
+            })),
+            ValidationErrorsKind::Struct(inner) => collect(inner, &path, out),
+            ValidationErrorsKind::List(items) => {
+                for (index, inner) in items {
+                    collect(inner, &format!("{path}[{index}]"), out);
+                }
+            }
+        }
+    }
+}
+
+fn default_message(error: &validator::ValidationError) -> String {
+    let param = |name: &str| error.params.get(name).map(|v| v.to_string());
+    match error.code.as_ref() {
+        "email" => "must be a valid e-mail address".into(),
+        "length" => match (param("min"), param("max")) {
+            (Some(min), Some(max)) => format!("length must be between {min} and {max}"),
+            (Some(min), None) => format!("length must be at least {min}"),
+            (None, Some(max)) => format!("length must be at most {max}"),
+            _ => "has the wrong length".into(),
+        },
+        "range" => match (param("min"), param("max")) {
+            (Some(min), Some(max)) => format!("must be between {min} and {max}"),
+            (Some(min), None) => format!("must be at least {min}"),
+            (None, Some(max)) => format!("must be at most {max}"),
+            _ => "is out of range".into(),
+        },
+        code => format!("is invalid ({code})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, Validate)]
+    struct Item {
+        #[validate(email)]
+        email: String,
+    }
+
+    #[derive(Debug, Deserialize, Validate)]
+    struct Body {
+        #[validate(length(min = 2, max = 5))]
+        name: String,
+        #[validate(nested)]
+        items: Vec<Item>,
+    }
+
+    #[test]
+    fn syntax_errors_are_bad_requests() {
+        assert!(matches!(
+            parse::<Body>(b"{\"name\": "),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse::<Body>(b"{} trailing"),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        let Err(ApiError::Validation(errors)) = parse::<Body>(br#"{"name": 5, "items": []}"#)
+        else {
+            panic!("expected a validation error");
+        };
+        assert_eq!(errors[0].field, "name");
+    }
+
+    #[test]
+    fn nested_validation_paths() {
+        let body: Body =
+            parse(br#"{"name": "x", "items": [{"email": "a@b.co"}, {"email": "nope"}]}"#).unwrap();
+        let errors = field_errors(&body.validate().unwrap_err());
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["items[1].email", "name"]);
+        assert_eq!(errors[1].message, "length must be between 2 and 5");
+    }
+}

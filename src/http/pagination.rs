@@ -1,0 +1,137 @@
+//! Keyset pagination with opaque cursors. A cursor is the sort key of the last row served,
+//! base64url-encoded JSON, so pages stay stable while rows are inserted between them.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Rows per page when `limit` is absent.
+pub const DEFAULT_LIMIT: i64 = 50;
+/// The largest `limit` accepted.
+pub const MAX_LIMIT: i64 = 200;
+
+/// `?limit=&cursor=` of every list endpoint.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Rows per page (1–200, default 50).
+    #[param(minimum = 1, maximum = 200, example = 50)]
+    pub limit: Option<i64>,
+    /// `next_cursor` from the previous page; absent for the first page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    /// The page size, `400` when out of range.
+    pub fn limit(&self) -> ApiResult<i64> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::BadRequest(format!(
+                "limit must be between 1 and {MAX_LIMIT}, not {n}"
+            ))),
+        }
+    }
+
+    /// The sort key the page starts after, `400` when the cursor is not one of ours.
+    pub fn after<K: DeserializeOwned>(&self) -> ApiResult<Option<K>> {
+        self.cursor.as_deref().map(decode_cursor).transpose()
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// The rows of this page.
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows fetched in sort order: the extra row only
+    /// tells that another page exists.
+    pub fn from_rows<K: Serialize>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> K) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|last| encode_cursor(&key(last)))
+        } else {
+            None
+        };
+        Self {
+            data: rows,
+            next_cursor,
+        }
+    }
+
+    /// Converts the rows, keeping the cursor.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            data: self.data.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+}
+
+fn encode_cursor<K: Serialize>(key: &K) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
+}
+
+fn decode_cursor<K: DeserializeOwned>(cursor: &str) -> ApiResult<K> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest("cursor is not valid; use next_cursor from a previous page".into())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_carry_a_cursor_only_when_more_rows_exist() {
+        let page = Page::from_rows(vec![1, 2, 3], 2, |n| *n);
+        assert_eq!(page.data, vec![1, 2]);
+        let params = PageParams {
+            limit: Some(2),
+            cursor: page.next_cursor,
+        };
+        assert_eq!(params.after::<i32>().unwrap(), Some(2));
+        let last = Page::from_rows(vec![1, 2], 2, |n| *n);
+        assert!(last.next_cursor.is_none());
+    }
+
+    #[test]
+    fn limits_and_cursors_are_checked() {
+        assert_eq!(PageParams::default().limit().unwrap(), 50);
+        assert!(
+            PageParams {
+                limit: Some(201),
+                cursor: None
+            }
+            .limit()
+            .is_err()
+        );
+        assert!(
+            PageParams {
+                limit: Some(0),
+                cursor: None
+            }
+            .limit()
+            .is_err()
+        );
+        let bad = PageParams {
+            limit: None,
+            cursor: Some("!!".into()),
+        };
+        assert!(bad.after::<i32>().is_err());
+    }
+}

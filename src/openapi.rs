@@ -1,0 +1,190 @@
+//! The OpenAPI 3.1 document, generated from the handlers registered in [`configure_routes`].
+//! Cross-cutting facts (bearer security, the problem responses every route can give) are
+//! added here once rather than repeated on each handler.
+
+use actix_web::App;
+use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder, schema::Type};
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::error::{FieldError, Problem};
+
+/// Name of the security scheme: JWTs and API keys both travel as bearer tokens.
+const BEARER: &str = "bearer";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Rapport API",
+        description = "Customer-relationship backend: the customer file and its classification, \
+complaints, staff visits and a membership club.\n\nAuthenticate with `Authorization: Bearer <token>`, \
+where the token is an access token from `POST /api/v1/auth/login` or an API key. Every `POST` accepts \
+`Idempotency-Key`; single objects carry an `ETag` that `If-Match` can require; lists use cursor \
+pagination; errors are RFC 9457 problem documents. Every response carries `X-Request-Id` and the \
+`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    tags(
+        (name = "auth", description = "Sign in, token rotation, the current caller"),
+        (name = "users", description = "Staff accounts (admins only)"),
+        (name = "api-keys", description = "Credentials for integrations (admins only)"),
+        (name = "operations", description = "Probes and metrics"),
+    ),
+    components(schemas(Problem, FieldError))
+)]
+struct ApiDoc;
+
+/// Registers every documented route: the probes at the root and the API under `/api/v1`.
+pub fn configure_routes(cfg: &mut ServiceConfig) {
+    cfg.configure(crate::health::configure).service(
+        utoipa_actix_web::scope("/api/v1")
+            .configure(crate::auth::routes::configure)
+            .configure(crate::users::routes::configure)
+            .configure(crate::api_keys::configure),
+    );
+}
+
+/// The complete document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(configure_routes)
+        .split_for_parts();
+    add_shared_parts(&mut doc);
+    doc
+}
+
+/// The document as the committed `openapi/openapi.json` holds it.
+pub fn document_json() -> String {
+    let mut text = document().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Problem responses any route may give, by status: (status, component name, description).
+const SHARED_RESPONSES: [(&str, &str, &str); 8] = [
+    (
+        "400",
+        "BadRequest",
+        "Malformed JSON, query string or header",
+    ),
+    (
+        "401",
+        "Unauthorized",
+        "Missing, expired, forged or revoked credential",
+    ),
+    (
+        "403",
+        "Forbidden",
+        "The credential does not grant this operation",
+    ),
+    (
+        "413",
+        "PayloadTooLarge",
+        "The body is larger than the limit",
+    ),
+    (
+        "415",
+        "UnsupportedMediaType",
+        "The body is not application/json",
+    ),
+    (
+        "422",
+        "ValidationFailed",
+        "The body is well-formed but invalid; `errors` names each field",
+    ),
+    (
+        "429",
+        "TooManyRequests",
+        "Rate limit exceeded; see Retry-After",
+    ),
+    (
+        "503",
+        "Unavailable",
+        "The database is unavailable; retry after Retry-After seconds",
+    ),
+];
+
+fn add_shared_parts(doc: &mut utoipa::openapi::OpenApi) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT access token or rpk_ API key")
+                .build(),
+        ),
+    );
+    for (_, name, description) in SHARED_RESPONSES {
+        let mut response = ResponseBuilder::new().description(description).content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        );
+        if matches!(name, "TooManyRequests" | "Unavailable") {
+            response = response.header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(Some(
+                        utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer),
+                    ))
+                    .description(Some("Seconds to wait"))
+                    .build(),
+            );
+        }
+        components
+            .responses
+            .insert(name.to_owned(), RefOr::T(response.build()));
+    }
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            add_shared_responses(operation);
+        }
+    }
+}
+
+fn add_shared_responses(operation: &mut Operation) {
+    // `security(())` on a handler marks it public; everything else needs a bearer token.
+    let public = operation
+        .security
+        .as_ref()
+        .is_some_and(|reqs| reqs.iter().all(is_empty_requirement));
+    if public {
+        operation.security = Some(vec![SecurityRequirement::default()]);
+    } else {
+        operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+    }
+    let has_body = operation.request_body.is_some();
+    for (status, name, _) in SHARED_RESPONSES {
+        let applies = match status {
+            "401" | "403" => !public,
+            "413" | "415" | "422" => has_body,
+            _ => true,
+        };
+        if applies && !operation.responses.responses.contains_key(status) {
+            operation.responses.responses.insert(
+                status.to_owned(),
+                RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))),
+            );
+        }
+    }
+}
+
+fn is_empty_requirement(requirement: &SecurityRequirement) -> bool {
+    serde_json::to_value(requirement)
+        .map(|v| v.as_object().is_none_or(|o| o.is_empty()))
+        .unwrap_or(false)
+}

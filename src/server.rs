@@ -1,0 +1,308 @@
+//! Assembles the application: shared state, middleware in order, routes, docs page; and the
+//! `serve` command's start-up and shutdown.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::http::header::{self, HeaderName};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::routes::LoginThrottle;
+use crate::auth::{AuthState, authenticate, secrets};
+use crate::config::Settings;
+use crate::db::{self, Pool, embedded::EmbeddedPostgres};
+use crate::health::Readiness;
+use crate::http::fallback::{RouteTable, path_error, query_error, unmatched};
+use crate::http::idempotency::{idempotency, purge_expired};
+use crate::http::json::BodyLimits;
+use crate::http::metrics::Metrics;
+use crate::http::observe::observe;
+use crate::http::rate_limit::RateLimiter;
+use crate::http::security::security_headers;
+use crate::openapi;
+
+/// Batch endpoints accept bodies this many times the standard limit.
+const LARGE_BODY_FACTOR: usize = 8;
+
+/// Everything the workers share.
+#[derive(Clone)]
+pub struct Context {
+    pool: web::Data<Pool>,
+    auth: web::Data<AuthState>,
+    limiter: web::Data<RateLimiter>,
+    login_throttle: web::Data<LoginThrottle>,
+    metrics: web::Data<Metrics>,
+    readiness: web::Data<Readiness>,
+    limits: web::Data<BodyLimits>,
+    routes: web::Data<RouteTable>,
+    doc: utoipa::openapi::OpenApi,
+    cors_origins: Vec<String>,
+    workers: Option<usize>,
+}
+
+impl Context {
+    /// Shared state from settings, a pool and the token-signing secret.
+    pub fn new(settings: &Settings, pool: Pool, jwt_secret: &[u8]) -> Self {
+        let doc = openapi::document();
+        Self {
+            pool: web::Data::new(pool),
+            auth: web::Data::new(AuthState::new(
+                jwt_secret,
+                settings.access_token_ttl,
+                settings.refresh_token_ttl,
+            )),
+            limiter: web::Data::new(RateLimiter::new(
+                settings.rate_limit_per_minute,
+                settings.rate_limit_burst,
+            )),
+            login_throttle: web::Data::new(LoginThrottle(RateLimiter::new(
+                settings.login_attempts_per_minute,
+                settings.login_attempts_per_minute,
+            ))),
+            metrics: web::Data::new(Metrics::default()),
+            readiness: web::Data::new(Readiness::new()),
+            limits: web::Data::new(BodyLimits {
+                standard: settings.max_body_bytes,
+                large: settings.max_body_bytes.saturating_mul(LARGE_BODY_FACTOR),
+            }),
+            routes: web::Data::new(RouteTable::from_openapi(&doc)),
+            doc,
+            cors_origins: settings
+                .cors_origins
+                .iter()
+                .filter(|o| !o.is_empty())
+                .cloned()
+                .collect(),
+            workers: settings.workers,
+        }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Marks start-up work as done (for `/readyz`).
+    pub fn mark_started(&self) {
+        self.readiness.mark_started();
+    }
+
+    /// The HTTP server on `listener`, not yet awaited.
+    pub fn http_server(&self, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+        let context = self.clone();
+        let mut server = HttpServer::new(move || build_app(context.clone()))
+            .listen(listener)?
+            .shutdown_timeout(20)
+            .backlog(2048);
+        if let Some(workers) = self.workers {
+            server = server.workers(workers.max(1));
+        }
+        Ok(server.run())
+    }
+
+    fn cors(&self) -> Cors {
+        let mut cors = Cors::default()
+            .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+            .allowed_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([
+                header::ETAG,
+                header::LOCATION,
+                header::RETRY_AFTER,
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("idempotent-replayed"),
+                HeaderName::from_static("ratelimit-limit"),
+                HeaderName::from_static("ratelimit-remaining"),
+                HeaderName::from_static("ratelimit-reset"),
+            ])
+            .max_age(3600);
+        for origin in &self.cors_origins {
+            cors = cors.allowed_origin(origin);
+        }
+        cors
+    }
+}
+
+/// The application with its state, middleware and routes, for one worker.
+fn build_app(
+    ctx: Context,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, _) = App::new()
+        .into_utoipa_app()
+        .configure(openapi::configure_routes)
+        .split_for_parts();
+    app.app_data(ctx.pool.clone())
+        .app_data(ctx.auth.clone())
+        .app_data(ctx.limiter.clone())
+        .app_data(ctx.login_throttle.clone())
+        .app_data(ctx.metrics.clone())
+        .app_data(ctx.readiness.clone())
+        .app_data(ctx.limits.clone())
+        .app_data(ctx.routes.clone())
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ctx.doc.clone()))
+        .service(web::resource("/docs").get(|| async {
+            HttpResponse::PermanentRedirect()
+                .insert_header((header::LOCATION, "/docs/"))
+                .finish()
+        }))
+        .default_service(web::to(unmatched))
+        .wrap(from_fn(idempotency))
+        .wrap(from_fn(authenticate))
+        .wrap(ctx.cors())
+        .wrap(from_fn(security_headers))
+        .wrap(from_fn(observe))
+}
+
+/// The `serve` command: database, migrations, HTTP, and a clean stop on SIGTERM/SIGINT.
+pub async fn serve(settings: Settings) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let (url, cluster) = database_url(&settings).await?;
+    let secret = jwt_secret(&settings)?;
+    let pool = db::build_pool(
+        &url,
+        settings.db_pool_size,
+        settings.db_pool_timeout,
+        settings.db_statement_timeout,
+    )?;
+    let context = Context::new(&settings, pool, secret.as_bytes());
+    let listener = TcpListener::bind(settings.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let server = context.http_server(listener).map_err(|e| e.to_string())?;
+    tracing::info!(address = %settings.listen, elapsed_ms = started.elapsed().as_millis() as u64,
+        "Rapport is listening: http://{}/docs", settings.listen);
+
+    actix_web::rt::spawn(start_up(context.clone(), url, settings.clone()));
+    actix_web::rt::spawn(housekeeping(context.clone()));
+    let result = server.await.map_err(|e| e.to_string());
+    tracing::info!("HTTP server stopped");
+    if let Some(cluster) = cluster {
+        tokio::task::spawn_blocking(move || cluster.stop())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        tracing::info!("embedded PostgreSQL stopped");
+    }
+    result
+}
+
+/// Migrates (retrying while the database is away) and creates the bootstrap admin.
+async fn start_up(context: Context, url: String, settings: Settings) {
+    let mut delay = Duration::from_millis(200);
+    while let Err(error) = db::run_migrations(&url).await {
+        tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "database not ready; retrying");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    if let (Some(email), Some(password)) = (
+        &settings.bootstrap_admin_email,
+        &settings.bootstrap_admin_password,
+    ) {
+        let created = match context.pool.get().await {
+            Ok(mut conn) => crate::users::bootstrap_admin(&mut conn, email, password)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match created {
+            Ok(true) => tracing::info!(%email, "created the bootstrap admin"),
+            Ok(false) => {}
+            Err(error) => tracing::error!(%error, "could not create the bootstrap admin"),
+        }
+    }
+    context.mark_started();
+    tracing::info!("ready");
+}
+
+/// Periodic clean-up: expired idempotency keys, idle rate-limit state.
+async fn housekeeping(context: Context) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        context.limiter.forget_idle();
+        match purge_expired(&context.pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "purged expired idempotency keys"),
+            Err(error) => tracing::warn!(%error, "could not purge idempotency keys"),
+        }
+    }
+}
+
+/// `DATABASE_URL`, or the embedded cluster started for this process.
+pub async fn database_url(
+    settings: &Settings,
+) -> Result<(String, Option<EmbeddedPostgres>), String> {
+    if let Some(url) = &settings.database_url {
+        return Ok((url.clone(), None));
+    }
+    let dir = settings.data_dir.clone();
+    let cluster = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| {
+            format!("no DATABASE_URL is set, and the embedded PostgreSQL could not start: {e}")
+        })?;
+    tracing::info!(
+        port = cluster.port(),
+        reused = !cluster.started_here(),
+        "embedded PostgreSQL running"
+    );
+    let url = cluster.url();
+    let owned = cluster.started_here().then_some(cluster);
+    Ok((url, owned))
+}
+
+/// The configured secret (at least 32 bytes), or one generated once and kept in the data folder.
+pub fn jwt_secret(settings: &Settings) -> Result<String, String> {
+    if let Some(secret) = &settings.jwt_secret {
+        if secret.len() < 32 {
+            return Err("RAPPORT_JWT_SECRET must be at least 32 bytes long".into());
+        }
+        return Ok(secret.clone());
+    }
+    let path = settings.data_dir.join("jwt_secret");
+    read_or_create_secret(&path)
+        .map_err(|e| format!("cannot read or create {}: {e}", path.display()))
+}
+
+fn read_or_create_secret(path: &Path) -> std::io::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        if existing.trim().len() >= 32 {
+            return Ok(existing.trim().to_owned());
+        }
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let secret = secrets::random_token(48);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(secret.as_bytes())?;
+    Ok(secret)
+}

@@ -1,0 +1,265 @@
+//! `/api/v1/users`: admins manage staff accounts.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use validator::Validate;
+
+use super::{NewUser, User, UserRow, create_user};
+use crate::auth::{AdminOnly, AuthState, Authorized, Role, passwords};
+use crate::db::DbConn;
+use crate::db::schema::{refresh_tokens, users};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::etag::{IfMatch, created, versioned};
+use crate::http::json::ValidJson;
+use crate::http::pagination::{Page, PageParams};
+
+/// Registers the routes.
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(get_one)
+        .service(update)
+        .service(deactivate);
+}
+
+/// Body of `PATCH /users/{id}`: absent fields stay as they are.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    /// A new password (10 to 128 characters); signs the user out everywhere.
+    #[validate(length(min = 10, max = 128))]
+    pub password: Option<String>,
+}
+
+/// Filters of `GET /users`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserFilters {
+    /// Only users with this role.
+    pub role: Option<Role>,
+    /// Only active (`true`) or inactive (`false`) users.
+    pub active: Option<bool>,
+}
+
+/// Create a staff user.
+#[utoipa::path(
+    tag = "users",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "Created", body = User,
+         headers(("Location" = String, description = "URL of the new user"), ("ETag" = String))),
+        (status = 409, description = "E-mail already taken", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/users")]
+async fn create(
+    _: Authorized<AdminOnly>,
+    mut conn: DbConn,
+    body: ValidJson<NewUser>,
+) -> ApiResult<HttpResponse> {
+    let row = create_user(&mut conn, body.0).await?;
+    let version = row.version;
+    Ok(created(
+        format!("/api/v1/users/{}", row.id),
+        &User::from(row),
+        version,
+    ))
+}
+
+/// List staff users, oldest first.
+#[utoipa::path(tag = "users", params(PageParams, UserFilters), responses((status = 200, body = Page<User>)))]
+#[get("/users")]
+async fn list(
+    _: Authorized<AdminOnly>,
+    mut conn: DbConn,
+    page: web::Query<PageParams>,
+    filters: web::Query<UserFilters>,
+) -> ApiResult<web::Json<Page<User>>> {
+    let limit = page.limit()?;
+    let mut query = users::table
+        .select(UserRow::as_select())
+        .order(users::id)
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(after) = page.after::<Uuid>()? {
+        query = query.filter(users::id.gt(after));
+    }
+    if let Some(role) = filters.role {
+        query = query.filter(users::role.eq(role.as_str()));
+    }
+    if let Some(active) = filters.active {
+        query = query.filter(users::active.eq(active));
+    }
+    let rows = query.load(&mut conn).await?;
+    Ok(web::Json(
+        Page::from_rows(rows, limit, |u| u.id).map(User::from),
+    ))
+}
+
+/// Get a staff user.
+#[utoipa::path(
+    tag = "users",
+    responses(
+        (status = 200, body = User, headers(("ETag" = String))),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/users/{id}")]
+async fn get_one(
+    _: Authorized<AdminOnly>,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let row: UserRow = users::table
+        .find(*id)
+        .select(UserRow::as_select())
+        .first(&mut conn)
+        .await?;
+    let version = row.version;
+    Ok(versioned(StatusCode::OK, &User::from(row), version))
+}
+
+/// Change a user's role, activate or deactivate them, or set a new password.
+#[utoipa::path(
+    tag = "users",
+    request_body = UserPatch,
+    params(("If-Match" = Option<String>, Header, description = "ETag from a previous read; the change is refused with 412 if the user changed since")),
+    responses(
+        (status = 200, body = User, headers(("ETag" = String))),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Would leave no active admin, or demote yourself", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/users/{id}")]
+async fn update(
+    caller: Authorized<AdminOnly>,
+    mut conn: DbConn,
+    auth: web::Data<AuthState>,
+    id: web::Path<Uuid>,
+    if_match: IfMatch,
+    body: ValidJson<UserPatch>,
+) -> ApiResult<HttpResponse> {
+    let row = apply_change(
+        &mut conn,
+        caller.principal.user_id(),
+        *id,
+        &if_match,
+        body.0,
+    )
+    .await?;
+    auth.forget_user(row.id);
+    let version = row.version;
+    Ok(versioned(StatusCode::OK, &User::from(row), version))
+}
+
+/// Deactivate a user (the account is kept; their tokens stop working).
+#[utoipa::path(
+    tag = "users",
+    params(("If-Match" = Option<String>, Header, description = "ETag from a previous read")),
+    responses(
+        (status = 204, description = "Deactivated"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Would leave no active admin, or deactivate yourself", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/users/{id}")]
+async fn deactivate(
+    caller: Authorized<AdminOnly>,
+    mut conn: DbConn,
+    auth: web::Data<AuthState>,
+    id: web::Path<Uuid>,
+    if_match: IfMatch,
+) -> ApiResult<HttpResponse> {
+    let patch = UserPatch {
+        role: None,
+        active: Some(false),
+        password: None,
+    };
+    apply_change(&mut conn, caller.principal.user_id(), *id, &if_match, patch).await?;
+    auth.forget_user(*id);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Applies a patch under a row lock, enforcing If-Match and the admin rules.
+async fn apply_change(
+    conn: &mut DbConn,
+    caller: Option<Uuid>,
+    id: Uuid,
+    if_match: &IfMatch,
+    patch: UserPatch,
+) -> ApiResult<UserRow> {
+    let password_hash = match patch.password {
+        Some(password) => Some(passwords::hash(password).await?),
+        None => None,
+    };
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let current: UserRow = users::table
+            .find(id)
+            .select(UserRow::as_select())
+            .for_update()
+            .first(conn)
+            .await?;
+        if_match.check(current.version)?;
+        let role = patch
+            .role
+            .map(Role::as_str)
+            .unwrap_or(&current.role)
+            .to_owned();
+        let active = patch.active.unwrap_or(current.active);
+        let loses_admin = current.role == "admin" && current.active && (role != "admin" || !active);
+        if loses_admin {
+            if caller == Some(id) {
+                return Err(ApiError::Conflict(
+                    "you cannot demote or deactivate yourself".into(),
+                ));
+            }
+            let other_admins: i64 = users::table
+                .filter(users::role.eq("admin"))
+                .filter(users::active.eq(true))
+                .filter(users::id.ne(id))
+                .count()
+                .get_result(conn)
+                .await?;
+            if other_admins == 0 {
+                return Err(ApiError::Conflict("this is the last active admin".into()));
+            }
+        }
+        let signs_out = !active || password_hash.is_some();
+        let row: UserRow = diesel::update(users::table.find(id))
+            .set((
+                users::role.eq(role),
+                users::active.eq(active),
+                users::version.eq(users::version + 1),
+                users::updated_at.eq(Utc::now()),
+            ))
+            .returning(UserRow::as_returning())
+            .get_result(conn)
+            .await?;
+        if let Some(hash) = password_hash {
+            diesel::update(users::table.find(id))
+                .set(users::password_hash.eq(hash))
+                .execute(conn)
+                .await?;
+        }
+        if signs_out {
+            diesel::update(refresh_tokens::table)
+                .filter(refresh_tokens::user_id.eq(id))
+                .filter(refresh_tokens::revoked_at.is_null())
+                .set(refresh_tokens::revoked_at.eq(Utc::now()))
+                .execute(conn)
+                .await?;
+        }
+        Ok(row)
+    })
+    .await
+}
