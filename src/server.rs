@@ -288,10 +288,10 @@ pub fn jwt_secret(settings: &Settings) -> Result<String, String> {
 fn read_or_create_secret(path: &Path) -> std::io::Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    if let Ok(existing) = std::fs::read_to_string(path) {
-        if existing.trim().len() >= 32 {
-            return Ok(existing.trim().to_owned());
-        }
+    if let Ok(existing) = std::fs::read_to_string(path)
+        && existing.trim().len() >= 32
+    {
+        return Ok(existing.trim().to_owned());
     }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;

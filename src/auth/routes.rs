@@ -29,6 +29,18 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(me);
 }
 
+/// The fields of a refresh token that decide whether it may be exchanged.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+struct RefreshTokenRow {
+    id: Uuid,
+    family_id: Uuid,
+    user_id: Uuid,
+    expires_at: chrono::DateTime<Utc>,
+    rotated_at: Option<chrono::DateTime<Utc>>,
+    revoked_at: Option<chrono::DateTime<Utc>>,
+}
+
 /// Body of `POST /auth/login`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct LoginRequest {
@@ -156,28 +168,22 @@ async fn refresh(
     let outcome = conn
         .transaction::<_, ApiError, _>(async move |conn| {
             {
-                let token: Option<(
-                    Uuid,
-                    Uuid,
-                    Uuid,
-                    chrono::DateTime<Utc>,
-                    Option<chrono::DateTime<Utc>>,
-                    Option<chrono::DateTime<Utc>>,
-                )> = refresh_tokens::table
+                let token: Option<RefreshTokenRow> = refresh_tokens::table
                     .filter(refresh_tokens::token_hash.eq(&digest))
-                    .select((
-                        refresh_tokens::id,
-                        refresh_tokens::family_id,
-                        refresh_tokens::user_id,
-                        refresh_tokens::expires_at,
-                        refresh_tokens::rotated_at,
-                        refresh_tokens::revoked_at,
-                    ))
+                    .select(RefreshTokenRow::as_select())
                     .for_update()
                     .first(conn)
                     .await
                     .optional()?;
-                let Some((id, family, user_id, expires_at, rotated_at, revoked_at)) = token else {
+                let Some(RefreshTokenRow {
+                    id,
+                    family_id: family,
+                    user_id,
+                    expires_at,
+                    rotated_at,
+                    revoked_at,
+                }) = token
+                else {
                     return Ok(None);
                 };
                 if rotated_at.is_some() {

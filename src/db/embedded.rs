@@ -137,6 +137,29 @@ impl EmbeddedPostgres {
         cmd
     }
 
+    /// Starts a detached watcher that stops the cluster once process `pid` has exited, for
+    /// callers (such as the test suite) that have no clean shutdown of their own.
+    pub fn stop_after_exit_of(&self, pid: u32) -> Result<(), EmbeddedError> {
+        let script =
+            "while [ -d /proc/$0 ]; do sleep 1; done; exec \"$1\" -D \"$2\" -m fast -w stop";
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(script)
+            .arg(pid.to_string())
+            .arg(self.bin_dir.join("pg_ctl"))
+            .arg(&self.cluster_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(user) = &self.run_as {
+            sh.uid(user.uid.as_raw())
+                .gid(user.gid.as_raw())
+                .current_dir(&self.cluster_dir);
+        }
+        sh.spawn()?;
+        Ok(())
+    }
+
     /// Stops the cluster if this process started it.
     pub fn stop(&self) -> Result<(), EmbeddedError> {
         if self.started_here {

@@ -33,7 +33,7 @@ pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Advisory-lock key held while migrating, so that several instances can start together.
-const MIGRATION_LOCK: i64 = 0x5241_5050_4f52_54; // "RAPPORT"
+const MIGRATION_LOCK: i64 = 0x0052_4150_504f_5254; // "RAPPORT"
 
 /// Builds the pool. Connections are recycled without a test query (a broken one is
 /// detected on use and discarded), and each gets the configured `statement_timeout`.

@@ -191,7 +191,7 @@ mod tests {
             Err(ApiError::BadRequest(_))
         ));
         assert!(matches!(
-            parse::<Body>(b"{} trailing"),
+            parse::<Body>(br#"{"name": "ab", "items": []} trailing"#),
             Err(ApiError::BadRequest(_))
         ));
     }

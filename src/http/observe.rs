@@ -48,7 +48,12 @@ pub async fn observe(
             // Only a middleware refusing outright (such as CORS on a bad preflight) gets here.
             let status = error.as_response_error().status_code().as_u16();
             if let Some(metrics) = &metrics {
-                metrics.observe(&method, "unmatched", status, started.elapsed().as_secs_f64());
+                metrics.observe(
+                    &method,
+                    "unmatched",
+                    status,
+                    started.elapsed().as_secs_f64(),
+                );
             }
             span.in_scope(|| tracing::info!(status, %error, "request refused"));
             return Err(error);

@@ -1,0 +1,364 @@
+//! The test harness: one PostgreSQL per test run (the embedded cluster, or `DATABASE_URL`),
+//! a template database migrated once, and for each test a fresh database cloned from it
+//! plus the real HTTP server on a free port.
+
+use std::sync::OnceLock;
+
+use actix_web::dev::ServerHandle;
+use awc::http::header::HeaderMap;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use rapport::auth::Role;
+use rapport::config::Settings;
+use rapport::db::{self, embedded::EmbeddedPostgres};
+use rapport::server::Context;
+use rapport::users::{NewUser, create_user};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The JWT secret every test app signs with.
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// The password of every user the harness creates.
+pub const PASSWORD: &str = "a long test password";
+
+struct Cluster {
+    admin_url: String,
+    template: String,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(prepare_cluster())
+        })
+        .join()
+        .expect("test database setup failed")
+    })
+}
+
+async fn prepare_cluster() -> Cluster {
+    let admin_url = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target")
+                .join("test-data");
+            let pg = EmbeddedPostgres::start(&dir).unwrap_or_else(|e| panic!("{e}"));
+            if pg.started_here() {
+                pg.stop_after_exit_of(std::process::id()).expect("watcher");
+            }
+            pg.url()
+        }
+    };
+    let template = format!("rapport_tpl_{}", migrations_fingerprint());
+    let mut conn = AsyncPgConnection::establish(&admin_url)
+        .await
+        .expect("connect to the test server");
+    conn.batch_execute("SELECT pg_advisory_lock(4242)")
+        .await
+        .unwrap();
+    let ready: bool = {
+        use diesel::sql_types::Bool;
+        use diesel_async::RunQueryDsl;
+        diesel::select(
+            diesel::dsl::sql::<Bool>(
+                "EXISTS (SELECT 1 FROM pg_database WHERE datistemplate AND datname = ",
+            )
+            .bind::<diesel::sql_types::Text, _>(&template)
+            .sql(")"),
+        )
+        .get_result(&mut conn)
+        .await
+        .unwrap()
+    };
+    if !ready {
+        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {template}"))
+            .await
+            .unwrap();
+        conn.batch_execute(&format!("CREATE DATABASE {template}"))
+            .await
+            .unwrap();
+        db::run_migrations(&with_database(&admin_url, &template))
+            .await
+            .expect("migrate template");
+        conn.batch_execute(&format!("ALTER DATABASE {template} WITH IS_TEMPLATE true"))
+            .await
+            .unwrap();
+    }
+    conn.batch_execute("SELECT pg_advisory_unlock(4242)")
+        .await
+        .unwrap();
+    Cluster {
+        admin_url,
+        template,
+    }
+}
+
+/// A digest of `migrations/`, so a template is rebuilt exactly when migrations change.
+fn migrations_fingerprint() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .collect();
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(
+            file.strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        hasher.update(std::fs::read(&file).unwrap());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `url` pointing at database `name` instead.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A response, read whole.
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Response {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A running app on its own database.
+pub struct TestApp {
+    pub base: String,
+    pub context: Context,
+    pub database_url: String,
+    database: String,
+    handle: ServerHandle,
+    client: awc::Client,
+}
+
+impl TestApp {
+    /// An app with default settings, ready.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// An app with extra command-line settings, ready.
+    pub async fn spawn_with(args: &[&str]) -> Self {
+        let app = Self::spawn_unready(args).await;
+        app.context.mark_started();
+        app
+    }
+
+    /// An app whose start-up work is not marked done (for `/readyz`).
+    pub async fn spawn_unready(args: &[&str]) -> Self {
+        let cluster = cluster();
+        let database = format!("rapport_test_{}", Uuid::new_v4().simple());
+        let mut admin = AsyncPgConnection::establish(&cluster.admin_url)
+            .await
+            .unwrap();
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {database} TEMPLATE {}",
+                cluster.template
+            ))
+            .await
+            .unwrap();
+        let database_url = with_database(&cluster.admin_url, &database);
+        let mut argv = vec![
+            "--jwt-secret",
+            JWT_SECRET,
+            "--database-url",
+            &database_url,
+            "--workers",
+            "1",
+        ];
+        argv.extend_from_slice(args);
+        let settings = Settings::from_args(argv).unwrap();
+        let pool = db::build_pool(
+            &database_url,
+            8,
+            settings.db_pool_timeout,
+            settings.db_statement_timeout,
+        )
+        .unwrap();
+        let context = Context::new(&settings, pool, JWT_SECRET.as_bytes());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = context.http_server(listener).unwrap();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        let client = awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .finish();
+        Self {
+            base,
+            context,
+            database_url,
+            database,
+            handle,
+            client,
+        }
+    }
+
+    /// Sends a request; `body` is sent as JSON when present.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {token}")));
+        }
+        for (name, value) in headers {
+            req = req.insert_header((*name, *value));
+        }
+        let mut res = match body {
+            Some(body) => req.send_json(body).await,
+            None => req.send().await,
+        }
+        .expect("request failed");
+        let bytes = res.body().limit(16 << 20).await.unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Response {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Response {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .insert_header(("Content-Type", content_type));
+        if let Some(token) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {token}")));
+        }
+        let mut res = req.send_body(body).await.expect("request failed");
+        let bytes = res.body().limit(16 << 20).await.unwrap();
+        Response {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request("GET", path, token, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.request("POST", path, token, Some(body), &[]).await
+    }
+
+    /// Creates a user straight in the database; returns its id and e-mail.
+    pub async fn create_user(&self, role: Role) -> (Uuid, String) {
+        let email = format!("{}-{}@example.com", role.as_str(), Uuid::new_v4().simple());
+        let mut conn = self.context.pool().get().await.unwrap();
+        let new = NewUser {
+            email: email.clone(),
+            password: PASSWORD.into(),
+            role,
+        };
+        let row = create_user(&mut conn, new).await.unwrap();
+        (row.id, email)
+    }
+
+    /// Logs in; returns the token pair as JSON.
+    pub async fn login(&self, email: &str) -> Value {
+        let res = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                &serde_json::json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(res.status, 200, "login failed: {}", res.text);
+        res.body
+    }
+
+    /// A new user of `role` and their access token.
+    pub async fn user_token(&self, role: Role) -> (Uuid, String) {
+        let (id, email) = self.create_user(role).await;
+        let pair = self.login(&email).await;
+        (id, pair["access_token"].as_str().unwrap().to_owned())
+    }
+
+    /// An access token of a new admin.
+    pub async fn admin_token(&self) -> String {
+        self.user_token(Role::Admin).await.1
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sending the stop is immediate; awaiting it would need this (blocked) runtime.
+        drop(self.handle.stop(false));
+        let admin_url = cluster().admin_url.clone();
+        let database = self.database.clone();
+        self.context.pool().close();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join()
+        .ok();
+    }
+}

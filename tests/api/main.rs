@@ -1,0 +1,9 @@
+//! Integration tests: the real HTTP app against a real PostgreSQL, one database per test.
+
+mod common;
+
+mod api_keys;
+mod auth;
+mod http;
+mod operations;
+mod users;
