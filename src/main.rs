@@ -31,6 +31,8 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Exit 0 when the server at RAPPORT_LISTEN answers `/healthz` (for container health checks).
+    Healthcheck,
     /// Manage staff users.
     User {
         #[command(subcommand)]
@@ -66,6 +68,7 @@ async fn main() -> ExitCode {
             print!("{}", openapi::document_json());
             Ok(())
         }
+        Command::Healthcheck => healthcheck(&cli.settings),
         Command::User {
             action:
                 UserCommand::Create {
@@ -81,6 +84,29 @@ async fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn healthcheck(settings: &Settings) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut address = settings.listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&address, timeout).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    match reply.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        other => Err(format!("unhealthy: status {}", other.unwrap_or("none"))),
     }
 }
 

@@ -46,9 +46,15 @@ async fn prepare_cluster() -> Cluster {
     let admin_url = match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => url,
         _ => {
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("target")
-                .join("test-data");
+            // Under the system temp folder: when the suite runs as root the cluster runs as
+            // `postgres`, which must be able to reach its folder.
+            let checkout = Sha256::digest(env!("CARGO_MANIFEST_DIR").as_bytes());
+            let tag: String = checkout
+                .iter()
+                .take(6)
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let dir = std::env::temp_dir().join(format!("rapport-test-{tag}"));
             let pg = EmbeddedPostgres::start(&dir).unwrap_or_else(|e| panic!("{e}"));
             if pg.started_here() {
                 pg.stop_after_exit_of(std::process::id()).expect("watcher");
