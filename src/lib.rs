@@ -2,13 +2,18 @@
 //! over this library, which the integration tests drive directly.
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod customers;
 pub mod db;
 pub mod error;
 pub mod health;
 pub mod http;
 pub mod openapi;
+pub mod orders;
+pub mod seed;
 pub mod server;
 pub mod telemetry;
+pub mod text_enum;
 pub mod users;

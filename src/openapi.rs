@@ -31,6 +31,8 @@ pagination; errors are RFC 9457 problem documents. Every response carries `X-Req
         (name = "auth", description = "Sign in, token rotation, the current caller"),
         (name = "users", description = "Staff accounts (admins only)"),
         (name = "api-keys", description = "Credentials for integrations (admins only)"),
+        (name = "customers", description = "The customer file: cards, personal files, classification, merge, export and erasure"),
+        (name = "orders", description = "The transaction file: orders from shops and staff"),
         (name = "operations", description = "Probes and metrics"),
     ),
     components(schemas(Problem, FieldError))
@@ -43,7 +45,9 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
         utoipa_actix_web::scope("/api/v1")
             .configure(crate::auth::routes::configure)
             .configure(crate::users::routes::configure)
-            .configure(crate::api_keys::configure),
+            .configure(crate::api_keys::configure)
+            .configure(crate::customers::routes::configure)
+            .configure(crate::orders::routes::configure),
     );
 }
 

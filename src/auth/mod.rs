@@ -233,6 +233,14 @@ macro_rules! requirements {
 requirements! {
     /// Admins only: users and API keys.
     AdminOnly => Access::AdminOnly;
+    /// Read customers (every staff role; keys with `customers:read`).
+    CustomersRead => Access::Scope(Scope::CustomersRead);
+    /// Write customers (agents only those they own; keys with `customers:write`).
+    CustomersWrite => Access::Scope(Scope::CustomersWrite);
+    /// Read orders.
+    OrdersRead => Access::Scope(Scope::OrdersRead);
+    /// Record orders and change their status (managers, admins, keys with `orders:write`).
+    OrdersWrite => Access::Scope(Scope::OrdersWrite);
 }
 
 /// How long a credential look-up is trusted before the database is asked again.

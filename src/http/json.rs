@@ -26,9 +26,59 @@ pub struct BodyLimits {
 /// A JSON body that parsed and validated. `LARGE` selects the batch-size limit.
 pub struct ValidJson<T, const LARGE: bool = false>(pub T);
 
+/// A request body that checks (and may normalise) itself after parsing.
+pub trait Validated: Sized {
+    /// The body, normalised, or every field that is wrong.
+    fn validated(self) -> Result<Self, Vec<FieldError>>;
+}
+
+impl<T: Validate> Validated for T {
+    fn validated(self) -> Result<Self, Vec<FieldError>> {
+        self.validate().map_err(|e| field_errors(&e))?;
+        Ok(self)
+    }
+}
+
+/// A field of a merge-patch body: absent (leave as is), `null` (clear) or a value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Field<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+impl<T> Field<T> {
+    /// The value, if one was sent.
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Self::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Whether the field was sent at all.
+    pub fn is_present(&self) -> bool {
+        !matches!(self, Self::Absent)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Field<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Option::<T>::deserialize(deserializer).map(|v| v.map_or(Self::Null, Self::Value))
+    }
+}
+
+/// Serialises like `Option<T>` (absent and `null` both as `null`), for schema defaults.
+impl<T: serde::Serialize> serde::Serialize for Field<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(serializer)
+    }
+}
+
 impl<T, const LARGE: bool> FromRequest for ValidJson<T, LARGE>
 where
-    T: DeserializeOwned + Validate + 'static,
+    T: DeserializeOwned + Validated + 'static,
 {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = ApiResult<Self>>>>;
@@ -59,10 +109,9 @@ where
                 return Err(ApiError::UnsupportedMediaType);
             }
             let body = read_body(payload, limit).await?;
-            let value = parse::<T>(&body)?;
-            value
-                .validate()
-                .map_err(|e| ApiError::Validation(field_errors(&e)))?;
+            let value = parse::<T>(&body)?
+                .validated()
+                .map_err(ApiError::Validation)?;
             Ok(ValidJson(value))
         })
     }
@@ -91,8 +140,20 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_data() {
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::invalid(&field, "invalid", strip_position(&inner.to_string()))
+            let message = strip_position(&inner.to_string());
+            let (field, code) = match unknown_field(&message) {
+                // The path already ends with the unknown name, except at the top level.
+                Some(name) if path == "." => (name.to_owned(), "unknown_field"),
+                Some(_) => (path, "unknown_field"),
+                None if path == "." => ("body".to_owned(), "invalid"),
+                None => (path, "invalid"),
+            };
+            let message = if code == "unknown_field" {
+                "is not a field of this resource, or cannot be set".to_owned()
+            } else {
+                message
+            };
+            ApiError::invalid(&field, code, message)
         } else {
             ApiError::BadRequest(format!("the body is not valid JSON: {inner}"))
         }
@@ -101,6 +162,11 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
         .end()
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// The name in serde's "unknown field `x`, expected ..." message.
+fn unknown_field(message: &str) -> Option<&str> {
+    message.strip_prefix("unknown field `")?.split('`').next()
 }
 
 fn strip_position(message: &str) -> String {

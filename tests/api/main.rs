@@ -4,6 +4,8 @@ mod common;
 
 mod api_keys;
 mod auth;
+mod customers;
 mod http;
 mod operations;
+mod orders;
 mod users;

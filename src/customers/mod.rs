@@ -1,0 +1,365 @@
+//! The customer file (客户档案): the relationship card, the personal file, the customer's
+//! place on the ladder, in the value pyramid and in the lifecycle, and the value figures
+//! that orders keep up to date.
+
+pub mod attached;
+pub mod fields;
+pub mod queries;
+pub mod routes;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::db::schema::customers;
+use crate::text_enum;
+
+text_enum! {
+    /// A person or an organisation (work unit).
+    pub enum Kind { Person = "person", Organization = "organization" }
+}
+
+text_enum! {
+    /// The relationship ladder (客户分类): five rungs, each managed differently.
+    pub enum Level {
+        Potential = "potential",
+        Prospect = "prospect",
+        Registered = "registered",
+        Active = "active",
+        Core = "core",
+    }
+}
+
+text_enum! {
+    /// The value pyramid (客户金字塔).
+    pub enum Tier { Key = "key", Major = "major", Ordinary = "ordinary", LongTail = "long_tail" }
+}
+
+text_enum! {
+    /// The relationship lifecycle (客户关系生命周期).
+    pub enum Stage {
+        Exploration = "exploration",
+        Formation = "formation",
+        Stability = "stability",
+        Decline = "decline",
+        Churned = "churned",
+    }
+}
+
+text_enum! {
+    /// Why a customer left (客户流失的原因).
+    pub enum ChurnReason {
+        PoorService = "poor_service",
+        LackOfPersonalisation = "lack_of_personalisation",
+        BetterProduct = "better_product",
+        Price = "price",
+        Other = "other",
+    }
+}
+
+text_enum! {
+    /// Gender, as the customer states it.
+    pub enum Gender { Female = "female", Male = "male", Other = "other", Undisclosed = "undisclosed" }
+}
+
+text_enum! {
+    /// Income level of the personal file.
+    pub enum IncomeBand {
+        Low = "low",
+        LowerMiddle = "lower_middle",
+        Middle = "middle",
+        UpperMiddle = "upper_middle",
+        High = "high",
+    }
+}
+
+/// An amount of money in minor units (cents, fen) with its ISO 4217 currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Money {
+    #[schema(example = 1250)]
+    pub amount_minor: i64,
+    /// ISO 4217 code; `XXX` ("no currency") before the first purchase.
+    #[schema(example = "CNY")]
+    pub currency: String,
+}
+
+/// A postal address, optionally with coordinates (for visit check-ins).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    /// `home`, `work`, `billing`, ...
+    #[validate(length(max = 50))]
+    pub label: Option<String>,
+    #[validate(length(min = 1, max = 200))]
+    #[schema(example = "88 Century Avenue")]
+    pub line1: String,
+    #[validate(length(max = 200))]
+    pub line2: Option<String>,
+    #[validate(length(max = 100))]
+    #[schema(example = "Shanghai")]
+    pub city: Option<String>,
+    #[validate(length(max = 100))]
+    pub region: Option<String>,
+    #[validate(length(max = 20))]
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    #[validate(length(equal = 2))]
+    #[schema(example = "CN")]
+    pub country: Option<String>,
+    #[validate(range(min = -90.0, max = 90.0))]
+    pub latitude: Option<f64>,
+    #[validate(range(min = -180.0, max = 180.0))]
+    pub longitude: Option<f64>,
+}
+
+/// A date that matters to the customer (重要日子): an anniversary, a child's birthday.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportantDate {
+    #[validate(length(min = 1, max = 100))]
+    #[schema(example = "Wedding anniversary")]
+    pub label: String,
+    pub date: NaiveDate,
+}
+
+/// Marketing consent on one channel, with when it was last given or withdrawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Consent {
+    pub granted: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Marketing consent per channel; a channel never asked is absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Consents {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<Consent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<Consent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<Consent>,
+}
+
+/// A customer row, every column but the search text the database maintains.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
+#[diesel(table_name = customers, treat_none_as_null = true)]
+pub struct CustomerRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub display_name: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub company: Option<String>,
+    pub position: Option<String>,
+    pub phones: Vec<String>,
+    pub emails: Vec<String>,
+    pub addresses: Value,
+    pub gender: Option<String>,
+    pub birthday: Option<NaiveDate>,
+    pub hobbies: Vec<String>,
+    pub personality: Option<String>,
+    pub family_situation: Option<String>,
+    pub occupation: Option<String>,
+    pub income_band: Option<String>,
+    pub likes: Vec<String>,
+    pub dislikes: Vec<String>,
+    pub important_dates: Value,
+    pub notes: Option<String>,
+    pub level: String,
+    pub tier: Option<String>,
+    pub lifecycle_stage: String,
+    pub churn_reason: Option<String>,
+    pub owner_id: Option<Uuid>,
+    pub region: Option<String>,
+    pub tags: Vec<String>,
+    pub attributes: Value,
+    pub referred_by: Option<Uuid>,
+    pub source: Option<String>,
+    pub external_ref: Option<String>,
+    pub consents: Value,
+    pub currency: Option<String>,
+    pub order_count: i32,
+    pub total_spent_minor: i64,
+    pub first_purchase_at: Option<DateTime<Utc>>,
+    pub last_purchase_at: Option<DateTime<Utc>>,
+    pub merged_into: Option<Uuid>,
+    pub erased_at: Option<DateTime<Utc>>,
+    pub erased_by: Option<String>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CustomerRow {
+    /// A new, empty customer (the caller fills in at least the display name).
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            kind: Kind::Person.as_str().into(),
+            display_name: String::new(),
+            given_name: None,
+            family_name: None,
+            company: None,
+            position: None,
+            phones: Vec::new(),
+            emails: Vec::new(),
+            addresses: Value::Array(Vec::new()),
+            gender: None,
+            birthday: None,
+            hobbies: Vec::new(),
+            personality: None,
+            family_situation: None,
+            occupation: None,
+            income_band: None,
+            likes: Vec::new(),
+            dislikes: Vec::new(),
+            important_dates: Value::Array(Vec::new()),
+            notes: None,
+            level: Level::Registered.as_str().into(),
+            tier: None,
+            lifecycle_stage: Stage::Exploration.as_str().into(),
+            churn_reason: None,
+            owner_id: None,
+            region: None,
+            tags: Vec::new(),
+            attributes: Value::Object(Map::new()),
+            referred_by: None,
+            source: None,
+            external_ref: None,
+            consents: Value::Object(Map::new()),
+            currency: None,
+            order_count: 0,
+            total_spent_minor: 0,
+            first_purchase_at: None,
+            last_purchase_at: None,
+            merged_into: None,
+            erased_at: None,
+            erased_by: None,
+            deleted_at: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// A customer as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Customer {
+    pub id: Uuid,
+    pub kind: Kind,
+    #[schema(example = "Wang Li")]
+    pub display_name: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// Employer or work unit (工作单位).
+    pub company: Option<String>,
+    pub position: Option<String>,
+    /// E.164 (`+8613800138000`).
+    pub phones: Vec<String>,
+    pub emails: Vec<String>,
+    pub addresses: Vec<Address>,
+    pub gender: Option<Gender>,
+    pub birthday: Option<NaiveDate>,
+    pub hobbies: Vec<String>,
+    pub personality: Option<String>,
+    pub family_situation: Option<String>,
+    pub occupation: Option<String>,
+    pub income_band: Option<IncomeBand>,
+    pub likes: Vec<String>,
+    pub dislikes: Vec<String>,
+    pub important_dates: Vec<ImportantDate>,
+    pub notes: Option<String>,
+    pub level: Level,
+    pub tier: Option<Tier>,
+    pub lifecycle_stage: Stage,
+    pub churn_reason: Option<ChurnReason>,
+    /// The staff member responsible for the customer.
+    pub owner_id: Option<Uuid>,
+    pub region: Option<String>,
+    pub tags: Vec<String>,
+    /// Custom fields; filter lists with `attr.<name>=<value>`.
+    #[schema(value_type = Object)]
+    pub attributes: Map<String, Value>,
+    /// The customer who referred this one.
+    pub referred_by: Option<Uuid>,
+    /// The system the customer came from, with `external_ref` its id there (unique together).
+    pub source: Option<String>,
+    pub external_ref: Option<String>,
+    pub consents: Consents,
+    /// Paid or fulfilled orders.
+    pub order_count: i32,
+    pub total_spent: Money,
+    pub average_order_value: Option<Money>,
+    pub first_purchase_at: Option<DateTime<Utc>>,
+    pub last_purchase_at: Option<DateTime<Utc>>,
+    /// Set when personal data was erased.
+    pub erased_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn parse_json<T: serde::de::DeserializeOwned + Default>(value: &Value) -> T {
+    serde_json::from_value(value.clone()).unwrap_or_default()
+}
+
+impl From<&CustomerRow> for Customer {
+    fn from(row: &CustomerRow) -> Self {
+        let currency = row.currency.clone().unwrap_or_else(|| "XXX".into());
+        let average = (row.order_count > 0).then(|| Money {
+            amount_minor: row.total_spent_minor / i64::from(row.order_count),
+            currency: currency.clone(),
+        });
+        Self {
+            id: row.id,
+            kind: Kind::from_column(&row.kind),
+            display_name: row.display_name.clone(),
+            given_name: row.given_name.clone(),
+            family_name: row.family_name.clone(),
+            company: row.company.clone(),
+            position: row.position.clone(),
+            phones: row.phones.clone(),
+            emails: row.emails.clone(),
+            addresses: parse_json(&row.addresses),
+            gender: row.gender.as_deref().map(Gender::from_column),
+            birthday: row.birthday,
+            hobbies: row.hobbies.clone(),
+            personality: row.personality.clone(),
+            family_situation: row.family_situation.clone(),
+            occupation: row.occupation.clone(),
+            income_band: row.income_band.as_deref().map(IncomeBand::from_column),
+            likes: row.likes.clone(),
+            dislikes: row.dislikes.clone(),
+            important_dates: parse_json(&row.important_dates),
+            notes: row.notes.clone(),
+            level: Level::from_column(&row.level),
+            tier: row.tier.as_deref().map(Tier::from_column),
+            lifecycle_stage: Stage::from_column(&row.lifecycle_stage),
+            churn_reason: row.churn_reason.as_deref().map(ChurnReason::from_column),
+            owner_id: row.owner_id,
+            region: row.region.clone(),
+            tags: row.tags.clone(),
+            attributes: row.attributes.as_object().cloned().unwrap_or_default(),
+            referred_by: row.referred_by,
+            source: row.source.clone(),
+            external_ref: row.external_ref.clone(),
+            consents: parse_json(&row.consents),
+            order_count: row.order_count,
+            total_spent: Money {
+                amount_minor: row.total_spent_minor,
+                currency,
+            },
+            average_order_value: average,
+            first_purchase_at: row.first_purchase_at,
+            last_purchase_at: row.last_purchase_at,
+            erased_at: row.erased_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! `/api/v1/customers`: the customer file over HTTP.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use validator::Validate;
+
+use super::attached::{self, TimelineEntry};
+use super::fields::CustomerFields;
+use super::queries::{self, CustomerCursor, ListFilters, Sort, UpsertOutcome};
+use super::{Customer, Level, Stage, Tier};
+use crate::audit::{self, Actor, AuditEntry};
+use crate::auth::{Authorized, CustomersRead, CustomersWrite};
+use crate::db::DbConn;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::etag::{IfMatch, created, versioned};
+use crate::http::json::{self as json_body, ValidJson, Validated};
+use crate::http::pagination::{Page, PageParams};
+
+/// Registers the routes.
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(list)
+        .service(create)
+        .service(batch)
+        .service(merge)
+        .service(get_one)
+        .service(update)
+        .service(remove)
+        .service(timeline)
+        .service(history)
+        .service(export)
+        .service(erase);
+}
+
+/// Filters and order of `GET /customers`. Custom attributes filter as `attr.<name>=<value>`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CustomerQuery {
+    /// Case-insensitive text found in the name, company, e-mails or phones.
+    pub q: Option<String>,
+    pub level: Option<Level>,
+    pub tier: Option<Tier>,
+    /// Lifecycle stage.
+    pub stage: Option<Stage>,
+    pub owner_id: Option<Uuid>,
+    pub region: Option<String>,
+    pub tag: Option<String>,
+    /// Customers whose birthday falls in this month (1–12).
+    #[param(minimum = 1, maximum = 12)]
+    pub birthday_month: Option<i32>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// `created_at`, `updated_at`, `name`, `total_spent` or `last_purchase_at`; prefix `-` for
+    /// descending. Default `-created_at`.
+    #[param(example = "-total_spent")]
+    pub sort: Option<String>,
+}
+
+impl CustomerQuery {
+    fn filters(&self, raw_query: &str) -> ApiResult<ListFilters> {
+        if self.birthday_month.is_some_and(|m| !(1..=12).contains(&m)) {
+            return Err(ApiError::BadRequest(
+                "birthday_month must be between 1 and 12".into(),
+            ));
+        }
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(raw_query)
+            .map_err(|e| ApiError::BadRequest(format!("invalid query parameters: {e}")))?;
+        let mut attributes = Vec::new();
+        for (key, value) in pairs.into_inner() {
+            if let Some(name) = key.strip_prefix("attr.") {
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                {
+                    return Err(ApiError::BadRequest(format!(
+                        "`{key}` is not a valid attribute filter"
+                    )));
+                }
+                attributes.push((name.to_owned(), value));
+            }
+        }
+        Ok(ListFilters {
+            q: self.q.clone(),
+            level: self.level,
+            tier: self.tier,
+            stage: self.stage,
+            owner_id: self.owner_id,
+            region: self.region.clone(),
+            tag: self.tag.clone(),
+            birthday_month: self.birthday_month,
+            created_after: self.created_after,
+            created_before: self.created_before,
+            attributes,
+        })
+    }
+}
+
+/// List live customers with filters, search and sort.
+#[utoipa::path(
+    tag = "customers",
+    params(PageParams, CustomerQuery),
+    responses((status = 200, body = Page<Customer>))
+)]
+#[get("/customers")]
+async fn list(
+    _: Authorized<CustomersRead>,
+    mut conn: DbConn,
+    req: HttpRequest,
+    page: web::Query<PageParams>,
+    query: web::Query<CustomerQuery>,
+) -> ApiResult<web::Json<Page<Customer>>> {
+    let limit = page.limit()?;
+    let sort = query
+        .sort
+        .as_deref()
+        .map(Sort::parse)
+        .transpose()?
+        .unwrap_or_default();
+    let filters = query.filters(req.query_string())?;
+    let cursor: Option<CustomerCursor> = page.after()?;
+    let rows = queries::list_statement(&filters, sort, cursor.as_ref(), limit + 1)?
+        .load(&mut conn)
+        .await?;
+    Ok(web::Json(
+        Page::from_rows(rows, limit, |row| CustomerCursor::after(sort, row))
+            .map(|r| Customer::from(&r)),
+    ))
+}
+
+/// Create a customer. Agents become its owner.
+#[utoipa::path(
+    tag = "customers",
+    request_body(content = CustomerFields, example = json!({
+        "display_name": "Wang Li", "phones": ["+86 138 0013 8000"], "emails": ["li.wang@example.com"],
+        "company": "Huaxin Trading", "level": "registered", "tags": ["vip"], "attributes": {"shoe_size": 42},
+        "source": "webshop", "external_ref": "C-10045", "consents": {"email": true}
+    })),
+    responses(
+        (status = 201, body = Customer, headers(("Location" = String), ("ETag" = String))),
+        (status = 409, description = "source and external_ref already used", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/customers")]
+async fn create(
+    caller: Authorized<CustomersWrite>,
+    mut conn: DbConn,
+    body: ValidJson<CustomerFields>,
+) -> ApiResult<HttpResponse> {
+    let principal = caller.principal;
+    let fields = body.0;
+    let row = conn
+        .transaction::<_, ApiError, _>(async move |conn| {
+            queries::insert_new(conn, Actor::from(&principal), Some(&principal), fields).await
+        })
+        .await?;
+    Ok(created(
+        format!("/api/v1/customers/{}", row.id),
+        &Customer::from(&row),
+        row.version,
+    ))
+}
+
+/// Body of `POST /customers/batch`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// 1 to 500 customers, each with `source` and `external_ref`.
+    #[validate(length(min = 1, max = 500))]
+    #[schema(value_type = Vec<CustomerFields>)]
+    pub items: Vec<Value>,
+}
+
+/// What happened to one item, in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    /// `created`, `updated` or `error`.
+    #[schema(example = "created")]
+    pub status: &'static str,
+    pub id: Option<Uuid>,
+    /// Why the item failed.
+    pub problem: Option<Problem>,
+}
+
+/// Response of `POST /customers/batch`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    pub results: Vec<BatchResult>,
+}
+
+/// Upsert up to 500 customers by `(source, external_ref)`. Each item commits or fails on
+/// its own; the response lists every item's outcome.
+#[utoipa::path(tag = "customers", request_body = BatchRequest, responses((status = 200, body = BatchResponse)))]
+#[post("/customers/batch")]
+async fn batch(
+    caller: Authorized<CustomersWrite>,
+    mut conn: DbConn,
+    body: ValidJson<BatchRequest, true>,
+) -> ApiResult<web::Json<BatchResponse>> {
+    let principal = caller.principal;
+    let mut results = Vec::with_capacity(body.0.items.len());
+    for item in body.0.items {
+        let principal = principal.clone();
+        let outcome = conn
+            .transaction::<_, ApiError, _>(async move |conn| {
+                let fields = json_body::parse::<CustomerFields>(item.to_string().as_bytes())?
+                    .validated()
+                    .map_err(ApiError::Validation)?;
+                queries::upsert_by_reference(
+                    conn,
+                    Actor::from(&principal),
+                    Some(&principal),
+                    fields,
+                )
+                .await
+            })
+            .await;
+        results.push(match outcome {
+            Ok((UpsertOutcome::Created, row)) => BatchResult {
+                status: "created",
+                id: Some(row.id),
+                problem: None,
+            },
+            Ok((UpsertOutcome::Updated, row)) => BatchResult {
+                status: "updated",
+                id: Some(row.id),
+                problem: None,
+            },
+            Err(ApiError::Unavailable(detail)) => return Err(ApiError::Unavailable(detail)),
+            Err(error) => BatchResult {
+                status: "error",
+                id: None,
+                problem: Some(error.problem()),
+            },
+        });
+    }
+    Ok(web::Json(BatchResponse { results }))
+}
+
+/// Body of `POST /customers/merge`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The customer that remains.
+    pub survivor_id: Uuid,
+    /// The customer folded into the survivor and then deleted.
+    pub duplicate_id: Uuid,
+}
+
+/// Fold a duplicate into a survivor: its orders and everything else attached move over,
+/// gaps in the survivor are filled from it, and it is deleted with a pointer to the survivor.
+#[utoipa::path(
+    tag = "customers",
+    request_body = MergeRequest,
+    responses((status = 200, description = "The survivor after the merge", body = Customer, headers(("ETag" = String))))
+)]
+#[post("/customers/merge")]
+async fn merge(
+    caller: Authorized<CustomersWrite>,
+    mut conn: DbConn,
+    body: ValidJson<MergeRequest>,
+) -> ApiResult<HttpResponse> {
+    let principal = caller.principal;
+    let MergeRequest {
+        survivor_id,
+        duplicate_id,
+    } = body.0;
+    let row = conn
+        .transaction::<_, ApiError, _>(async move |conn| {
+            queries::merge(conn, &principal, survivor_id, duplicate_id).await
+        })
+        .await?;
+    Ok(versioned(
+        StatusCode::OK,
+        &Customer::from(&row),
+        row.version,
+    ))
+}
+
+/// Get a customer.
+#[utoipa::path(
+    tag = "customers",
+    responses(
+        (status = 200, body = Customer, headers(("ETag" = String))),
+        (status = 404, description = "No such customer (or deleted, or merged away)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/customers/{id}")]
+async fn get_one(
+    _: Authorized<CustomersRead>,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let row = queries::find_live(&mut conn, *id).await?;
+    Ok(versioned(
+        StatusCode::OK,
+        &Customer::from(&row),
+        row.version,
+    ))
+}
+
+/// Change a customer (merge patch: absent fields stay, `null` clears).
+#[utoipa::path(
+    tag = "customers",
+    request_body = CustomerFields,
+    params(("If-Match" = Option<String>, Header, description = "ETag from a previous read")),
+    responses(
+        (status = 200, body = Customer, headers(("ETag" = String))),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "source and external_ref already used", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/customers/{id}")]
+async fn update(
+    caller: Authorized<CustomersWrite>,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+    if_match: IfMatch,
+    body: ValidJson<CustomerFields>,
+) -> ApiResult<HttpResponse> {
+    let (principal, id, fields) = (caller.principal, *id, body.0);
+    let row = conn
+        .transaction::<_, ApiError, _>(async move |conn| {
+            queries::patch(conn, &principal, id, &if_match, fields).await
+        })
+        .await?;
+    Ok(versioned(
+        StatusCode::OK,
+        &Customer::from(&row),
+        row.version,
+    ))
+}
+
+/// Delete a customer (soft: kept for orders and history, gone from lists and reads).
+#[utoipa::path(
+    tag = "customers",
+    params(("If-Match" = Option<String>, Header, description = "ETag from a previous read")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/customers/{id}")]
+async fn remove(
+    caller: Authorized<CustomersWrite>,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+    if_match: IfMatch,
+) -> ApiResult<HttpResponse> {
+    let (principal, id) = (caller.principal, *id);
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        queries::soft_delete(conn, &principal, id, &if_match).await
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize, Deserialize)]
+struct EventCursor(DateTime<Utc>, Uuid);
+
+/// Everything that happened with a customer — orders and changes now, and what later
+/// domains attach — merged, newest first.
+#[utoipa::path(
+    tag = "customers",
+    params(PageParams),
+    responses(
+        (status = 200, body = Page<TimelineEntry>),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/customers/{id}/timeline")]
+async fn timeline(
+    _: Authorized<CustomersRead>,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+) -> ApiResult<web::Json<Page<TimelineEntry>>> {
+    let limit = page.limit()?;
+    let before = page
+        .after::<EventCursor>()?
+        .map(|EventCursor(at, id)| (at, id));
+    queries::find_live(&mut conn, *id).await?;
+    let mut lists = Vec::with_capacity(attached::TIMELINE.len());
+    for source in attached::TIMELINE {
+        lists.push(source(&mut conn, *id, before, limit + 1).await?);
+    }
+    let entries = attached::merge_newest_first(lists, limit as usize + 1);
+    Ok(web::Json(Page::from_rows(entries, limit, |e| {
+        EventCursor(e.at, e.id)
+    })))
+}
+
+/// The audit history of a customer, newest first.
+#[utoipa::path(
+    tag = "customers",
+    params(PageParams),
+    responses(
+        (status = 200, body = Page<AuditEntry>),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/customers/{id}/history")]
+async fn history(
+    _: Authorized<CustomersRead>,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+) -> ApiResult<web::Json<Page<AuditEntry>>> {
+    let limit = page.limit()?;
+    let before = page
+        .after::<EventCursor>()?
+        .map(|EventCursor(at, id)| (at, id));
+    queries::find_live(&mut conn, *id).await?;
+    let entries = audit::for_customer(&mut conn, *id, before, limit + 1).await?;
+    Ok(web::Json(Page::from_rows(entries, limit, |e| {
+        EventCursor(e.created_at, e.id)
+    })))
+}
+
+/// Everything held on a customer as one JSON document (data-subject access request).
+#[utoipa::path(
+    tag = "customers",
+    responses(
+        (status = 200, description = "`customer`, `orders`, `history` and `exported_at`", body = Object),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/customers/{id}/export")]
+async fn export(
+    _: Authorized<CustomersRead>,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+) -> ApiResult<web::Json<Value>> {
+    Ok(web::Json(queries::export(&mut conn, *id).await?))
+}
+
+/// Erase a customer's personal data: replaced by placeholders here and in the history,
+/// orders and figures kept. Irreversible; recorded with who and when.
+#[utoipa::path(
+    tag = "customers",
+    responses(
+        (status = 200, body = Customer, headers(("ETag" = String))),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already erased", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/customers/{id}/erase")]
+async fn erase(
+    caller: Authorized<CustomersWrite>,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let (principal, id) = (caller.principal, *id);
+    let row = conn
+        .transaction::<_, ApiError, _>(async move |conn| queries::erase(conn, &principal, id).await)
+        .await?;
+    Ok(versioned(
+        StatusCode::OK,
+        &Customer::from(&row),
+        row.version,
+    ))
+}

@@ -1,0 +1,482 @@
+//! `/api/v1/orders`: shops and staff record orders; status changes keep figures right.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, patch, post, web};
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::Bool;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use validator::Validate;
+
+use super::{Order, OrderLine, OrderRow, OrderStatus, recompute_figures, with_lines};
+use crate::audit::{self, Actor, Subject};
+use crate::auth::{Authorized, OrdersRead, OrdersWrite};
+use crate::customers::fields::CustomerFields;
+use crate::customers::{CustomerRow, Level, queries as customer_queries};
+use crate::db::DbConn;
+use crate::db::schema::{order_lines, orders};
+use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::http::etag::{IfMatch, created, versioned};
+use crate::http::json::{Field, ValidJson};
+use crate::http::pagination::{Page, PageParams};
+
+/// Registers the routes.
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(get_one)
+        .service(update);
+}
+
+/// The customer of a new order: an existing one by `id`, or by the shop's own reference,
+/// in which case a `registered` customer is created when none exists yet.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCustomer {
+    pub id: Option<Uuid>,
+    #[validate(length(min = 1, max = 50))]
+    #[schema(example = "webshop")]
+    pub source: Option<String>,
+    #[validate(length(min = 1, max = 200))]
+    #[schema(example = "C-10045")]
+    pub external_ref: Option<String>,
+    /// Used only when the customer is created.
+    #[validate(length(min = 1, max = 200))]
+    pub display_name: Option<String>,
+    /// Used only when the customer is created.
+    pub email: Option<String>,
+    /// Used only when the customer is created.
+    pub phone: Option<String>,
+}
+
+/// Body of `POST /orders`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    /// The system the order comes from; with `external_id` it identifies the order, so a
+    /// repeat is recognised and not counted twice.
+    #[validate(length(min = 1, max = 50))]
+    #[schema(example = "webshop")]
+    pub source: String,
+    #[validate(length(min = 1, max = 200))]
+    #[schema(example = "10045")]
+    pub external_id: String,
+    #[validate(nested)]
+    pub customer: OrderCustomer,
+    /// Default `placed`.
+    pub status: Option<OrderStatus>,
+    /// ISO 4217, upper case.
+    #[validate(custom(function = "currency_code"))]
+    #[schema(example = "CNY")]
+    pub currency: String,
+    #[validate(length(min = 1, max = 500), nested)]
+    pub lines: Vec<OrderLine>,
+    #[validate(range(min = 0))]
+    pub discount_minor: Option<i64>,
+    #[validate(range(min = 0))]
+    pub shipping_minor: Option<i64>,
+    /// When given, must equal the lines' sum less the discount plus shipping.
+    pub total_minor: Option<i64>,
+    pub ordered_at: DateTime<Utc>,
+}
+
+fn currency_code(code: &str) -> Result<(), validator::ValidationError> {
+    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(validator::ValidationError::new("currency")
+            .with_message("must be an ISO 4217 code such as CNY".into()))
+    }
+}
+
+/// Body of `PATCH /orders/{id}`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderPatch {
+    /// placed → paid | cancelled; paid → fulfilled | refunded | cancelled; fulfilled → refunded.
+    pub status: OrderStatus,
+}
+
+/// Filters of `GET /orders`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderFilters {
+    pub customer_id: Option<Uuid>,
+    pub source: Option<String>,
+    pub status: Option<OrderStatus>,
+    /// Orders placed at or after this time.
+    pub ordered_after: Option<DateTime<Utc>>,
+    /// Orders placed before this time.
+    pub ordered_before: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OrderCursor(DateTime<Utc>, Uuid);
+
+/// Record an order. A repeat of a known `(source, external_id)` returns the recorded order
+/// with `200` and changes nothing.
+#[utoipa::path(
+    tag = "orders",
+    request_body = NewOrder,
+    responses(
+        (status = 201, description = "Recorded", body = Order, headers(("Location" = String), ("ETag" = String))),
+        (status = 200, description = "Already recorded: the existing order", body = Order, headers(("ETag" = String))),
+    )
+)]
+#[post("/orders")]
+async fn create(
+    caller: Authorized<OrdersWrite>,
+    mut conn: DbConn,
+    body: ValidJson<NewOrder>,
+) -> ApiResult<HttpResponse> {
+    let actor = Actor::from(&caller.principal);
+    let order = body.0;
+    let (row, lines, is_new) = conn
+        .transaction::<_, ApiError, _>(async move |conn| record(conn, actor, order).await)
+        .await?;
+    let version = row.version;
+    let view = Order::new(&row, lines);
+    if is_new {
+        Ok(created(
+            format!("/api/v1/orders/{}", row.id),
+            &view,
+            version,
+        ))
+    } else {
+        Ok(versioned(StatusCode::OK, &view, version))
+    }
+}
+
+async fn record(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    order: NewOrder,
+) -> ApiResult<(OrderRow, Vec<OrderLine>, bool)> {
+    lock_key(
+        conn,
+        &format!("order\n{}\n{}", order.source, order.external_id),
+    )
+    .await?;
+    let existing: Option<OrderRow> = orders::table
+        .filter(orders::source.eq(&order.source))
+        .filter(orders::external_id.eq(&order.external_id))
+        .select(OrderRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some(existing) = existing {
+        let lines = super::lines_of(conn, &[existing.id])
+            .await?
+            .remove(&existing.id)
+            .unwrap_or_default();
+        return Ok((existing, lines, false));
+    }
+    let subtotal = order
+        .lines
+        .iter()
+        .try_fold(0i64, |sum, l| {
+            sum.checked_add(i64::from(l.quantity).checked_mul(l.unit_price_minor)?)
+        })
+        .ok_or_else(|| ApiError::invalid("lines", "range", "the order total is too large"))?;
+    let discount = order.discount_minor.unwrap_or(0);
+    let shipping = order.shipping_minor.unwrap_or(0);
+    let total = subtotal - discount + shipping;
+    if total < 0 {
+        return Err(ApiError::invalid(
+            "discount_minor",
+            "range",
+            "the discount exceeds the order value",
+        ));
+    }
+    if order.total_minor.is_some_and(|given| given != total) {
+        return Err(ApiError::invalid(
+            "total_minor",
+            "mismatch",
+            format!("the lines give {total}"),
+        ));
+    }
+    if order.ordered_at > Utc::now() + Duration::minutes(5) {
+        return Err(ApiError::invalid(
+            "ordered_at",
+            "range",
+            "cannot be in the future",
+        ));
+    }
+    let customer = resolve_customer(conn, actor, &order.customer).await?;
+    let status = order.status.unwrap_or(OrderStatus::Placed);
+    let counted_elsewhere =
+        customer.order_count > 0 && customer.currency.as_deref() != Some(order.currency.as_str());
+    if counted_elsewhere && OrderStatus::COUNTED.contains(&status.as_str()) {
+        return Err(ApiError::invalid(
+            "currency",
+            "currency",
+            format!(
+                "this customer's figures are kept in {}",
+                customer.currency.unwrap_or_default()
+            ),
+        ));
+    }
+    let id = Uuid::now_v7();
+    let row: OrderRow = diesel::insert_into(orders::table)
+        .values((
+            orders::id.eq(id),
+            orders::source.eq(&order.source),
+            orders::external_id.eq(&order.external_id),
+            orders::customer_id.eq(customer.id),
+            orders::status.eq(status.as_str()),
+            orders::currency.eq(&order.currency),
+            orders::subtotal_minor.eq(subtotal),
+            orders::discount_minor.eq(discount),
+            orders::shipping_minor.eq(shipping),
+            orders::total_minor.eq(total),
+            orders::ordered_at.eq(order.ordered_at),
+        ))
+        .returning(OrderRow::as_returning())
+        .get_result(conn)
+        .await?;
+    let lines: Vec<OrderLine> = order
+        .lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| OrderLine {
+            order_id: id,
+            line_no: i as i32 + 1,
+            ..line
+        })
+        .collect();
+    diesel::insert_into(order_lines::table)
+        .values(&lines)
+        .execute(conn)
+        .await?;
+    let subject = Subject {
+        entity_type: "order",
+        entity_id: id,
+        customer_id: Some(customer.id),
+    };
+    audit::record(
+        conn,
+        actor,
+        subject,
+        "created",
+        audit::diff(None, &serde_json::to_value(&row).unwrap_or_default()),
+    )
+    .await?;
+    recompute_figures(conn, actor, &customer).await?;
+    Ok((row, lines, true))
+}
+
+/// Serialises work on one key (an order or a customer reference) until the transaction ends.
+async fn lock_key(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<()> {
+    diesel::select(
+        diesel::dsl::sql::<Bool>("pg_advisory_xact_lock(hashtextextended(")
+            .bind::<diesel::sql_types::Text, _>(key)
+            .sql(", 0)) IS NOT NULL"),
+    )
+    .get_result::<bool>(conn)
+    .await
+    .map(|_| ())
+}
+
+/// The order's customer, locked; created as `registered` when named by an unknown reference.
+async fn resolve_customer(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    who: &OrderCustomer,
+) -> ApiResult<CustomerRow> {
+    let not_found = |field: &str| ApiError::invalid(field, "not_found", "no such customer");
+    match (who.id, &who.source, &who.external_ref) {
+        (Some(id), None, None) => {
+            customer_queries::lock_live(conn, id)
+                .await
+                .map_err(|e| match e {
+                    ApiError::NotFound(_) => not_found("customer.id"),
+                    other => other,
+                })
+        }
+        (None, Some(source), Some(external_ref)) => {
+            lock_key(conn, &format!("customer\n{source}\n{external_ref}")).await?;
+            if let Some(found) =
+                customer_queries::lock_by_reference(conn, source, external_ref).await?
+            {
+                return Ok(found);
+            }
+            let fields = CustomerFields {
+                display_name: Field::Value(
+                    who.display_name
+                        .clone()
+                        .unwrap_or_else(|| format!("{source} {external_ref}")),
+                ),
+                emails: who
+                    .email
+                    .clone()
+                    .map_or(Field::Absent, |e| Field::Value(vec![e])),
+                phones: who
+                    .phone
+                    .clone()
+                    .map_or(Field::Absent, |p| Field::Value(vec![p])),
+                source: Field::Value(source.clone()),
+                external_ref: Field::Value(external_ref.clone()),
+                level: Field::Value(Level::Registered),
+                ..CustomerFields::default()
+            };
+            let fields = crate::http::json::Validated::validated(fields).map_err(|errors| {
+                ApiError::Validation(
+                    errors
+                        .into_iter()
+                        .map(|e| FieldError {
+                            field: format!("customer.{}", e.field),
+                            ..e
+                        })
+                        .collect(),
+                )
+            })?;
+            customer_queries::insert_new(conn, actor, None, fields).await
+        }
+        _ => Err(ApiError::invalid(
+            "customer",
+            "required",
+            "give either customer.id, or customer.source with customer.external_ref",
+        )),
+    }
+}
+
+/// List orders, newest first.
+#[utoipa::path(tag = "orders", params(PageParams, OrderFilters), responses((status = 200, body = Page<Order>)))]
+#[get("/orders")]
+async fn list(
+    _: Authorized<OrdersRead>,
+    mut conn: DbConn,
+    page: web::Query<PageParams>,
+    filters: web::Query<OrderFilters>,
+) -> ApiResult<web::Json<Page<Order>>> {
+    let limit = page.limit()?;
+    let mut query = orders::table
+        .select(OrderRow::as_select())
+        .order((orders::ordered_at.desc(), orders::id.desc()))
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(OrderCursor(at, id)) = page.after()? {
+        query = query.filter(
+            orders::ordered_at
+                .lt(at)
+                .or(orders::ordered_at.eq(at).and(orders::id.lt(id))),
+        );
+    }
+    if let Some(customer) = filters.customer_id {
+        query = query.filter(orders::customer_id.eq(customer));
+    }
+    if let Some(source) = &filters.source {
+        query = query.filter(orders::source.eq(source.clone()));
+    }
+    if let Some(status) = filters.status {
+        query = query.filter(orders::status.eq(status.as_str()));
+    }
+    if let Some(after) = filters.ordered_after {
+        query = query.filter(orders::ordered_at.ge(after));
+    }
+    if let Some(before) = filters.ordered_before {
+        query = query.filter(orders::ordered_at.lt(before));
+    }
+    let rows = query.load(&mut conn).await?;
+    let page = Page::from_rows(rows, limit, |o| OrderCursor(o.ordered_at, o.id));
+    let data = with_lines(&mut conn, &page.data).await?;
+    Ok(web::Json(Page {
+        data,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Get an order with its lines.
+#[utoipa::path(
+    tag = "orders",
+    responses(
+        (status = 200, body = Order, headers(("ETag" = String))),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/orders/{id}")]
+async fn get_one(
+    _: Authorized<OrdersRead>,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let row: OrderRow = orders::table
+        .find(*id)
+        .select(OrderRow::as_select())
+        .first(&mut conn)
+        .await?;
+    let order = with_lines(&mut conn, std::slice::from_ref(&row))
+        .await?
+        .remove(0);
+    Ok(versioned(StatusCode::OK, &order, row.version))
+}
+
+/// Change an order's status; the customer's figures follow in the same transaction.
+#[utoipa::path(
+    tag = "orders",
+    request_body = OrderPatch,
+    params(("If-Match" = Option<String>, Header, description = "ETag from a previous read")),
+    responses(
+        (status = 200, body = Order, headers(("ETag" = String))),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The status cannot make this move", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/orders/{id}")]
+async fn update(
+    caller: Authorized<OrdersWrite>,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+    if_match: IfMatch,
+    body: ValidJson<OrderPatch>,
+) -> ApiResult<HttpResponse> {
+    let actor = Actor::from(&caller.principal);
+    let (id, next) = (*id, body.0.status);
+    let row = conn
+        .transaction::<_, ApiError, _>(async move |conn| {
+            let current: OrderRow = orders::table
+                .find(id)
+                .select(OrderRow::as_select())
+                .for_update()
+                .first(conn)
+                .await?;
+            if_match.check(current.version)?;
+            let status = OrderStatus::from_column(&current.status);
+            if status == next {
+                return Ok(current);
+            }
+            if !status.may_become(next) {
+                return Err(ApiError::Conflict(format!(
+                    "an order that is {status} cannot become {next}"
+                )));
+            }
+            let customer = customer_queries::lock_row(conn, current.customer_id).await?;
+            let updated: OrderRow = diesel::update(orders::table.find(id))
+                .set((
+                    orders::status.eq(next.as_str()),
+                    orders::version.eq(orders::version + 1),
+                    orders::updated_at.eq(Utc::now()),
+                ))
+                .returning(OrderRow::as_returning())
+                .get_result(conn)
+                .await?;
+            let subject = Subject {
+                entity_type: "order",
+                entity_id: id,
+                customer_id: Some(customer.id),
+            };
+            let change = serde_json::json!({"status": {"old": status, "new": next}});
+            audit::record(conn, actor, subject, "status_changed", change).await?;
+            recompute_figures(conn, actor, &customer).await?;
+            Ok(updated)
+        })
+        .await?;
+    let order = with_lines(&mut conn, std::slice::from_ref(&row))
+        .await?
+        .remove(0);
+    Ok(versioned(StatusCode::OK, &order, row.version))
+}

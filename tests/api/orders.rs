@@ -1,0 +1,307 @@
+use rapport::auth::Role;
+use serde_json::{Value, json};
+
+use crate::common::TestApp;
+
+fn new_order(external_id: &str, customer: Value, status: &str, price: i64) -> Value {
+    json!({"source": "shop", "external_id": external_id, "customer": customer, "status": status, "currency": "CNY",
+           "ordered_at": "2026-03-01T08:00:00Z", "shipping_minor": 500, "discount_minor": 100,
+           "lines": [{"sku": "SH-42", "name": "Loafer", "category": "shoes", "spec": "EU 42", "colour": "brown",
+                      "quantity": 2, "unit_price_minor": price}]})
+}
+
+#[actix_web::test]
+async fn orders_create_customers_update_figures_and_are_not_double_counted() {
+    let app = TestApp::spawn().await;
+    let (_, manager) = app.user_token(Role::Manager).await;
+    let who = json!({"source": "shop", "external_ref": "C-9", "display_name": "Shop Buyer", "email": "buyer@example.com"});
+    let first = app
+        .post(
+            "/api/v1/orders",
+            Some(&manager),
+            &new_order("1001", who.clone(), "paid", 10_000),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(
+        first.body["total"],
+        json!({"amount_minor": 20_400, "currency": "CNY"})
+    );
+    assert_eq!(first.body["subtotal"]["amount_minor"], 20_000);
+    assert_eq!(first.body["lines"][0]["colour"], "brown");
+    let customer_id = first.body["customer_id"].as_str().unwrap().to_owned();
+    let customer = app
+        .get(&format!("/api/v1/customers/{customer_id}"), Some(&manager))
+        .await;
+    assert_eq!(customer.body["display_name"], "Shop Buyer");
+    assert_eq!(
+        customer.body["level"], "active",
+        "the first paid order makes a registered customer active"
+    );
+    assert_eq!(customer.body["order_count"], 1);
+    assert_eq!(
+        customer.body["total_spent"],
+        json!({"amount_minor": 20_400, "currency": "CNY"})
+    );
+    assert_eq!(customer.body["first_purchase_at"], "2026-03-01T08:00:00Z");
+
+    let replay = app
+        .post(
+            "/api/v1/orders",
+            Some(&manager),
+            &new_order("1001", who.clone(), "paid", 10_000),
+        )
+        .await;
+    assert_eq!(
+        replay.status, 200,
+        "a repeat of the same order is not a new order"
+    );
+    assert_eq!(replay.body["id"], first.body["id"]);
+    let second = app
+        .post(
+            "/api/v1/orders",
+            Some(&manager),
+            &new_order("1002", who.clone(), "placed", 3_000),
+        )
+        .await;
+    assert_eq!(second.status, 201);
+    let customer = app
+        .get(&format!("/api/v1/customers/{customer_id}"), Some(&manager))
+        .await;
+    assert_eq!(
+        customer.body["order_count"], 1,
+        "neither the replay nor a placed order count"
+    );
+
+    let path = format!("/api/v1/orders/{}", first.body["id"].as_str().unwrap());
+    let etag = app
+        .get(&path, Some(&manager))
+        .await
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    let refund = app
+        .request(
+            "PATCH",
+            &path,
+            Some(&manager),
+            Some(&json!({"status": "refunded"})),
+            &[("If-Match", &etag)],
+        )
+        .await;
+    assert_eq!(refund.status, 200, "{}", refund.text);
+    let customer = app
+        .get(&format!("/api/v1/customers/{customer_id}"), Some(&manager))
+        .await;
+    assert_eq!(
+        customer.body["order_count"], 0,
+        "a refund reverses the figures"
+    );
+    assert_eq!(customer.body["total_spent"]["amount_minor"], 0);
+    assert_eq!(
+        customer.body["level"], "active",
+        "the ladder does not step down on a refund"
+    );
+    let illegal = app
+        .request(
+            "PATCH",
+            &path,
+            Some(&manager),
+            Some(&json!({"status": "paid"})),
+            &[],
+        )
+        .await;
+    assert_eq!(illegal.status, 409);
+    let stale = app
+        .request(
+            "PATCH",
+            &path,
+            Some(&manager),
+            Some(&json!({"status": "refunded"})),
+            &[("If-Match", &etag)],
+        )
+        .await;
+    assert_eq!(stale.status, 412);
+
+    let history = app
+        .get(
+            &format!("/api/v1/customers/{customer_id}/history?limit=200"),
+            Some(&manager),
+        )
+        .await;
+    let actions: Vec<&str> = history.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in ["created", "figures_updated", "status_changed"] {
+        assert!(
+            actions.contains(&action),
+            "{action} missing from {actions:?}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn order_lists_filter() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let a = json!({"source": "shop", "external_ref": "A"});
+    let b = json!({"source": "shop", "external_ref": "B"});
+    let mut late = new_order("3", b.clone(), "paid", 100);
+    late["ordered_at"] = json!("2026-06-01T00:00:00Z");
+    for body in [
+        new_order("1", a.clone(), "paid", 100),
+        new_order("2", a, "placed", 100),
+        late,
+    ] {
+        assert_eq!(
+            app.post("/api/v1/orders", Some(&admin), &body).await.status,
+            201
+        );
+    }
+    let count = |query: &str| {
+        let app = &app;
+        let admin = admin.clone();
+        let query = query.to_owned();
+        async move {
+            let res = app
+                .get(&format!("/api/v1/orders?{query}"), Some(&admin))
+                .await;
+            assert_eq!(res.status, 200, "{}", res.text);
+            res.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["external_id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(count("").await, ["3", "2", "1"], "newest first, ties by id");
+    assert_eq!(count("status=placed").await, ["2"]);
+    assert_eq!(count("ordered_after=2026-05-01T00:00:00Z").await, ["3"]);
+    assert_eq!(
+        count("ordered_before=2026-05-01T00:00:00Z&source=shop")
+            .await
+            .len(),
+        2
+    );
+    let customer_b = app
+        .get(
+            "/api/v1/orders?ordered_after=2026-05-01T00:00:00Z",
+            Some(&admin),
+        )
+        .await
+        .body["data"][0]["customer_id"]
+        .clone();
+    assert_eq!(
+        count(&format!("customer_id={}", customer_b.as_str().unwrap())).await,
+        ["3"]
+    );
+    assert_eq!(count("limit=1").await.len(), 1);
+    assert_eq!(
+        app.get("/api/v1/orders?status=lost", Some(&admin))
+            .await
+            .status,
+        400
+    );
+}
+
+#[actix_web::test]
+async fn order_input_is_validated() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let who = json!({"source": "shop", "external_ref": "V"});
+    let mut mismatch = new_order("v1", who.clone(), "paid", 100);
+    mismatch["total_minor"] = json!(1);
+    let mut no_lines = new_order("v2", who.clone(), "paid", 100);
+    no_lines["lines"] = json!([]);
+    let mut bad_currency = new_order("v3", who.clone(), "paid", 100);
+    bad_currency["currency"] = json!("yuan");
+    let mut future = new_order("v4", who.clone(), "paid", 100);
+    future["ordered_at"] = json!("2999-01-01T00:00:00Z");
+    let mut zero_quantity = new_order("v5", who.clone(), "paid", 100);
+    zero_quantity["lines"][0]["quantity"] = json!(0);
+    let cases = [
+        (mismatch, "total_minor"),
+        (no_lines, "lines"),
+        (bad_currency, "currency"),
+        (future, "ordered_at"),
+        (zero_quantity, "lines[0].quantity"),
+        (new_order("v6", json!({}), "paid", 100), "customer"),
+        (
+            new_order("v7", json!({"id": uuid::Uuid::now_v7()}), "paid", 100),
+            "customer.id",
+        ),
+        (
+            new_order(
+                "v8",
+                json!({"source": "shop", "external_ref": "N", "email": "bad"}),
+                "paid",
+                100,
+            ),
+            "customer.emails[0]",
+        ),
+    ];
+    for (body, field) in cases {
+        let res = app.post("/api/v1/orders", Some(&admin), &body).await;
+        assert_eq!(res.status, 422, "{field}: {}", res.text);
+        let fields: Vec<&str> = res.body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert!(fields.contains(&field), "expected {field} in {fields:?}");
+    }
+    assert_eq!(
+        app.post(
+            "/api/v1/orders",
+            Some(&admin),
+            &new_order("ok", who.clone(), "paid", 100)
+        )
+        .await
+        .status,
+        201
+    );
+    let mut dollars = new_order("usd", who, "paid", 100);
+    dollars["currency"] = json!("USD");
+    let res = app.post("/api/v1/orders", Some(&admin), &dollars).await;
+    assert_eq!(res.status, 422, "figures stay in one currency");
+}
+
+#[actix_web::test]
+async fn who_may_record_orders() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (_, agent) = app.user_token(Role::Agent).await;
+    let body = new_order(
+        "w1",
+        json!({"source": "shop", "external_ref": "W"}),
+        "paid",
+        100,
+    );
+    assert_eq!(
+        app.post("/api/v1/orders", Some(&agent), &body).await.status,
+        403
+    );
+    assert_eq!(app.get("/api/v1/orders", Some(&agent)).await.status, 200);
+    let key = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&admin),
+            &json!({"name": "shop", "scopes": ["orders:write"]}),
+        )
+        .await;
+    let key = key.body["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.post("/api/v1/orders", Some(&key), &body).await.status,
+        201
+    );
+    assert_eq!(
+        app.get("/api/v1/orders", Some(&key)).await.status,
+        403,
+        "writing does not grant reading"
+    );
+}
