@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use rapport::auth::Role;
 use rapport::config::Settings;
+use rapport::customers::queries::ListFilters;
+use rapport::customers::{Level, Stage, Tier};
 use rapport::users::{NewUser, create_user};
 use rapport::{db, openapi, server, telemetry};
 use validator::Validate;
@@ -38,6 +40,55 @@ enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// Import data from CSV.
+    Import {
+        #[command(subcommand)]
+        what: ImportCommand,
+    },
+    /// Export data as CSV to standard output.
+    Export {
+        #[command(subcommand)]
+        what: ExportCommand,
+    },
+    /// Fill the database with realistic generated customers and orders.
+    Seed {
+        /// How many customers to add.
+        #[arg(long, default_value_t = 10_000)]
+        customers: i64,
+        /// Paid, fulfilled or refunded orders per customer.
+        #[arg(long, default_value_t = 2)]
+        orders_per_customer: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Upsert customers by (source, external_ref) from a CSV file; bad rows are reported by line.
+    Customers { file: std::path::PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Write live customers as CSV, optionally filtered.
+    Customers(ExportFilters),
+}
+
+#[derive(clap::Args)]
+struct ExportFilters {
+    #[arg(long)]
+    q: Option<String>,
+    #[arg(long, value_parser = |s: &str| Level::parse(s).ok_or("unknown level"))]
+    level: Option<Level>,
+    #[arg(long, value_parser = |s: &str| Tier::parse(s).ok_or("unknown tier"))]
+    tier: Option<Tier>,
+    #[arg(long, value_parser = |s: &str| Stage::parse(s).ok_or("unknown stage"))]
+    stage: Option<Stage>,
+    #[arg(long)]
+    region: Option<String>,
+    #[arg(long)]
+    tag: Option<String>,
+    #[arg(long)]
+    owner_id: Option<uuid::Uuid>,
 }
 
 #[derive(Subcommand)]
@@ -69,6 +120,16 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Command::Healthcheck => healthcheck(&cli.settings),
+        Command::Import {
+            what: ImportCommand::Customers { file },
+        } => import_customers(&cli.settings, &file).await,
+        Command::Export {
+            what: ExportCommand::Customers(filters),
+        } => export_customers(&cli.settings, filters).await,
+        Command::Seed {
+            customers,
+            orders_per_customer,
+        } => seed(&cli.settings, customers, orders_per_customer).await,
         Command::User {
             action:
                 UserCommand::Create {
@@ -85,6 +146,126 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A progress bar on standard error (hidden when it is not a terminal).
+fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    let template = format!(
+        "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {what} ({{per_sec}}, eta {{eta}})"
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// A one-connection pool on the database for a command-line job.
+async fn job_connection(url: &str, wait: std::time::Duration) -> Result<db::PooledConn, String> {
+    // No statement timeout: a seed batch or a large import may run for a while.
+    let pool = db::build_pool(url, 1, wait, std::time::Duration::ZERO)?;
+    pool.get().await.map_err(|e| e.to_string())
+}
+
+async fn import_customers(settings: &Settings, file: &std::path::Path) -> Result<(), String> {
+    let data = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let rows = data
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        .saturating_sub(1) as u64;
+    let wait = settings.db_pool_timeout;
+    with_database(settings, |url| async move {
+        let mut conn = job_connection(&url, wait).await?;
+        let bar = progress_bar(rows, "rows");
+        let report =
+            rapport::customers::csv::import(&mut conn, data.as_slice(), |n| bar.set_position(n))
+                .await
+                .map_err(|e| e.to_string())?;
+        bar.finish_and_clear();
+        for (line, reason) in &report.failed {
+            eprintln!("line {line}: {reason}");
+        }
+        eprintln!(
+            "{} created, {} updated, {} failed",
+            report.created,
+            report.updated,
+            report.failed.len()
+        );
+        if report.failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} rows were not imported", report.failed.len()))
+        }
+    })
+    .await
+}
+
+async fn export_customers(settings: &Settings, filters: ExportFilters) -> Result<(), String> {
+    let filters = ListFilters {
+        q: filters.q,
+        level: filters.level,
+        tier: filters.tier,
+        stage: filters.stage,
+        region: filters.region,
+        tag: filters.tag,
+        owner_id: filters.owner_id,
+        ..ListFilters::default()
+    };
+    let wait = settings.db_pool_timeout;
+    with_database(settings, |url| async move {
+        let mut conn = job_connection(&url, wait).await?;
+        let bar = indicatif::ProgressBar::new_spinner();
+        let stdout = std::io::stdout().lock();
+        let written =
+            rapport::customers::csv::export(&mut conn, &filters, stdout, |n| bar.set_position(n))
+                .await?;
+        bar.finish_and_clear();
+        eprintln!("{written} customers exported");
+        Ok(())
+    })
+    .await
+}
+
+async fn seed(settings: &Settings, customers: i64, orders_per_customer: i64) -> Result<(), String> {
+    const BATCH: i64 = 20_000;
+    if customers < 0 || !(0..=100).contains(&orders_per_customer) {
+        return Err(
+            "--customers must be positive and --orders-per-customer between 0 and 100".into(),
+        );
+    }
+    let wait = settings.db_pool_timeout;
+    with_database(settings, |url| async move {
+        let mut conn = job_connection(&url, wait).await?;
+        let started = std::time::Instant::now();
+        let first = rapport::seed::seeded_count(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let bar = progress_bar(customers as u64, "customers");
+        let mut done = 0;
+        while done < customers {
+            let count = BATCH.min(customers - done);
+            rapport::seed::seed_batch(&mut conn, first + done, count, orders_per_customer)
+                .await
+                .map_err(|e| e.to_string())?;
+            done += count;
+            bar.set_position(done as u64);
+        }
+        diesel_async::RunQueryDsl::execute(
+            diesel::sql_query("ANALYZE customers, orders, order_lines"),
+            &mut conn,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        bar.finish_and_clear();
+        eprintln!(
+            "seeded {customers} customers with {} orders in {:.1} s",
+            customers * orders_per_customer,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    })
+    .await
 }
 
 fn healthcheck(settings: &Settings) -> Result<(), String> {

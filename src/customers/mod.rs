@@ -3,6 +3,7 @@
 //! that orders keep up to date.
 
 pub mod attached;
+pub mod csv;
 pub mod fields;
 pub mod queries;
 pub mod routes;

@@ -4,8 +4,10 @@ mod common;
 
 mod api_keys;
 mod auth;
+mod cli;
 mod customers;
 mod http;
 mod operations;
 mod orders;
+mod scale;
 mod users;

@@ -1,0 +1,177 @@
+//! The command line end to end: import, export and seed against a test database.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::common::TestApp;
+
+fn rapport(app: &TestApp, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .args(args)
+        .env("DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run rapport")
+}
+
+#[actix_web::test]
+async fn csv_import_reports_bad_rows_and_export_round_trips() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let dir = std::env::temp_dir().join(format!("rapport-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("customers.csv");
+    std::fs::write(
+        &csv,
+        "display_name,phones,emails,tags,source,external_ref,attr.shoe_size,consents.email,birthday\n\
+         Ada Lovelace,+44 20 7946 0958,ada@example.com,vip;newsletter,crm,1,37,true,1985-12-10\n\
+         Bad Phone,12345,,,crm,2,,,\n\
+         Walk-in,,walkin@example.com,,,,,,\n\
+         Bad Mail,,nope,,crm,3,,,\n\
+         Bad Consent,,,,crm,4,,maybe,\n\
+         Future,,,,crm,5,,,2999-01-01\n",
+    )
+    .unwrap();
+    let out = rapport(&app, &["import", "customers", csv.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "bad rows make the import fail loudly: {stderr}"
+    );
+    for expected in [
+        "line 3: phones[0]",
+        "line 5: emails[0]",
+        "line 6: consents.email",
+        "line 7: birthday",
+        "2 created, 0 updated, 4 failed",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
+    }
+    let list = app.get("/api/v1/customers?sort=name", Some(&admin)).await;
+    let names: Vec<&str> = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Ada Lovelace", "Walk-in"],
+        "good rows are in, bad rows are not"
+    );
+    let ada = &list.body["data"][0];
+    assert_eq!(ada["phones"], json!(["+442079460958"]));
+    assert_eq!(ada["attributes"], json!({"shoe_size": 37}));
+    assert_eq!(ada["tags"], json!(["vip", "newsletter"]));
+
+    // Again, fixed: an upsert by reference, not a duplicate.
+    std::fs::write(
+        &csv,
+        "display_name,source,external_ref,region\nAda King,crm,1,north\n",
+    )
+    .unwrap();
+    let out = rapport(&app, &["import", "customers", csv.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 created, 1 updated, 0 failed"));
+
+    let out = rapport(&app, &["export", "customers", "--region", "north"]);
+    assert!(out.status.success());
+    let exported = String::from_utf8(out.stdout).unwrap();
+    let mut lines = exported.lines();
+    assert!(lines.next().unwrap().starts_with("kind,display_name,"));
+    let row = lines.next().unwrap();
+    assert!(row.contains("Ada King") && row.contains("+442079460958"));
+    assert!(lines.next().is_none(), "only the filtered customer");
+
+    // What export writes, import reads back.
+    let all = rapport(&app, &["export", "customers"]);
+    std::fs::write(&csv, &all.stdout).unwrap();
+    let out = rapport(&app, &["import", "customers", csv.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 created, 1 updated, 0 failed"),
+        "the walk-in has no reference, so it is created again: {stderr}"
+    );
+
+    let unknown = dir.join("unknown.csv");
+    std::fs::write(&unknown, "display_name,order_count\nX,5\n").unwrap();
+    let out = rapport(&app, &["import", "customers", unknown.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown columns order_count"));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[actix_web::test]
+async fn seed_fills_customers_orders_and_figures() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let out = rapport(
+        &app,
+        &["seed", "--customers", "300", "--orders-per-customer", "3"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("seeded 300 customers with 900 orders"));
+    let out = rapport(
+        &app,
+        &["seed", "--customers", "20", "--orders-per-customer", "0"],
+    );
+    assert!(
+        out.status.success(),
+        "seeding again adds after the last seeded customer"
+    );
+    let page = app
+        .get(
+            "/api/v1/customers?limit=200&sort=-total_spent",
+            Some(&admin),
+        )
+        .await;
+    let top = &page.body["data"][0];
+    assert!(top["order_count"].as_i64().unwrap() >= 1);
+    let orders = app
+        .get(
+            &format!("/api/v1/orders?customer_id={}", top["id"].as_str().unwrap()),
+            Some(&admin),
+        )
+        .await;
+    let counted: i64 = orders.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| ["paid", "fulfilled"].contains(&o["status"].as_str().unwrap()))
+        .map(|o| o["total"]["amount_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        top["total_spent"]["amount_minor"].as_i64().unwrap(),
+        counted,
+        "figures match the orders"
+    );
+    let mut count = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("/api/v1/customers?limit=200&cursor={c}"),
+            None => "/api/v1/customers?limit=200".into(),
+        };
+        let page = app.get(&url, Some(&admin)).await;
+        count += page.body["data"].as_array().unwrap().len();
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(count, 320);
+}

@@ -1,0 +1,183 @@
+//! At 100k customers, the list, search, every filter and every sort use an index.
+
+use diesel_async::RunQueryDsl;
+use rapport::customers::queries::{CustomerCursor, ListFilters, Sort, list_statement};
+use rapport::customers::{Level, Stage, Tier};
+use rapport::db::Explain;
+
+use crate::common::TestApp;
+
+const CUSTOMERS: i64 = 100_000;
+
+#[actix_web::test]
+async fn list_search_and_filters_use_indexes_at_100k_customers() {
+    let app = TestApp::spawn().await;
+    let mut conn = app.context.pool().get().await.unwrap();
+    let started = std::time::Instant::now();
+    for first in (0..CUSTOMERS).step_by(25_000) {
+        rapport::seed::seed_batch(&mut conn, first, 25_000, 0)
+            .await
+            .unwrap();
+    }
+    diesel::sql_query("ANALYZE customers")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    eprintln!("seeded {CUSTOMERS} customers in {:?}", started.elapsed());
+    let owner = app.create_user(rapport::auth::Role::Agent).await.0;
+    diesel::sql_query("UPDATE customers SET owner_id = $1 WHERE external_ref < 'S000000100'")
+        .bind::<diesel::sql_types::Uuid, _>(owner)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    diesel::sql_query("ANALYZE customers")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let recent = chrono::Utc::now() - chrono::Duration::days(3);
+    let base = ListFilters::default;
+    let cases: Vec<(&str, ListFilters, Sort)> = vec![
+        ("default list", base(), Sort::default()),
+        (
+            "search by name",
+            ListFilters {
+                q: Some("wang wei".into()),
+                ..base()
+            },
+            Sort::default(),
+        ),
+        (
+            "search by phone digits",
+            ListFilters {
+                q: Some("1300012".into()),
+                ..base()
+            },
+            Sort::default(),
+        ),
+        (
+            "search by e-mail",
+            ListFilters {
+                q: Some("anna.guo1".into()),
+                ..base()
+            },
+            Sort::default(),
+        ),
+        (
+            "level",
+            ListFilters {
+                level: Some(Level::Core),
+                ..base()
+            },
+            Sort::default(),
+        ),
+        (
+            "tier",
+            ListFilters {
+                tier: Some(Tier::Key),
+                ..base()
+            },
+            Sort::default(),
+        ),
+        (
+            "stage",
+            ListFilters {
+                stage: Some(Stage::Churned),
+                ..base()
+            },
+            Sort::default(),
+        ),
+        (
+            "owner",
+            ListFilters {
+                owner_id: Some(owner),
+                ..base()
+            },
+            Sort::default(),
+        ),
+        (
+            "region",
+            ListFilters {
+                region: Some("west".into()),
+                ..base()
+            },
+            Sort::default(),
+        ),
+        (
+            "tag",
+            ListFilters {
+                tag: Some("b2b".into()),
+                ..base()
+            },
+            Sort::default(),
+        ),
+        (
+            "birthday month",
+            ListFilters {
+                birthday_month: Some(2),
+                ..base()
+            },
+            Sort::default(),
+        ),
+        (
+            "created after",
+            ListFilters {
+                created_after: Some(recent),
+                ..base()
+            },
+            Sort::default(),
+        ),
+        (
+            "created before",
+            ListFilters {
+                created_before: Some(recent),
+                ..base()
+            },
+            Sort::default(),
+        ),
+        (
+            "attribute",
+            ListFilters {
+                attributes: vec![("shoe_size".into(), "41".into())],
+                ..base()
+            },
+            Sort::default(),
+        ),
+        ("sort by name", base(), Sort::parse("name").unwrap()),
+        (
+            "sort by total spent",
+            base(),
+            Sort::parse("-total_spent").unwrap(),
+        ),
+        (
+            "sort by last purchase",
+            base(),
+            Sort::parse("-last_purchase_at").unwrap(),
+        ),
+        (
+            "sort by updated",
+            base(),
+            Sort::parse("updated_at").unwrap(),
+        ),
+    ];
+    for (name, filters, sort) in cases {
+        let first_page = list_statement(&filters, sort, None, 51)
+            .unwrap()
+            .load::<rapport::customers::CustomerRow>(&mut conn)
+            .await
+            .unwrap();
+        assert!(!first_page.is_empty(), "{name}: the seed data should match");
+        let cursor = CustomerCursor::after(sort, first_page.last().unwrap());
+        for (page, after) in [("first page", None), ("next page", Some(&cursor))] {
+            let statement = list_statement(&filters, sort, after, 51).unwrap();
+            let plan: Vec<String> = RunQueryDsl::load::<String>(Explain(statement), &mut conn)
+                .await
+                .unwrap();
+            let plan = plan.join("\n");
+            assert!(
+                !plan.contains("Seq Scan on customers"),
+                "{name}, {page}: sequential scan\n{plan}"
+            );
+        }
+    }
+}
