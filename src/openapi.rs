@@ -4,7 +4,8 @@
 
 use actix_web::App;
 use utoipa::OpenApi;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder, schema::Type};
 use utoipa_actix_web::AppExt;
@@ -70,7 +71,7 @@ pub fn document_json() -> String {
 }
 
 /// Problem responses any route may give, by status: (status, component name, description).
-const SHARED_RESPONSES: [(&str, &str, &str); 8] = [
+const SHARED_RESPONSES: [(&str, &str, &str); 10] = [
     (
         "400",
         "BadRequest",
@@ -85,6 +86,12 @@ const SHARED_RESPONSES: [(&str, &str, &str); 8] = [
         "403",
         "Forbidden",
         "The credential does not grant this operation",
+    ),
+    ("404", "NotFound", "No such resource"),
+    (
+        "412",
+        "PreconditionFailed",
+        "If-Match does not match the current ETag: read again, then retry",
     ),
     (
         "413",
@@ -146,21 +153,25 @@ fn add_shared_parts(doc: &mut utoipa::openapi::OpenApi) {
             .responses
             .insert(name.to_owned(), RefOr::T(response.build()));
     }
-    for item in doc.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ];
-        for operation in operations.into_iter().flatten() {
-            add_shared_responses(operation);
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let has_id = path.contains('{');
+        for (conditional, operation) in [
+            (false, &mut item.get),
+            (false, &mut item.post),
+            (true, &mut item.put),
+            (true, &mut item.patch),
+            (true, &mut item.delete),
+        ] {
+            if let Some(operation) = operation {
+                add_shared_responses(operation, has_id, conditional);
+            }
         }
     }
 }
 
-fn add_shared_responses(operation: &mut Operation) {
+/// Adds what the shared layer gives every operation: bearer security unless public, the
+/// problem responses it can produce, and `If-Match` on writes to a single object.
+fn add_shared_responses(operation: &mut Operation, has_id: bool, conditional: bool) {
     // `security(())` on a handler marks it public; everything else needs a bearer token.
     let public = operation
         .security
@@ -172,9 +183,17 @@ fn add_shared_responses(operation: &mut Operation) {
         operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
     }
     let has_body = operation.request_body.is_some();
+    if conditional && has_id {
+        operation
+            .parameters
+            .get_or_insert_with(Vec::new)
+            .push(RefOr::T(if_match_parameter()));
+    }
     for (status, name, _) in SHARED_RESPONSES {
         let applies = match status {
             "401" | "403" => !public,
+            "404" => has_id,
+            "412" => conditional && has_id,
             "413" | "415" | "422" => has_body,
             _ => true,
         };
@@ -185,6 +204,17 @@ fn add_shared_responses(operation: &mut Operation) {
             );
         }
     }
+}
+
+/// The `If-Match` header parameter of a conditional write.
+fn if_match_parameter() -> Parameter {
+    ParameterBuilder::new()
+        .name("If-Match")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some("An ETag from a previous read; the write is refused with 412 if the object changed since"))
+        .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(Type::String)))
+        .build()
 }
 
 fn is_empty_requirement(requirement: &SecurityRequirement) -> bool {

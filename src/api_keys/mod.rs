@@ -14,7 +14,7 @@ use validator::Validate;
 use crate::auth::{AdminOnly, AuthState, Authorized, Scope, secrets};
 use crate::db::DbConn;
 use crate::db::schema::api_keys;
-use crate::error::{ApiResult, Problem};
+use crate::error::ApiResult;
 use crate::http::etag::{created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
@@ -164,7 +164,6 @@ async fn list(
     tag = "api-keys",
     responses(
         (status = 200, body = ApiKey, headers(("ETag" = String))),
-        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/api-keys/{id}")]
@@ -187,7 +186,6 @@ async fn get_one(
     tag = "api-keys",
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/api-keys/{id}")]

@@ -196,7 +196,8 @@ pub fn normalise_phone(raw: &str) -> Result<String, &'static str> {
     }
 }
 
-fn is_attribute_name(name: &str) -> bool {
+/// Whether `name` may name a custom attribute: 1 to 64 of `a-z`, `0-9`, `_`.
+pub fn is_attribute_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()

@@ -308,12 +308,9 @@ async fn get_one(
 #[utoipa::path(
     tag = "customers",
     request_body = CustomerFields,
-    params(("If-Match" = Option<String>, Header, description = "ETag from a previous read")),
     responses(
         (status = 200, body = Customer, headers(("ETag" = String))),
-        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "source and external_ref already used", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/customers/{id}")]
@@ -340,11 +337,8 @@ async fn update(
 /// Delete a customer (soft: kept for orders and history, gone from lists and reads).
 #[utoipa::path(
     tag = "customers",
-    params(("If-Match" = Option<String>, Header, description = "ETag from a previous read")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/customers/{id}")]
@@ -372,7 +366,6 @@ struct EventCursor(DateTime<Utc>, Uuid);
     params(PageParams),
     responses(
         (status = 200, body = Page<TimelineEntry>),
-        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/customers/{id}/timeline")]
@@ -403,7 +396,6 @@ async fn timeline(
     params(PageParams),
     responses(
         (status = 200, body = Page<AuditEntry>),
-        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/customers/{id}/history")]
@@ -429,7 +421,6 @@ async fn history(
     tag = "customers",
     responses(
         (status = 200, description = "`customer`, `orders`, `history` and `exported_at`", body = Object),
-        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/customers/{id}/export")]
@@ -447,7 +438,6 @@ async fn export(
     tag = "customers",
     responses(
         (status = 200, body = Customer, headers(("ETag" = String))),
-        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already erased", body = Problem, content_type = "application/problem+json"),
     )
 )]

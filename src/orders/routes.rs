@@ -394,7 +394,6 @@ async fn list(
     tag = "orders",
     responses(
         (status = 200, body = Order, headers(("ETag" = String))),
-        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/orders/{id}")]
@@ -418,12 +417,9 @@ async fn get_one(
 #[utoipa::path(
     tag = "orders",
     request_body = OrderPatch,
-    params(("If-Match" = Option<String>, Header, description = "ETag from a previous read")),
     responses(
         (status = 200, body = Order, headers(("ETag" = String))),
-        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The status cannot make this move", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/orders/{id}")]

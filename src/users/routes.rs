@@ -109,7 +109,6 @@ async fn list(
     tag = "users",
     responses(
         (status = 200, body = User, headers(("ETag" = String))),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/users/{id}")]
@@ -131,12 +130,9 @@ async fn get_one(
 #[utoipa::path(
     tag = "users",
     request_body = UserPatch,
-    params(("If-Match" = Option<String>, Header, description = "ETag from a previous read; the change is refused with 412 if the user changed since")),
     responses(
         (status = 200, body = User, headers(("ETag" = String))),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Would leave no active admin, or demote yourself", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/users/{id}")]
@@ -164,12 +160,9 @@ async fn update(
 /// Deactivate a user (the account is kept; their tokens stop working).
 #[utoipa::path(
     tag = "users",
-    params(("If-Match" = Option<String>, Header, description = "ETag from a previous read")),
     responses(
         (status = 204, description = "Deactivated"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Would leave no active admin, or deactivate yourself", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/users/{id}")]
