@@ -73,11 +73,7 @@ impl CustomerQuery {
         let mut attributes = Vec::new();
         for (key, value) in pairs.into_inner() {
             if let Some(name) = key.strip_prefix("attr.") {
-                if name.is_empty()
-                    || !name
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-                {
+                if !super::fields::is_attribute_name(name) {
                     return Err(ApiError::BadRequest(format!(
                         "`{key}` is not a valid attribute filter"
                     )));

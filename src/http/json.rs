@@ -56,11 +56,6 @@ impl<T> Field<T> {
             _ => None,
         }
     }
-
-    /// Whether the field was sent at all.
-    pub fn is_present(&self) -> bool {
-        !matches!(self, Self::Absent)
-    }
 }
 
 impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Field<T> {
