@@ -12,6 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text, Timestamptz};
+use diesel::upsert::excluded;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
 use sha2::{Digest, Sha256};
 
@@ -200,27 +201,27 @@ async fn finish(
         AnsiTransactionManager::rollback_transaction(conn).await?;
         return Ok(());
     }
-    let stored = async {
-        diesel::delete(
-            dsl::idempotency_keys
-                .filter(dsl::principal.eq(scope))
-                .filter(dsl::key.eq(key)),
-        )
+    // An expired record of the same key may still be there: replace it.
+    let stored = diesel::insert_into(dsl::idempotency_keys)
+        .values((
+            dsl::principal.eq(scope),
+            dsl::key.eq(key),
+            dsl::request_hash.eq(hash),
+            dsl::status.eq(status.as_u16() as i16),
+            dsl::headers.eq(serde_json::to_value(headers).unwrap_or_default()),
+            dsl::body.eq(body),
+        ))
+        .on_conflict((dsl::principal, dsl::key))
+        .do_update()
+        .set((
+            dsl::request_hash.eq(excluded(dsl::request_hash)),
+            dsl::status.eq(excluded(dsl::status)),
+            dsl::headers.eq(excluded(dsl::headers)),
+            dsl::body.eq(excluded(dsl::body)),
+            dsl::created_at.eq(diesel::dsl::now),
+        ))
         .execute(conn)
-        .await?;
-        diesel::insert_into(dsl::idempotency_keys)
-            .values((
-                dsl::principal.eq(scope),
-                dsl::key.eq(key),
-                dsl::request_hash.eq(hash),
-                dsl::status.eq(status.as_u16() as i16),
-                dsl::headers.eq(serde_json::to_value(headers).unwrap_or_default()),
-                dsl::body.eq(body),
-            ))
-            .execute(conn)
-            .await
-    }
-    .await;
+        .await;
     match stored {
         Ok(_) => Ok(AnsiTransactionManager::commit_transaction(conn).await?),
         Err(error) => {

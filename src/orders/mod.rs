@@ -239,10 +239,18 @@ pub async fn recompute_figures(
     if changes.as_object().is_none_or(|c| c.is_empty()) {
         return Ok(after);
     }
-    after.version += 1;
-    after.updated_at = Utc::now();
+    // Only the figures change: update those columns alone (no rewrite of the whole card).
     let saved: CustomerRow = diesel::update(customers::table.find(customer.id))
-        .set(&after)
+        .set((
+            customers::order_count.eq(after.order_count),
+            customers::total_spent_minor.eq(after.total_spent_minor),
+            customers::first_purchase_at.eq(after.first_purchase_at),
+            customers::last_purchase_at.eq(after.last_purchase_at),
+            customers::currency.eq(&after.currency),
+            customers::level.eq(&after.level),
+            customers::version.eq(customers::version + 1),
+            customers::updated_at.eq(Utc::now()),
+        ))
         .returning(CustomerRow::as_returning())
         .get_result(conn)
         .await?;
