@@ -16,6 +16,11 @@ const GIVEN: &str = "ARRAY['Wei','Fang','Na','Min','Jing','Lei','Yan','Jun','Hui
 const COMPANIES: &str = "ARRAY[NULL,NULL,NULL,'Huaxin Trading','Dongfang Textiles','Jinmao Foods','Kaiyuan Tech',\
 'Northwind Retail','Blue River Hotels','Summit Logistics','Lotus Pharmacy','Redwood Interiors']";
 const REGIONS: &str = "ARRAY['north','south','east','west','central','north','east','south']";
+/// An order's price and time, as functions of the customer's reference `t.ref`, creation
+/// time `t.created` and the order number `n`; the customer figures use the same formulas.
+const PRICE: &str = "(1000 + (abs(hashtext(t.ref || n)) % 200000))::bigint";
+const ORDERED_AT: &str =
+    "t.created + (now() - t.created) * ((abs(hashtext(t.ref || 'o' || n)) % 1000) / 1000.0)";
 const TAGS: &str =
     "ARRAY['vip','newsletter','wholesale','online','store','referral','event','b2b']";
 
@@ -35,7 +40,7 @@ pub async fn seeded_count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
 }
 
 /// Inserts customers `first..first + count` (by seed index) with `orders_per_customer`
-/// paid orders each, and sets their figures. One call is one transaction.
+/// orders each (paid, fulfilled or refunded) and their figures. One call is one transaction.
 pub async fn seed_batch(
     conn: &mut AsyncPgConnection,
     first: i64,
@@ -45,7 +50,7 @@ pub async fn seed_batch(
     let customers = format!(
         "INSERT INTO customers (id, kind, display_name, given_name, family_name, company, phones, emails, gender, birthday,
              level, tier, lifecycle_stage, churn_reason, region, tags, attributes, source, external_ref, consents,
-             created_at, updated_at)
+             order_count, total_spent_minor, first_purchase_at, last_purchase_at, currency, created_at, updated_at)
          SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING
                     substring(int8send(floor(extract(epoch FROM t.created) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
                     52, 1), 53, 1), 'hex')::uuid,
@@ -55,7 +60,7 @@ pub async fn seed_batch(
                 ARRAY[lower(t.given || '.' || t.family || i) || '@example.com'],
                 (ARRAY['female','male','female','male','undisclosed'])[1 + i % 5],
                 date '1950-01-01' + ((i * 37) % 20000)::int,
-                (ARRAY['potential','prospect','registered','registered','active','active','active','core'])[1 + i % 8],
+                CASE WHEN f.n > 0 AND t.level IN ('potential', 'prospect', 'registered') THEN 'active' ELSE t.level END,
                 (ARRAY[NULL,'long_tail','long_tail','ordinary','ordinary','ordinary','major','key'])[1 + (i / 3) % 8],
                 (ARRAY['exploration','formation','stability','stability','decline','churned'])[1 + (i / 5) % 6],
                 CASE WHEN (i / 5) % 6 = 5
@@ -63,66 +68,55 @@ pub async fn seed_batch(
                 ({REGIONS})[1 + i % 8],
                 ARRAY[({TAGS})[1 + i % 8]] || CASE WHEN i % 3 = 0 THEN ARRAY[({TAGS})[1 + (i / 8) % 8]] ELSE '{{}}'::text[] END,
                 jsonb_build_object('shoe_size', 36 + i % 10, 'channel', (ARRAY['web','app','store'])[1 + i % 3]),
-                'seed', 'S' || lpad(i::text, 9, '0'),
+                'seed', t.ref,
                 jsonb_build_object('email', jsonb_build_object('granted', i % 2 = 0, 'updated_at', t.created)),
-                t.created, t.created
+                f.n, f.total, f.first, f.last, CASE WHEN f.n > 0 THEN 'CNY' END, t.created, t.created
          FROM (SELECT i,
                       ({FAMILY})[1 + (i * 13) % 30] AS family,
                       ({GIVEN})[1 + (i * 17) % 30] AS given,
                       ({COMPANIES})[1 + (i * 5) % 12] AS company,
+                      (ARRAY['potential','prospect','registered','registered','active','active','active','core'])[1 + i % 8] AS level,
+                      'S' || lpad(i::text, 9, '0') AS ref,
                       now() - make_interval(secs => ((i * 104729) % 94608000)::double precision) AS created
-               FROM generate_series($1::bigint, $2::bigint) AS i) AS t"
+               FROM generate_series($1::bigint, $2::bigint) AS i) AS t
+         -- The figures of the orders inserted next (same formulas), so no second pass over customers.
+         CROSS JOIN LATERAL (
+             SELECT count(*) FILTER (WHERE o.counted)::int AS n,
+                    coalesce(sum(o.price) FILTER (WHERE o.counted), 0)::bigint AS total,
+                    min(o.at) FILTER (WHERE o.counted) AS first, max(o.at) FILTER (WHERE o.counted) AS last
+             FROM (SELECT n % 10 <> 0 AS counted, {PRICE} AS price, {ORDERED_AT} AS at
+                   FROM generate_series(1, $3::bigint) AS n) AS o) AS f"
     );
-    let orders = "INSERT INTO orders (id, source, external_id, customer_id, status, currency, subtotal_minor,
-             discount_minor, shipping_minor, total_minor, ordered_at, created_at, updated_at)
-         SELECT gen_random_uuid(), 'seed', c.external_ref || '-' || n, c.id,
-                CASE WHEN n % 10 = 0 THEN 'refunded' WHEN n % 4 = 0 THEN 'fulfilled' ELSE 'paid' END, 'CNY',
-                p.price, 0, 0, p.price, o.at, o.at, o.at
-         FROM customers c
-         CROSS JOIN generate_series(1, $3::bigint) AS n
-         CROSS JOIN LATERAL (SELECT 1000 + (abs(hashtext(c.external_ref || n)) % 200000)::bigint AS price) AS p
-         CROSS JOIN LATERAL (SELECT c.created_at + (now() - c.created_at) * ((abs(hashtext(c.external_ref || 'o' || n)) % 1000) / 1000.0) AS at) AS o
-         WHERE c.source = 'seed' AND c.external_ref BETWEEN 'S' || lpad($1::text, 9, '0') AND 'S' || lpad($2::text, 9, '0')";
-    let lines = "INSERT INTO order_lines (order_id, line_no, sku, name, category, spec, colour, quantity, unit_price_minor)
+    let orders = format!(
+        "WITH o AS (
+             INSERT INTO orders (id, source, external_id, customer_id, status, currency, subtotal_minor,
+                 discount_minor, shipping_minor, total_minor, ordered_at, created_at, updated_at)
+             SELECT gen_random_uuid(), 'seed', t.ref || '-' || n, c.id,
+                    CASE WHEN n % 10 = 0 THEN 'refunded' WHEN n % 4 = 0 THEN 'fulfilled' ELSE 'paid' END, 'CNY',
+                    {PRICE}, 0, 0, {PRICE}, {ORDERED_AT}, {ORDERED_AT}, {ORDERED_AT}
+             FROM customers c
+             CROSS JOIN LATERAL (SELECT c.external_ref AS ref, c.created_at AS created) AS t
+             CROSS JOIN generate_series(1, $3::bigint) AS n
+             WHERE c.source = 'seed' AND c.external_ref BETWEEN 'S' || lpad($1::text, 9, '0') AND 'S' || lpad($2::text, 9, '0')
+             RETURNING id, external_id, total_minor)
+         INSERT INTO order_lines (order_id, line_no, sku, name, category, spec, colour, quantity, unit_price_minor)
          SELECT o.id, 1, 'SKU-' || (abs(hashtext(o.external_id)) % 500), 'Product ' || (abs(hashtext(o.external_id)) % 500),
                 (ARRAY['shoes','bags','apparel','accessories','home'])[1 + abs(hashtext(o.external_id)) % 5],
                 (ARRAY['S','M','L','XL','EU 42'])[1 + abs(hashtext(o.id::text)) % 5],
                 (ARRAY['black','brown','white','red','blue'])[1 + abs(hashtext(o.id::text || 'c')) % 5],
                 1, o.total_minor
-         FROM orders o
-         WHERE o.source = 'seed' AND o.external_id BETWEEN 'S' || lpad($1::text, 9, '0') AND 'S' || lpad($2::text, 9, '0') || '-~'";
-    let figures = "UPDATE customers c SET order_count = f.n, total_spent_minor = f.total, first_purchase_at = f.first,
-             last_purchase_at = f.last, currency = 'CNY',
-             level = CASE WHEN c.level IN ('potential', 'prospect', 'registered') THEN 'active' ELSE c.level END
-         FROM (SELECT customer_id, count(*)::int AS n, sum(total_minor)::bigint AS total, min(ordered_at) AS first,
-                      max(ordered_at) AS last
-               FROM orders
-               WHERE source = 'seed' AND status IN ('paid', 'fulfilled')
-                 AND external_id BETWEEN 'S' || lpad($1::text, 9, '0') AND 'S' || lpad($2::text, 9, '0') || '-~'
-               GROUP BY customer_id) AS f
-         WHERE c.id = f.customer_id";
+         FROM o"
+    );
     let last = first + count - 1;
     use diesel_async::AsyncConnection;
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
-        diesel::sql_query(customers)
-            .bind::<BigInt, _>(first)
-            .bind::<BigInt, _>(last)
-            .execute(conn)
-            .await?;
-        if orders_per_customer > 0 {
-            diesel::sql_query(orders)
+        for statement in [&customers, &orders] {
+            diesel::sql_query(statement.as_str())
                 .bind::<BigInt, _>(first)
                 .bind::<BigInt, _>(last)
                 .bind::<BigInt, _>(orders_per_customer)
                 .execute(conn)
                 .await?;
-            for statement in [lines, figures] {
-                diesel::sql_query(statement)
-                    .bind::<BigInt, _>(first)
-                    .bind::<BigInt, _>(last)
-                    .execute(conn)
-                    .await?;
-            }
         }
         Ok(())
     })
