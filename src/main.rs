@@ -238,19 +238,12 @@ async fn seed(settings: &Settings, customers: i64, orders_per_customer: i64) -> 
     with_database(settings, |url| async move {
         let mut conn = job_connection(&url, wait).await?;
         let started = std::time::Instant::now();
-        let first = rapport::seed::seeded_count(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
         let bar = progress_bar(customers as u64, "customers");
-        let mut done = 0;
-        while done < customers {
-            let count = BATCH.min(customers - done);
-            rapport::seed::seed_batch(&mut conn, first + done, count, orders_per_customer)
-                .await
-                .map_err(|e| e.to_string())?;
-            done += count;
-            bar.set_position(done as u64);
-        }
+        rapport::seed::seed(&mut conn, customers, orders_per_customer, BATCH, |done| {
+            bar.set_position(done as u64)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         diesel_async::RunQueryDsl::execute(
             diesel::sql_query("ANALYZE customers, orders, order_lines"),
             &mut conn,
