@@ -72,11 +72,14 @@ pub async fn lock_live(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Cust
 }
 
 /// The live customer with this `(source, external_ref)`, locked; `409` if it was deleted.
+/// The reference itself is locked first, so that two writers creating the same new customer
+/// take turns instead of one failing on the unique constraint.
 pub async fn lock_by_reference(
     conn: &mut AsyncPgConnection,
     source: &str,
     external_ref: &str,
 ) -> ApiResult<Option<CustomerRow>> {
+    crate::db::lock_key(conn, &format!("customer\n{source}\n{external_ref}")).await?;
     let row: Option<CustomerRow> = customers::table
         .filter(customers::source.eq(source))
         .filter(customers::external_ref.eq(external_ref))
@@ -303,13 +306,6 @@ pub async fn upsert_by_reference(
             "source and external_ref identify the customer to upsert",
         ));
     };
-    diesel::select(
-        diesel::dsl::sql::<Bool>("pg_advisory_xact_lock(hashtextextended(")
-            .bind::<Text, _>(format!("customer\n{source}\n{external_ref}"))
-            .sql(", 0)) IS NOT NULL"),
-    )
-    .get_result::<bool>(conn)
-    .await?;
     match lock_by_reference(conn, &source, &external_ref).await? {
         Some(current) => {
             let saved = apply_update(conn, actor, principal, current, fields).await?;

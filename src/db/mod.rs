@@ -120,6 +120,18 @@ pub async fn is_migrated(conn: &mut AsyncPgConnection, latest: &str) -> QueryRes
     Ok(applied.as_deref() == Some(latest))
 }
 
+/// Serialises work on one key (an order, a customer reference) until the transaction ends.
+pub async fn lock_key(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<()> {
+    diesel::select(
+        diesel::dsl::sql::<diesel::sql_types::Bool>("pg_advisory_xact_lock(hashtextextended(")
+            .bind::<Text, _>(key)
+            .sql(", 0)) IS NOT NULL"),
+    )
+    .get_result::<bool>(conn)
+    .await
+    .map(|_| ())
+}
+
 /// The connection a request's idempotency transaction runs on, shared with the handler.
 #[derive(Clone, Default)]
 pub struct RequestTransaction(Arc<Mutex<Option<PooledConn>>>);

@@ -4,7 +4,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::Bool;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -16,8 +15,8 @@ use crate::audit::{self, Actor, Subject};
 use crate::auth::{Authorized, OrdersRead, OrdersWrite};
 use crate::customers::fields::CustomerFields;
 use crate::customers::{CustomerRow, Level, queries as customer_queries};
-use crate::db::DbConn;
 use crate::db::schema::{order_lines, orders};
+use crate::db::{self, DbConn};
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::{Field, ValidJson};
@@ -155,7 +154,7 @@ async fn record(
     actor: Actor,
     order: NewOrder,
 ) -> ApiResult<(OrderRow, Vec<OrderLine>, bool)> {
-    lock_key(
+    db::lock_key(
         conn,
         &format!("order\n{}\n{}", order.source, order.external_id),
     )
@@ -268,18 +267,6 @@ async fn record(
     Ok((row, lines, true))
 }
 
-/// Serialises work on one key (an order or a customer reference) until the transaction ends.
-async fn lock_key(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<()> {
-    diesel::select(
-        diesel::dsl::sql::<Bool>("pg_advisory_xact_lock(hashtextextended(")
-            .bind::<diesel::sql_types::Text, _>(key)
-            .sql(", 0)) IS NOT NULL"),
-    )
-    .get_result::<bool>(conn)
-    .await
-    .map(|_| ())
-}
-
 /// The order's customer, locked; created as `registered` when named by an unknown reference.
 async fn resolve_customer(
     conn: &mut AsyncPgConnection,
@@ -297,7 +284,6 @@ async fn resolve_customer(
                 })
         }
         (None, Some(source), Some(external_ref)) => {
-            lock_key(conn, &format!("customer\n{source}\n{external_ref}")).await?;
             if let Some(found) =
                 customer_queries::lock_by_reference(conn, source, external_ref).await?
             {
