@@ -162,7 +162,7 @@ fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
 
 /// A one-connection pool on the database for a command-line job.
 async fn job_connection(url: &str, wait: std::time::Duration) -> Result<db::PooledConn, String> {
-    // No statement timeout: a seed batch or a large import may run for a while.
+    // No statement timeout: a large import or export may run for a while.
     let pool = db::build_pool(url, 1, wait, std::time::Duration::ZERO)?;
     pool.get().await.map_err(|e| e.to_string())
 }
@@ -236,20 +236,26 @@ async fn seed(settings: &Settings, customers: i64, orders_per_customer: i64) -> 
     }
     let wait = settings.db_pool_timeout;
     with_database(settings, |url| async move {
-        let mut conn = job_connection(&url, wait).await?;
+        // No statement timeout: an index build on a million rows takes a while.
+        let pool = db::build_pool(
+            &url,
+            rapport::seed::CONNECTIONS,
+            wait,
+            std::time::Duration::ZERO,
+        )?;
         let started = std::time::Instant::now();
-        let bar = progress_bar(customers as u64, "customers");
-        rapport::seed::seed(&mut conn, customers, orders_per_customer, BATCH, |done| {
-            bar.set_position(done as u64)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        diesel_async::RunQueryDsl::execute(
-            diesel::sql_query("ANALYZE customers, orders, order_lines"),
-            &mut conn,
+        let bar = progress_bar(0, "steps");
+        rapport::seed::seed(
+            &pool,
+            customers,
+            orders_per_customer,
+            BATCH,
+            |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            },
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         bar.finish_and_clear();
         eprintln!(
             "seeded {customers} customers with {} orders in {:.1} s",

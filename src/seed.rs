@@ -1,10 +1,13 @@
 //! Realistic generated data for demos and benchmarks, made by PostgreSQL itself
-//! (`generate_series`) in batches, so a million customers take about a minute.
-//! Seeded rows carry `source = 'seed'`; seeding again adds more after the last one.
+//! (`generate_series`) in batches on two connections, so a million customers take about a
+//! minute. Seeded rows carry `source = 'seed'`; seeding again adds more after the last one.
 
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::db::Pool;
 
 /// The `source` of every seeded customer and order.
 pub const SEED_SOURCE: &str = "seed";
@@ -21,39 +24,31 @@ const REGIONS: &str = "ARRAY['north','south','east','west','central','north','ea
 const PRICE: &str = "(1000 + (abs(hashtext(t.ref || n)) % 200000))::bigint";
 const ORDERED_AT: &str =
     "t.created + (now() - t.created) * ((abs(hashtext(t.ref || 'o' || n)) % 1000) / 1000.0)";
+/// Identifiers in the UUID v7 layout whose time part grows with the seed index `i` from the
+/// seed's start time `$4` (milliseconds), so primary-key inserts append instead of landing on
+/// random index pages; the low bits make them unique (`n` is the order number).
+const CUSTOMER_ID: &str =
+    "lpad(to_hex($4::bigint + i), 12, '0') || '7000' || '8000' || lpad(to_hex(i), 12, '0')";
+const ORDER_ID: &str = "lpad(to_hex($4::bigint + t.i), 12, '0') || '7000' || '80' || lpad(to_hex(n), 2, '0') \
+                        || lpad(to_hex(t.i), 12, '0')";
 const TAGS: &str =
     "ARRAY['vip','newsletter','wholesale','online','store','referral','event','b2b']";
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// How many seeded customers exist (the next index to use).
-pub async fn seeded_count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
-    let count: Count =
-        diesel::sql_query("SELECT count(*) AS n FROM customers WHERE source = 'seed'")
-            .get_result(conn)
-            .await?;
-    Ok(count.n)
-}
-
 /// Inserts customers `first..first + count` (by seed index) with `orders_per_customer`
 /// orders each (paid, fulfilled or refunded) and their figures. One call is one transaction.
-pub async fn seed_batch(
+/// Identifiers take their time part from `id_epoch_ms` plus the seed index.
+async fn seed_batch(
     conn: &mut AsyncPgConnection,
     first: i64,
     count: i64,
     orders_per_customer: i64,
+    id_epoch_ms: i64,
 ) -> QueryResult<()> {
     let customers = format!(
         "INSERT INTO customers (id, kind, display_name, given_name, family_name, company, phones, emails, gender, birthday,
              level, tier, lifecycle_stage, churn_reason, region, tags, attributes, source, external_ref, consents,
              order_count, total_spent_minor, first_purchase_at, last_purchase_at, currency, created_at, updated_at)
-         SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING
-                    substring(int8send(floor(extract(epoch FROM t.created) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
-                    52, 1), 53, 1), 'hex')::uuid,
+         SELECT ({CUSTOMER_ID})::uuid,
                 CASE WHEN t.company IS NOT NULL AND i % 7 = 0 THEN 'organization' ELSE 'person' END,
                 t.family || ' ' || t.given, t.given, t.family, t.company,
                 ARRAY['+86' || (13000000000 + (i * 7919) % 999999999)::text],
@@ -91,12 +86,14 @@ pub async fn seed_batch(
         "WITH o AS (
              INSERT INTO orders (id, source, external_id, customer_id, status, currency, subtotal_minor,
                  discount_minor, shipping_minor, total_minor, ordered_at, created_at, updated_at)
-             SELECT gen_random_uuid(), 'seed', t.ref || '-' || n, c.id,
+             SELECT ({ORDER_ID})::uuid, 'seed', t.ref || '-' || n, c.id,
                     CASE WHEN n % 10 = 0 THEN 'refunded' WHEN n % 4 = 0 THEN 'fulfilled' ELSE 'paid' END, 'CNY',
-                    {PRICE}, 0, 0, {PRICE}, {ORDERED_AT}, {ORDERED_AT}, {ORDERED_AT}
+                    v.price, 0, 0, v.price, v.at, v.at, v.at
              FROM customers c
-             CROSS JOIN LATERAL (SELECT c.external_ref AS ref, c.created_at AS created) AS t
+             CROSS JOIN LATERAL (SELECT c.external_ref AS ref, c.created_at AS created,
+                                        substr(c.external_ref, 2)::bigint AS i) AS t
              CROSS JOIN generate_series(1, $3::bigint) AS n
+             CROSS JOIN LATERAL (SELECT {PRICE} AS price, {ORDERED_AT} AS at) AS v
              WHERE c.source = 'seed' AND c.external_ref BETWEEN 'S' || lpad($1::text, 9, '0') AND 'S' || lpad($2::text, 9, '0')
              RETURNING id, external_id, total_minor)
          INSERT INTO order_lines (order_id, line_no, sku, name, category, spec, colour, quantity, unit_price_minor)
@@ -108,13 +105,13 @@ pub async fn seed_batch(
          FROM o"
     );
     let last = first + count - 1;
-    use diesel_async::AsyncConnection;
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         for statement in [&customers, &orders] {
             diesel::sql_query(statement.as_str())
                 .bind::<BigInt, _>(first)
                 .bind::<BigInt, _>(last)
                 .bind::<BigInt, _>(orders_per_customer)
+                .bind::<BigInt, _>(id_epoch_ms)
                 .execute(conn)
                 .await?;
         }
@@ -123,51 +120,183 @@ pub async fn seed_batch(
     .await
 }
 
+/// Connections the seed works on at once: one batch or one index build each.
+pub const CONNECTIONS: usize = 2;
+
 #[derive(QueryableByName)]
-struct IndexDefinition {
-    #[diesel(sql_type = diesel::sql_types::Text)]
+struct Index {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The seed index after the last seeded customer (earlier seeds may have left gaps).
+async fn next_index(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    let next: Option<Index> = diesel::sql_query(
+        "SELECT substr(external_ref, 2)::bigint + 1 AS n FROM customers
+         WHERE source = 'seed' AND external_ref ~ '^S[0-9]{9}$' ORDER BY external_ref DESC LIMIT 1",
+    )
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(next.map_or(0, |i| i.n))
+}
+
+/// A secondary index or foreign key of a seeded table, as SQL that drops and recreates it.
+#[derive(QueryableByName)]
+struct Suspended {
+    #[diesel(sql_type = Text)]
     name: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(sql_type = Text)]
+    drop: String,
+    #[diesel(sql_type = Text)]
     definition: String,
 }
 
-/// Seeds `customers` customers with `orders_per_customer` orders each, in batches, inside one
-/// transaction. Loading into indexed tables row by row is what makes bulk loads slow, so the
-/// secondary indexes of the seeded tables are dropped first and built once at the end; being
-/// one transaction, an interrupted seed leaves the database exactly as it was.
-/// `progress` is told how many customers are done.
-pub async fn seed(
-    conn: &mut AsyncPgConnection,
-    customers: i64,
-    orders_per_customer: i64,
-    batch: i64,
-    mut progress: impl FnMut(i64) + Send,
-) -> QueryResult<()> {
-    use diesel_async::AsyncConnection;
-    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
-        let first = seeded_count(conn).await?;
-        // Secondary indexes only: primary keys and unique constraints stay (the seed relies on them).
-        let indexes: Vec<IndexDefinition> = diesel::sql_query(
-            "SELECT i.indexname AS name, i.indexdef AS definition FROM pg_indexes i
+/// Drops the secondary indexes of the seeded tables and the foreign keys of orders and their
+/// lines, recording each in `seed_suspended` in the same transaction. Primary keys and unique
+/// constraints stay: the seed relies on them. (The customers' own foreign keys stay too:
+/// seeded customers leave them empty, so they cost next to nothing.)
+async fn suspend_indexes(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        let suspended: Vec<Suspended> = diesel::sql_query(
+            "SELECT c.conname AS name, format('ALTER TABLE %I DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop,
+                    format('ALTER TABLE %I ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname,
+                           pg_get_constraintdef(c.oid)) AS definition
+             FROM pg_constraint c
+             WHERE c.contype = 'f' AND c.conrelid IN ('orders'::regclass, 'order_lines'::regclass)
+             UNION ALL
+             SELECT i.indexname, format('DROP INDEX %I', i.indexname), i.indexdef
+             FROM pg_indexes i
              WHERE i.schemaname = current_schema() AND i.tablename IN ('customers', 'orders', 'order_lines')
                AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
         )
         .load(conn)
         .await?;
-        for index in &indexes {
-            diesel::sql_query(format!("DROP INDEX \"{}\"", index.name.replace('"', "\"\""))).execute(conn).await?;
-        }
-        let mut done = 0;
-        while done < customers {
-            let count = batch.min(customers - done);
-            seed_batch(conn, first + done, count, orders_per_customer).await?;
-            done += count;
-            progress(done);
-        }
-        for index in &indexes {
-            diesel::sql_query(index.definition.as_str()).execute(conn).await?;
+        for item in &suspended {
+            // Trigram indexes take longest to build, so they start first; foreign keys would
+            // wait for the locks of index builds on the tables they join, so they come last.
+            diesel::sql_query(
+                "INSERT INTO seed_suspended (name, definition, cost)
+                 VALUES ($1, $2, CASE WHEN $2 LIKE '%gin_trgm_ops%' THEN 2 WHEN $2 LIKE 'ALTER TABLE%' THEN 0 ELSE 1 END)",
+            )
+            .bind::<Text, _>(&item.name)
+            .bind::<Text, _>(&item.definition)
+            .execute(conn)
+            .await?;
+            diesel::sql_query(item.drop.as_str()).execute(conn).await?;
         }
         Ok(())
     })
     .await
+}
+
+/// One unit of seeding work, run on one connection in one transaction.
+enum Job {
+    /// Customers `first..first + count` with their orders.
+    Batch { first: i64, count: i64 },
+    /// Recreates a suspended index or foreign key and forgets it.
+    Rebuild { name: String, definition: String },
+    /// Refreshes the planner's statistics of a table.
+    Analyze(&'static str),
+}
+
+#[derive(QueryableByName)]
+struct Pending {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    definition: String,
+}
+
+/// Seeds `customers` customers with `orders_per_customer` orders each.
+///
+/// Maintaining indexes and checking foreign keys row by row is what makes bulk loads slow,
+/// so the secondary indexes and foreign keys of the seeded tables are dropped first, the
+/// batches (each one transaction: its customers, their orders and figures) run on
+/// [`CONNECTIONS`] connections, and then the indexes are rebuilt, also in parallel, longest
+/// first. A seed that is interrupted keeps its finished batches; whatever it had not rebuilt
+/// yet stays listed in `seed_suspended` and the next seed (even `--customers 0`) rebuilds it.
+/// `progress` is told how many of how many steps are done.
+pub async fn seed(
+    pool: &Pool,
+    customers: i64,
+    orders_per_customer: i64,
+    batch: i64,
+    progress: impl Fn(u64, u64),
+) -> Result<(), String> {
+    let id_epoch_ms = chrono::Utc::now().timestamp_millis();
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    let first = next_index(&mut conn).await.map_err(|e| e.to_string())?;
+    suspend_indexes(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let pending: Vec<Pending> =
+        diesel::sql_query("SELECT name, definition FROM seed_suspended ORDER BY cost DESC, name")
+            .load(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    drop(conn);
+
+    let batches = (0..customers)
+        .step_by(batch.max(1) as usize)
+        .map(|done| Job::Batch {
+            first: first + done,
+            count: batch.min(customers - done),
+        });
+    let rebuilds = pending.into_iter().map(|p| Job::Rebuild {
+        name: p.name,
+        definition: p.definition,
+    });
+    let analyze = ["customers", "orders", "order_lines"].map(Job::Analyze);
+    // Stages: every batch, then every rebuild, then statistics; parallel within a stage.
+    let stages: [Vec<Job>; 3] = [batches.collect(), rebuilds.collect(), analyze.into()];
+    let total = stages.iter().map(Vec::len).sum::<usize>() as u64;
+    let mut done = 0;
+    for stage in stages {
+        futures_util::stream::iter(stage)
+            .map(|job| run_job(pool, job, orders_per_customer, id_epoch_ms))
+            .buffer_unordered(CONNECTIONS)
+            .try_for_each(|()| {
+                done += 1;
+                progress(done, total);
+                std::future::ready(Ok(()))
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+async fn run_job(
+    pool: &Pool,
+    job: Job,
+    orders_per_customer: i64,
+    id_epoch_ms: i64,
+) -> Result<(), String> {
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    let result = match job {
+        Job::Batch { first, count } => {
+            seed_batch(&mut conn, first, count, orders_per_customer, id_epoch_ms).await
+        }
+        Job::Rebuild { name, definition } => {
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                // The builds already run side by side, one per connection; parallel workers
+                // on top would only fight them for the same cores.
+                diesel::sql_query("SET LOCAL max_parallel_maintenance_workers = 0")
+                    .execute(conn)
+                    .await?;
+                diesel::sql_query(definition.as_str()).execute(conn).await?;
+                diesel::sql_query("DELETE FROM seed_suspended WHERE name = $1")
+                    .bind::<Text, _>(&name)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })
+            .await
+        }
+        Job::Analyze(table) => diesel::sql_query(format!("ANALYZE {table}"))
+            .execute(&mut conn)
+            .await
+            .map(|_| ()),
+    };
+    result.map_err(|e| e.to_string())
 }

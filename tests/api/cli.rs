@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+use diesel_async::RunQueryDsl;
 use serde_json::json;
 
 use crate::common::TestApp;
@@ -115,6 +116,7 @@ async fn csv_import_reports_bad_rows_and_export_round_trips() {
 async fn seed_fills_customers_orders_and_figures() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
+    let (full_indexes, _) = index_state(&app).await;
     let out = rapport(
         &app,
         &["seed", "--customers", "300", "--orders-per-customer", "3"],
@@ -174,4 +176,53 @@ async fn seed_fills_customers_orders_and_figures() {
         }
     }
     assert_eq!(count, 320);
+    assert_eq!(
+        index_state(&app).await,
+        (full_indexes, 0),
+        "every index and key is rebuilt and nothing is left suspended"
+    );
+
+    // An interrupted seed: an index dropped and recorded, never rebuilt. The next seed
+    // (adding nobody) rebuilds it.
+    {
+        let mut conn = app.context.pool().get().await.unwrap();
+        diesel::sql_query(
+            "WITH s AS (INSERT INTO seed_suspended (name, definition)
+                        SELECT indexname, indexdef FROM pg_indexes WHERE indexname = 'customers_search_idx')
+             SELECT 1",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        diesel::sql_query("DROP INDEX customers_search_idx")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    assert_eq!(index_state(&app).await, (full_indexes - 1, 1));
+    let out = rapport(&app, &["seed", "--customers", "0"]);
+    assert!(out.status.success());
+    assert_eq!(index_state(&app).await, (full_indexes, 0));
+}
+
+/// Indexes and foreign keys on the seeded tables, and rows left in `seed_suspended`.
+async fn index_state(app: &TestApp) -> (i64, i64) {
+    #[derive(diesel::QueryableByName)]
+    struct State {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        objects: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        suspended: i64,
+    }
+    let mut conn = app.context.pool().get().await.unwrap();
+    let state: State = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM pg_indexes WHERE tablename IN ('customers', 'orders', 'order_lines'))
+              + (SELECT count(*) FROM pg_constraint WHERE contype = 'f'
+                   AND conrelid IN ('customers'::regclass, 'orders'::regclass, 'order_lines'::regclass)) AS objects,
+                (SELECT count(*) FROM seed_suspended) AS suspended",
+    )
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    (state.objects, state.suspended)
 }
