@@ -49,7 +49,7 @@ pub enum EmbeddedError {
 }
 
 /// A running private cluster.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EmbeddedPostgres {
     bin_dir: PathBuf,
     cluster_dir: PathBuf,
@@ -130,11 +130,40 @@ impl EmbeddedPostgres {
 
     /// The `pg_ctl stop` command for this cluster, for a watcher process to run later.
     pub fn stop_command(&self) -> Command {
+        self.stop_command_with("fast")
+    }
+
+    fn stop_command_with(&self, mode: &str) -> Command {
         let mut cmd = self.command("pg_ctl");
         cmd.arg("-D")
             .arg(&self.cluster_dir)
-            .args(["-m", "fast", "-w", "stop"]);
+            .args(["-m", mode, "-w", "stop"]);
         cmd
+    }
+
+    /// Stops the cluster in a `pg_ctl` shutdown mode (`smart`, `fast`, `immediate`) whoever
+    /// started it; with [`Self::start_again`] and [`Self::restart`], for tests that take the
+    /// database away from a running API.
+    pub fn stop_with(&self, mode: &str) -> Result<(), EmbeddedError> {
+        run(self.stop_command_with(mode), "pg_ctl stop").map(|_| ())
+    }
+
+    /// Starts the stopped cluster again on its port.
+    pub fn start_again(&self) -> Result<(), EmbeddedError> {
+        self.pg_ctl_start()
+    }
+
+    /// `pg_ctl restart` in a shutdown mode, on the same port.
+    pub fn restart(&self, mode: &str) -> Result<(), EmbeddedError> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("-D")
+            .arg(&self.cluster_dir)
+            .arg("-l")
+            .arg(self.cluster_dir.join("server.log"))
+            .args(["-w", "-t", "60", "-m", mode, "-o"])
+            .arg(format!("-p {}", self.port))
+            .arg("restart");
+        run(cmd, "pg_ctl restart").map(|_| ())
     }
 
     /// Starts a detached watcher that stops the cluster once process `pid` has exited, for

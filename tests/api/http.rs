@@ -188,7 +188,7 @@ async fn concurrent_duplicates_create_one_row() {
     let body = new_user("once@example.com");
     let key = [("Idempotency-Key", "burst")];
     let responses = join_all(
-        (0..20).map(|_| app.request("POST", "/api/v1/users", Some(&admin), Some(&body), &key)),
+        (0..50).map(|_| app.request("POST", "/api/v1/users", Some(&admin), Some(&body), &key)),
     )
     .await;
     let created = responses

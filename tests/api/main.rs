@@ -6,6 +6,7 @@ mod api_keys;
 mod auth;
 mod cli;
 mod customers;
+mod faults;
 mod http;
 mod operations;
 mod orders;
