@@ -222,3 +222,28 @@ fn is_empty_requirement(requirement: &SecurityRequirement) -> bool {
         .map(|v| v.as_object().is_none_or(|o| o.is_empty()))
         .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+
+    /// The values an enumeration's schema lists are exactly the ones the API sends and accepts.
+    fn assert_schema_lists<T: Serialize>(name: &str, all: &[T]) {
+        let doc = serde_json::to_value(super::document()).unwrap();
+        let listed = &doc["components"]["schemas"][name]["enum"];
+        assert_eq!(listed, &serde_json::to_value(all).unwrap(), "{name}");
+    }
+
+    #[test]
+    fn enumerations_are_documented_as_they_are_sent() {
+        use crate::customers::{ChurnReason, Gender, IncomeBand, Kind, Level, Stage, Tier};
+        assert_schema_lists("Kind", Kind::ALL);
+        assert_schema_lists("Level", Level::ALL);
+        assert_schema_lists("Tier", Tier::ALL);
+        assert_schema_lists("Stage", Stage::ALL);
+        assert_schema_lists("ChurnReason", ChurnReason::ALL);
+        assert_schema_lists("Gender", Gender::ALL);
+        assert_schema_lists("IncomeBand", IncomeBand::ALL);
+        assert_schema_lists("OrderStatus", crate::orders::OrderStatus::ALL);
+    }
+}

@@ -93,10 +93,11 @@ pub struct CreatedApiKey {
 pub struct NewApiKey {
     /// What the key is for.
     #[validate(length(min = 1, max = 100))]
-    #[schema(example = "Web shop")]
+    #[schema(min_length = 1, max_length = 100, example = "Web shop")]
     pub name: String,
     /// What the key may do (at least one).
     #[validate(length(min = 1, max = 12))]
+    #[schema(min_items = 1, max_items = 12)]
     pub scopes: Vec<Scope>,
 }
 

@@ -45,10 +45,10 @@ struct RefreshTokenRow {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct LoginRequest {
     #[validate(length(min = 1, max = 254))]
-    #[schema(example = "admin@example.com")]
+    #[schema(min_length = 1, max_length = 254, example = "admin@example.com")]
     pub email: String,
     #[validate(length(min = 1, max = 128))]
-    #[schema(example = "a long passphrase")]
+    #[schema(min_length = 1, max_length = 128, example = "a long passphrase")]
     pub password: String,
 }
 
@@ -56,6 +56,7 @@ pub struct LoginRequest {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct RefreshRequest {
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
     pub refresh_token: String,
 }
 

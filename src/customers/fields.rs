@@ -30,10 +30,12 @@ pub struct ConsentChanges {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CustomerFields {
-    #[schema(value_type = Option<Kind>)]
+    /// `person` when absent on create; never `null`.
+    #[schema(value_type = Kind)]
     pub kind: Field<Kind>,
-    /// 1 to 200 characters; derived from the given and family names when absent on create.
-    #[schema(value_type = Option<String>, example = "Wang Li")]
+    /// 1 to 200 characters; derived from the given and family names when absent on create;
+    /// never `null`.
+    #[schema(value_type = String, min_length = 1, max_length = 200, example = "Wang Li")]
     pub display_name: Field<String>,
     #[schema(value_type = Option<String>, example = "Li")]
     pub given_name: Field<String>,
@@ -73,11 +75,13 @@ pub struct CustomerFields {
     pub important_dates: Field<Vec<ImportantDate>>,
     #[schema(value_type = Option<String>)]
     pub notes: Field<String>,
-    #[schema(value_type = Option<Level>)]
+    /// `registered` when absent on create; never `null`.
+    #[schema(value_type = Level)]
     pub level: Field<Level>,
     #[schema(value_type = Option<Tier>)]
     pub tier: Field<Tier>,
-    #[schema(value_type = Option<Stage>)]
+    /// `exploration` when absent on create; never `null`.
+    #[schema(value_type = Stage)]
     pub lifecycle_stage: Field<Stage>,
     /// Required when `lifecycle_stage` is `churned`; cleared otherwise.
     #[schema(value_type = Option<ChurnReason>)]

@@ -358,9 +358,12 @@ pub async fn merge(
     } else {
         (duplicate_id, survivor_id)
     };
+    // A missing customer is `404` as on any other route, naming which of the two it was.
     let not_found = |field: &'static str| {
         move |e: ApiError| match e {
-            ApiError::NotFound(detail) => ApiError::invalid(field, "not_found", detail),
+            ApiError::NotFound(_) => {
+                ApiError::NotFound(format!("{field}: no live customer with this id"))
+            }
             other => other,
         }
     };

@@ -253,7 +253,10 @@ pub struct MergeRequest {
 #[utoipa::path(
     tag = "customers",
     request_body = MergeRequest,
-    responses((status = 200, description = "The survivor after the merge", body = Customer, headers(("ETag" = String))))
+    responses(
+        (status = 200, description = "The survivor after the merge", body = Customer, headers(("ETag" = String))),
+        (status = 404, description = "The survivor or the duplicate is not a live customer (the detail names which)", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[post("/customers/merge")]
 async fn merge(

@@ -53,10 +53,11 @@ impl RouteTable {
         Self { routes }
     }
 
-    /// The methods a concrete path allows, if it names a route at all.
+    /// The methods a concrete path allows, if it names a route at all. A literal segment
+    /// beats a parameter, so `/customers/batch` is its own route, not a customer id.
     pub fn allowed(&self, path: &str) -> Option<Vec<String>> {
         let parts: Vec<&str> = path.split('/').collect();
-        let mut methods: Vec<String> = self
+        let matching: Vec<&(Vec<Segment>, Vec<String>)> = self
             .routes
             .iter()
             .filter(|(segments, _)| {
@@ -66,11 +67,19 @@ impl RouteTable {
                         Segment::Parameter => !part.is_empty(),
                     })
             })
+            .collect();
+        let parameters = |segments: &[Segment]| {
+            segments
+                .iter()
+                .filter(|s| matches!(s, Segment::Parameter))
+                .count()
+        };
+        let fewest = matching.iter().map(|(s, _)| parameters(s)).min()?;
+        let mut methods: Vec<String> = matching
+            .into_iter()
+            .filter(|(s, _)| parameters(s) == fewest)
             .flat_map(|(_, m)| m.iter().cloned())
             .collect();
-        if methods.is_empty() {
-            return None;
-        }
         methods.sort();
         methods.dedup();
         Some(methods)
@@ -82,15 +91,15 @@ pub async fn unmatched(
     req: HttpRequest,
     routes: web::Data<RouteTable>,
 ) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(match routes.allowed(req.path()) {
-        Some(allowed)
-            if !allowed.iter().any(|m| *m == req.method().as_str())
-                || req.method() == Method::OPTIONS =>
-        {
-            ApiError::MethodNotAllowed { allowed }
-        }
-        _ => ApiError::NotFound(format!("no route matches {}", req.path())),
-    })
+    Err(method_not_allowed(&req, &routes)
+        .unwrap_or_else(|| ApiError::NotFound(format!("no route matches {}", req.path()))))
+}
+
+/// `405` when the path is a route that does not take this method.
+fn method_not_allowed(req: &HttpRequest, routes: &RouteTable) -> Option<ApiError> {
+    let allowed = routes.allowed(req.path())?;
+    (!allowed.iter().any(|m| *m == req.method().as_str()) || req.method() == Method::OPTIONS)
+        .then_some(ApiError::MethodNotAllowed { allowed })
 }
 
 /// `400` for query strings that do not parse.
@@ -101,9 +110,14 @@ pub fn query_error(
     ApiError::BadRequest(format!("invalid query parameters: {error}")).into()
 }
 
-/// `404` for path parameters that cannot name a resource (such as a malformed id).
-pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::NotFound(format!("no such resource ({error})")).into()
+/// `404` for path parameters that cannot name a resource (such as a malformed id), or
+/// `405` when the "parameter" is really a route of its own (`PATCH /customers/batch`).
+pub fn path_error(error: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
+    let routes = req.app_data::<web::Data<RouteTable>>();
+    routes
+        .and_then(|routes| method_not_allowed(req, routes))
+        .unwrap_or_else(|| ApiError::NotFound(format!("no such resource ({error})")))
+        .into()
 }
 
 #[cfg(test)]
@@ -129,10 +143,23 @@ mod tests {
                     ],
                     vec!["GET".into()],
                 ),
+                (
+                    vec![
+                        Segment::Literal("".into()),
+                        Segment::Literal("users".into()),
+                        Segment::Literal("me".into()),
+                    ],
+                    vec!["POST".into()],
+                ),
             ],
         };
         assert_eq!(table.allowed("/users/42").unwrap(), ["GET", "PATCH"]);
         assert_eq!(table.allowed("/users").unwrap(), ["GET"]);
+        assert_eq!(
+            table.allowed("/users/me").unwrap(),
+            ["POST"],
+            "a literal beats a parameter"
+        );
         assert!(table.allowed("/users/42/x").is_none());
         assert!(table.allowed("/nothing").is_none());
     }

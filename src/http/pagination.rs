@@ -37,9 +37,14 @@ impl PageParams {
         }
     }
 
-    /// The sort key the page starts after, `400` when the cursor is not one of ours.
+    /// The sort key the page starts after, `400` when the cursor is not one of ours. An empty
+    /// `cursor=` is the first page, as clients that always send the parameter expect.
     pub fn after<K: DeserializeOwned>(&self) -> ApiResult<Option<K>> {
-        self.cursor.as_deref().map(decode_cursor).transpose()
+        self.cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(decode_cursor)
+            .transpose()
     }
 }
 

@@ -58,11 +58,11 @@ impl From<UserRow> for User {
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     #[validate(email, length(max = 254))]
-    #[schema(example = "ana@example.com")]
+    #[schema(format = Email, max_length = 254, example = "ana@example.com")]
     pub email: String,
     /// 10 to 128 characters.
     #[validate(length(min = 10, max = 128))]
-    #[schema(example = "a long passphrase")]
+    #[schema(min_length = 10, max_length = 128, example = "a long passphrase")]
     pub password: String,
     pub role: Role,
 }

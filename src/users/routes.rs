@@ -36,6 +36,7 @@ pub struct UserPatch {
     pub active: Option<bool>,
     /// A new password (10 to 128 characters); signs the user out everywhere.
     #[validate(length(min = 10, max = 128))]
+    #[schema(min_length = 10, max_length = 128)]
     pub password: Option<String>,
 }
 

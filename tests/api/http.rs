@@ -205,6 +205,33 @@ async fn concurrent_duplicates_create_one_row() {
 }
 
 #[actix_web::test]
+async fn a_literal_route_is_not_mistaken_for_an_id() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let res = app
+        .request(
+            "PATCH",
+            "/api/v1/customers/batch",
+            Some(&admin),
+            Some(&json!({"items": []})),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, 405, "{}", res.text);
+    assert_eq!(res.header("allow"), Some("POST"));
+    let res = app
+        .request(
+            "PATCH",
+            "/api/v1/customers/not-an-id",
+            Some(&admin),
+            Some(&json!({})),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, 404);
+}
+
+#[actix_web::test]
 async fn rate_limits_answer_429_with_headers() {
     let app =
         TestApp::spawn_with(&["--rate-limit-per-minute", "60", "--rate-limit-burst", "3"]).await;
