@@ -10,5 +10,6 @@ mod faults;
 mod http;
 mod operations;
 mod orders;
+mod owasp;
 mod scale;
 mod users;
