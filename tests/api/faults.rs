@@ -93,13 +93,11 @@ impl Stack {
     /// Waits for `/readyz` to say ready; returns how long it took.
     async fn wait_ready(&self, limit: Duration) -> Duration {
         let started = Instant::now();
-        loop {
-            if let Ok((200, ..)) = self.send("GET", "/readyz", None, &[]).await {
-                return started.elapsed();
-            }
-            assert!(started.elapsed() < limit, "not ready within {limit:?}");
-            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(limit, "ready", async || {
+            matches!(self.send("GET", "/readyz", None, &[]).await, Ok((200, ..))).then_some(())
+        })
+        .await;
+        started.elapsed()
     }
 
     async fn sign_in(&mut self) {
@@ -151,21 +149,17 @@ impl Stack {
         AsyncPgConnection::establish(&self.pg.url()).await.unwrap()
     }
 
-    /// How many of `refs` are stored as customers.
-    async fn stored(&self, refs: &[String]) -> i64 {
-        #[derive(diesel::QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = BigInt)]
-            n: i64,
-        }
-        let count: Count = diesel::sql_query(
-            "SELECT count(*) AS n FROM customers WHERE source = 'fault' AND external_ref = ANY($1)",
-        )
-        .bind::<Array<Text>, _>(refs)
-        .get_result(&mut self.database().await)
-        .await
-        .unwrap();
-        count.n
+    /// Warms the credential cache (so that only customer queries still need the database),
+    /// then locks the customers table until the returned connection rolls back.
+    async fn lock_customers(&self) -> AsyncPgConnection {
+        self.send("GET", "/api/v1/customers", None, &[])
+            .await
+            .unwrap();
+        let mut lock = self.database().await;
+        lock.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        lock
     }
 
     /// Runs a blocking `pg_ctl` action off the async runtime.
@@ -189,17 +183,8 @@ impl Stack {
 
     /// Waits (bounded) for the API process to exit.
     async fn exit_status(&mut self, limit: Duration) -> ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.api.as_mut().unwrap().try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "the API did not exit within {limit:?}"
-            );
-            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-        }
+        let api = self.api.as_mut().unwrap();
+        eventually(limit, "the API's exit", async || api.try_wait().unwrap()).await
     }
 }
 
@@ -212,6 +197,40 @@ impl Drop for Stack {
         let _ = self.pg.stop_with("immediate");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Polls `check` every 10 ms until it gives a value; fails, saying `what` was awaited, after
+/// `limit`.
+async fn eventually<T>(
+    limit: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < limit, "{what} not within {limit:?}");
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// How many of `refs` are stored as customers of the load (`source = 'fault'`).
+async fn stored(conn: &mut AsyncPgConnection, refs: &[String]) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let count: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM customers WHERE source = 'fault' AND external_ref = ANY($1)",
+    )
+    .bind::<Array<Text>, _>(refs)
+    .get_result(conn)
+    .await
+    .unwrap();
+    count.n
 }
 
 /// Writers and readers hammering the API until `until`; each write is recorded with its
@@ -315,7 +334,7 @@ async fn database_restarts_cost_only_503s_and_lose_no_acknowledged_write() {
             "{mode}: 503s until {last_failure:?}"
         );
         assert_eq!(
-            stack.stored(&acknowledged).await,
+            stored(&mut stack.database().await, &acknowledged).await,
             acknowledged.len() as i64,
             "{mode}: every acknowledged write is stored"
         );
@@ -327,14 +346,14 @@ async fn the_api_starts_before_its_database_and_waits_for_it() {
     let mut stack = Stack::cluster_only(&[]).await;
     stack.pg(|pg| pg.stop_with("fast")).await;
     stack.spawn_api();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !matches!(
-        stack.send("GET", "/healthz", None, &[]).await,
-        Ok((200, ..))
-    ) {
-        assert!(Instant::now() < deadline, "the API did not come up");
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(30), "the API up", async || {
+        matches!(
+            stack.send("GET", "/healthz", None, &[]).await,
+            Ok((200, ..))
+        )
+        .then_some(())
+    })
+    .await;
     for _ in 0..5 {
         let (status, body, _) = stack.send("GET", "/readyz", None, &[]).await.unwrap();
         assert_eq!(status, 503, "not ready without a database: {body}");
@@ -362,15 +381,7 @@ async fn a_blocked_database_answers_503_in_bounded_time() {
         "2s",
     ])
     .await;
-    // Warm the credential cache so that only the customer queries need the database.
-    stack
-        .send("GET", "/api/v1/customers", None, &[])
-        .await
-        .unwrap();
-    let mut lock = stack.database().await;
-    lock.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let mut lock = stack.lock_customers().await;
 
     let timed = |delay: u64| {
         let stack = &stack;
@@ -408,14 +419,7 @@ async fn a_blocked_database_answers_503_in_bounded_time() {
 #[actix_web::test]
 async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0() {
     let mut stack = Stack::start(&[]).await;
-    stack
-        .send("GET", "/api/v1/customers", None, &[])
-        .await
-        .unwrap();
-    let mut lock = stack.database().await;
-    lock.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let mut lock = stack.lock_customers().await;
     let in_flight = join_all((0..3).map(|_| stack.send("GET", "/api/v1/customers", None, &[])));
     let (answers, ()) = tokio::join!(in_flight, async {
         actix_web::rt::time::sleep(Duration::from_millis(300)).await;
@@ -446,27 +450,13 @@ async fn a_retry_after_a_crash_between_commit_and_response_returns_the_committed
     // so the client never learns the outcome.
     let killed = {
         let request = stack.send("POST", "/api/v1/customers", Some(&body), &key);
+        let crash = ["crash".to_owned()];
         let kill = async {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                #[derive(diesel::QueryableByName)]
-                struct Count {
-                    #[diesel(sql_type = BigInt)]
-                    n: i64,
-                }
-                let count: Count = diesel::sql_query(
-                    "SELECT count(*) AS n FROM customers WHERE external_ref = 'crash'",
-                )
-                .get_result(&mut watcher)
-                .await
-                .unwrap();
-                if count.n > 0 {
-                    stack.signal(nix::sys::signal::Signal::SIGKILL);
-                    return;
-                }
-                assert!(Instant::now() < deadline, "the write never committed");
-                actix_web::rt::time::sleep(Duration::from_millis(2)).await;
-            }
+            eventually(Duration::from_secs(10), "the commit", async || {
+                (stored(&mut watcher, &crash).await > 0).then_some(())
+            })
+            .await;
+            stack.signal(nix::sys::signal::Signal::SIGKILL);
         };
         tokio::join!(request, kill).0
     };
@@ -484,7 +474,10 @@ async fn a_retry_after_a_crash_between_commit_and_response_returns_the_committed
         .unwrap();
     assert_eq!(status, 201, "{replay}");
     assert_eq!(replay["external_ref"], "crash");
-    assert_eq!(stack.stored(&["crash".to_owned()]).await, 1);
+    assert_eq!(
+        stored(&mut stack.database().await, &["crash".to_owned()]).await,
+        1
+    );
     let (_, list, _) = stack
         .send("GET", "/api/v1/customers?limit=200", None, &[])
         .await
