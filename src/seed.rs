@@ -195,11 +195,12 @@ enum Job {
     /// Customers `first..first + count` with their orders.
     Batch { first: i64, count: i64 },
     /// Recreates a suspended index or foreign key and forgets it.
-    Rebuild { name: String, definition: String },
+    Rebuild(Pending),
     /// Refreshes the planner's statistics of a table.
     Analyze(&'static str),
 }
 
+/// A row of `seed_suspended`: what to rebuild.
 #[derive(QueryableByName)]
 struct Pending {
     #[diesel(sql_type = Text)]
@@ -243,10 +244,7 @@ pub async fn seed(
             first: first + done,
             count: batch.min(customers - done),
         });
-    let rebuilds = pending.into_iter().map(|p| Job::Rebuild {
-        name: p.name,
-        definition: p.definition,
-    });
+    let rebuilds = pending.into_iter().map(Job::Rebuild);
     let analyze = ["customers", "orders", "order_lines"].map(Job::Analyze);
     // Stages: every batch, then every rebuild, then statistics; parallel within a stage.
     let stages: [Vec<Job>; 3] = [batches.collect(), rebuilds.collect(), analyze.into()];
@@ -277,7 +275,7 @@ async fn run_job(
         Job::Batch { first, count } => {
             seed_batch(&mut conn, first, count, orders_per_customer, id_epoch_ms).await
         }
-        Job::Rebuild { name, definition } => {
+        Job::Rebuild(Pending { name, definition }) => {
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                 // The builds already run side by side, one per connection; parallel workers
                 // on top would only fight them for the same cores.
