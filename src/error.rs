@@ -39,6 +39,14 @@ impl FieldError {
             message: message.into(),
         }
     }
+
+    /// The same error for a field inside `parent` (`customer.email`, `items[2].tags`).
+    pub fn within(self, parent: &str) -> Self {
+        Self {
+            field: format!("{parent}.{}", self.field),
+            ..self
+        }
+    }
 }
 
 /// An RFC 9457 problem document, the body of every error response.
@@ -57,7 +65,7 @@ pub struct Problem {
     /// What went wrong with this request.
     #[schema(example = "1 field is invalid")]
     pub detail: String,
-    /// Per-field problems (validation failures only).
+    /// Per-field problems: of a `422` validation failure or a `409` business-rule conflict.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }
@@ -77,6 +85,11 @@ pub enum ApiError {
     MethodNotAllowed { allowed: Vec<String> },
     #[error("conflict: {0}")]
     Conflict(String),
+    /// `409` naming fields: the request is well formed, but breaks a business rule given the
+    /// stored state (a reference to a missing record, a change that would leave the resource
+    /// inconsistent). Rules a request breaks on its own are `Validation` (`422`).
+    #[error("business rule conflict")]
+    Rules(Vec<FieldError>),
     #[error("precondition failed")]
     PreconditionFailed,
     #[error("payload too large (limit {limit} bytes)")]
@@ -101,6 +114,11 @@ impl ApiError {
         Self::Validation(vec![FieldError::new(field, code, message)])
     }
 
+    /// A `409` for a single field.
+    pub fn rule(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self::Rules(vec![FieldError::new(field, code, message)])
+    }
+
     /// A `500` whose cause goes to the log only.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
@@ -113,7 +131,7 @@ impl ApiError {
             Self::Forbidden(_) => ("/problems/forbidden", "Forbidden"),
             Self::NotFound(_) => ("about:blank", "Not Found"),
             Self::MethodNotAllowed { .. } => ("about:blank", "Method Not Allowed"),
-            Self::Conflict(_) => ("/problems/conflict", "Conflict"),
+            Self::Conflict(_) | Self::Rules(_) => ("/problems/conflict", "Conflict"),
             Self::PreconditionFailed => ("/problems/precondition-failed", "Precondition failed"),
             Self::PayloadTooLarge { .. } => ("about:blank", "Payload Too Large"),
             Self::UnsupportedMediaType => ("about:blank", "Unsupported Media Type"),
@@ -142,7 +160,7 @@ impl ApiError {
             }
             Self::PayloadTooLarge { limit } => format!("the request body exceeds {limit} bytes"),
             Self::UnsupportedMediaType => "send the body as application/json".into(),
-            Self::Validation(errors) => match errors.len() {
+            Self::Validation(errors) | Self::Rules(errors) => match errors.len() {
                 1 => format!("{}: {}", errors[0].field, errors[0].message),
                 n => format!("{n} fields are invalid"),
             },
@@ -162,7 +180,7 @@ impl ApiError {
             status: self.status_code().as_u16(),
             detail: self.detail(),
             errors: match self {
-                Self::Validation(errors) => errors.clone(),
+                Self::Validation(errors) | Self::Rules(errors) => errors.clone(),
                 _ => Vec::new(),
             },
         }
@@ -181,7 +199,7 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::Rules(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

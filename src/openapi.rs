@@ -5,7 +5,8 @@
 use actix_web::App;
 use utoipa::OpenApi;
 use utoipa::openapi::Required;
-use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder, schema::Type};
 use utoipa_actix_web::AppExt;
@@ -60,7 +61,78 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .configure(configure_routes)
         .split_for_parts();
     add_shared_parts(&mut doc);
+    name_operations(&mut doc);
+    link_created_resources(&mut doc);
     doc
+}
+
+/// The operations of a path item with their methods.
+fn operations_mut(item: &mut PathItem) -> [(&'static str, &mut Option<Operation>); 5] {
+    [
+        ("get", &mut item.get),
+        ("post", &mut item.post),
+        ("put", &mut item.put),
+        ("patch", &mut item.patch),
+        ("delete", &mut item.delete),
+    ]
+}
+
+/// Gives every operation a unique id, `<tag>_<handler>`: handlers of different domains share
+/// names such as `list`, and code generators and links need ids that do not clash.
+fn name_operations(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        for (_, operation) in operations_mut(item) {
+            let Some(operation) = operation else { continue };
+            let tag = operation
+                .tags
+                .as_ref()
+                .and_then(|tags| tags.first())
+                .map(|tag| tag.replace('-', "_"));
+            if let (Some(tag), Some(handler)) = (tag, operation.operation_id.as_ref()) {
+                operation.operation_id = Some(format!("{tag}_{handler}"));
+            }
+        }
+    }
+}
+
+/// Links the `201` of every `POST /x` to each operation under `/x/{id}`, passing the new
+/// object's `id`: clients (and the contract fuzzer) can follow create → read → change →
+/// delete without knowing the URL layout.
+fn link_created_resources(doc: &mut utoipa::openapi::OpenApi) {
+    let mut targets: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (_, operation) in operations_mut(item) {
+            if let Some(id) = operation.as_ref().and_then(|o| o.operation_id.clone()) {
+                targets.push((path.clone(), id));
+            }
+        }
+    }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let Some(created) = item
+            .post
+            .as_mut()
+            .and_then(|post| post.responses.responses.get_mut("201"))
+        else {
+            continue;
+        };
+        let RefOr::T(created) = created else { continue };
+        let item_path = format!("{path}/{{id}}");
+        for (target_path, operation_id) in &targets {
+            let under_item =
+                target_path == &item_path || target_path.starts_with(&format!("{item_path}/"));
+            if under_item && target_path.matches('{').count() == 1 {
+                created.links.insert(
+                    operation_id.clone(),
+                    RefOr::T(
+                        LinkBuilder::new()
+                            .operation_id(operation_id.clone())
+                            .parameter("id", "$response.body#/id")
+                            .build(),
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// The document as the committed `openapi/openapi.json` holds it.
@@ -155,13 +227,8 @@ fn add_shared_parts(doc: &mut utoipa::openapi::OpenApi) {
     }
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_id = path.contains('{');
-        for (conditional, operation) in [
-            (false, &mut item.get),
-            (false, &mut item.post),
-            (true, &mut item.put),
-            (true, &mut item.patch),
-            (true, &mut item.delete),
-        ] {
+        for (method, operation) in operations_mut(item) {
+            let conditional = matches!(method, "put" | "patch" | "delete");
             if let Some(operation) = operation {
                 add_shared_responses(operation, has_id, conditional);
             }
@@ -232,6 +299,41 @@ mod tests {
         let doc = serde_json::to_value(super::document()).unwrap();
         let listed = &doc["components"]["schemas"][name]["enum"];
         assert_eq!(listed, &serde_json::to_value(all).unwrap(), "{name}");
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_links_name_real_operations() {
+        let doc = serde_json::to_value(super::document()).unwrap();
+        let mut ids = Vec::new();
+        let mut linked = Vec::new();
+        for (_, item) in doc["paths"].as_object().unwrap() {
+            for (_, operation) in item.as_object().unwrap() {
+                ids.push(operation["operationId"].as_str().unwrap().to_owned());
+                if let Some(links) = operation["responses"]["201"]["links"].as_object() {
+                    linked.extend(links.values().map(|l| l["operationId"].clone()));
+                }
+            }
+        }
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "duplicate operation ids in {ids:?}"
+        );
+        for id in [
+            "customers_get_one",
+            "customers_update",
+            "customers_remove",
+            "orders_get_one",
+        ] {
+            assert!(linked.contains(&serde_json::json!(id)), "no link to {id}");
+        }
+        for link in &linked {
+            assert!(
+                ids.iter().any(|id| link == id),
+                "link to unknown operation {link}"
+            );
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::auth::{AuthState, authenticate, secrets};
 use crate::config::Settings;
 use crate::db::{self, Pool, embedded::EmbeddedPostgres};
 use crate::health::Readiness;
-use crate::http::fallback::{RouteTable, path_error, query_error, unmatched};
+use crate::http::fallback::{RouteTable, path_error, unmatched};
 use crate::http::idempotency::{idempotency, purge_expired};
 use crate::http::json::BodyLimits;
 use crate::http::metrics::Metrics;
@@ -157,7 +157,6 @@ fn build_app(
         .app_data(ctx.readiness.clone())
         .app_data(ctx.limits.clone())
         .app_data(ctx.routes.clone())
-        .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ctx.doc.clone()))
         .service(web::resource("/docs").get(|| async {

@@ -14,10 +14,11 @@ use validator::Validate;
 use crate::auth::{AdminOnly, AuthState, Authorized, Scope, secrets};
 use crate::db::DbConn;
 use crate::db::schema::api_keys;
-use crate::error::ApiResult;
+use crate::error::{ApiResult, Problem};
 use crate::http::etag::{created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
+use crate::http::query::Query;
 
 /// Every API key starts with this, so a bearer token is told apart from a JWT at a glance
 /// (and secret scanners can recognise leaked keys).
@@ -143,7 +144,7 @@ async fn create(
 async fn list(
     _: Authorized<AdminOnly>,
     mut conn: DbConn,
-    page: web::Query<PageParams>,
+    page: Query<PageParams>,
 ) -> ApiResult<web::Json<Page<ApiKey>>> {
     let limit = page.limit()?;
     let mut query = api_keys::table
@@ -160,11 +161,13 @@ async fn list(
     ))
 }
 
-/// Get an API key.
+/// Get an API key. A revoked key is gone (`404`); the list keeps it, with `revoked_at`, for
+/// the record.
 #[utoipa::path(
     tag = "api-keys",
     responses(
         (status = 200, body = ApiKey, headers(("ETag" = String))),
+        (status = 404, description = "No such API key, or it was revoked", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/api-keys/{id}")]
@@ -175,6 +178,7 @@ async fn get_one(
 ) -> ApiResult<HttpResponse> {
     let row: ApiKeyRow = api_keys::table
         .find(*id)
+        .filter(api_keys::revoked_at.is_null())
         .select(ApiKeyRow::as_select())
         .first(&mut conn)
         .await?;

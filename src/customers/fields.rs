@@ -5,7 +5,12 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    AllOfBuilder, AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Ref, Schema,
+    SchemaFormat, SchemaType, Type,
+};
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
@@ -35,45 +40,49 @@ pub struct CustomerFields {
     pub kind: Field<Kind>,
     /// 1 to 200 characters; derived from the given and family names when absent on create;
     /// never `null`.
-    #[schema(value_type = String, min_length = 1, max_length = 200, example = "Wang Li")]
+    #[schema(schema_with = display_name_schema, example = "Wang Li")]
     pub display_name: Field<String>,
-    #[schema(value_type = Option<String>, example = "Li")]
+    #[schema(value_type = Option<String>, max_length = 100, example = "Li")]
     pub given_name: Field<String>,
-    #[schema(value_type = Option<String>, example = "Wang")]
+    #[schema(value_type = Option<String>, max_length = 100, example = "Wang")]
     pub family_name: Field<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub company: Field<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100)]
     pub position: Field<String>,
-    /// International format; spaces, dashes, dots and brackets are removed, `00` becomes `+`.
-    #[schema(value_type = Option<Vec<String>>, example = json!(["+86 138 0013 8000"]))]
+    /// Up to 10, international format; spaces, dashes, dots and brackets are removed, `00`
+    /// becomes `+`, and the result must be `+` and 7 to 15 digits.
+    #[schema(schema_with = phone_list, example = json!(["+86 138 0013 8000"]))]
     pub phones: Field<Vec<String>>,
-    #[schema(value_type = Option<Vec<String>>, example = json!(["li.wang@example.com"]))]
+    /// Up to 10; stored in lower case.
+    #[schema(schema_with = email_list, example = json!(["li.wang@example.com"]))]
     pub emails: Field<Vec<String>>,
-    #[schema(value_type = Option<Vec<Address>>)]
+    /// Up to 10.
+    #[schema(schema_with = address_list)]
     pub addresses: Field<Vec<Address>>,
     #[schema(value_type = Option<Gender>)]
     pub gender: Field<Gender>,
-    /// Not in the future.
+    /// From 1900-01-01 to today.
     #[schema(value_type = Option<NaiveDate>)]
     pub birthday: Field<NaiveDate>,
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = text_list::<50, 100>)]
     pub hobbies: Field<Vec<String>>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 2000)]
     pub personality: Field<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 2000)]
     pub family_situation: Field<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub occupation: Field<String>,
     #[schema(value_type = Option<IncomeBand>)]
     pub income_band: Field<IncomeBand>,
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = text_list::<50, 200>)]
     pub likes: Field<Vec<String>>,
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = text_list::<50, 200>)]
     pub dislikes: Field<Vec<String>>,
-    #[schema(value_type = Option<Vec<ImportantDate>>)]
+    /// Up to 20.
+    #[schema(schema_with = important_date_list)]
     pub important_dates: Field<Vec<ImportantDate>>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 10000)]
     pub notes: Field<String>,
     /// `registered` when absent on create; never `null`.
     #[schema(value_type = Level)]
@@ -83,30 +92,263 @@ pub struct CustomerFields {
     /// `exploration` when absent on create; never `null`.
     #[schema(value_type = Stage)]
     pub lifecycle_stage: Field<Stage>,
-    /// Required when `lifecycle_stage` is `churned`; cleared otherwise.
+    /// Required in a request that sets `lifecycle_stage` to `churned`; cleared when the
+    /// stage is anything else.
     #[schema(value_type = Option<ChurnReason>)]
     pub churn_reason: Field<ChurnReason>,
     /// An active staff user. Agents may only name themselves.
     #[schema(value_type = Option<Uuid>)]
     pub owner_id: Field<Uuid>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100)]
     pub region: Field<String>,
-    #[schema(value_type = Option<Vec<String>>, example = json!(["vip"]))]
+    #[schema(schema_with = text_list::<50, 50>, example = json!(["vip"]))]
     pub tags: Field<Vec<String>>,
-    /// Custom fields: names of lower-case letters, digits and `_`; values strings, numbers or booleans.
-    #[schema(value_type = Option<Object>, example = json!({"shoe_size": 42}))]
+    /// Up to 100 custom fields: names of 1 to 64 lower-case letters, digits and `_`; values
+    /// strings (up to 500 characters), numbers or booleans.
+    #[schema(schema_with = attributes_schema, example = json!({"shoe_size": 42}))]
     pub attributes: Field<Map<String, Value>>,
     /// Another live customer.
     #[schema(value_type = Option<Uuid>)]
     pub referred_by: Field<Uuid>,
     /// With `external_ref`: the customer's id in another system (unique together).
-    #[schema(value_type = Option<String>, example = "webshop")]
+    #[schema(value_type = Option<String>, max_length = 50, example = "webshop")]
     pub source: Field<String>,
-    #[schema(value_type = Option<String>, example = "C-10045")]
+    #[schema(value_type = Option<String>, max_length = 200, example = "C-10045")]
     pub external_ref: Field<String>,
     #[schema(value_type = Option<ConsentChanges>)]
     pub consents: Field<ConsentChanges>,
 }
+
+/// The characters Rust's `trim` removes (Unicode White_Space), as a regex class body: the
+/// patterns' `\s` would differ (ECMA-262 counts U+FEFF and not U+0085).
+macro_rules! white_space {
+    () => {
+        r"\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    };
+}
+
+/// Text that is not only white space (the server trims every text).
+const NOT_BLANK: &str = concat!("[^", white_space!(), "]");
+
+/// What `normalise_phone` accepts, as a pattern: separators anywhere, `+` or `00`, then 7 to
+/// 15 digits, the first not `0`.
+const PHONE_PATTERN: &str = concat!(
+    "^[",
+    white_space!(),
+    r"]*[-. ()\u00a0]*(\+|0[-. ()\u00a0]*0)[-. ()\u00a0]*[1-9]([-. ()\u00a0]*[0-9]){6,14}[-. ()\u00a0]*[",
+    white_space!(),
+    "]*$"
+);
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+/// A trimmed text of 1 to `max` characters.
+fn text(max: usize) -> ObjectBuilder {
+    string()
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(NOT_BLANK))
+}
+
+/// `schema_with` of `display_name`: never `null`.
+pub fn display_name_schema() -> Schema {
+    text(200).into()
+}
+
+/// `schema_with` of an optional text of 1 to `MAX` characters, not blank.
+pub fn optional_text<const MAX: usize>() -> Schema {
+    text(MAX)
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .into()
+}
+
+/// A list that `null` clears, of at most `max_items`.
+fn list(item: impl Into<RefOr<Schema>>, max_items: usize) -> Schema {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(item.into())
+        .max_items(Some(max_items))
+        .into()
+}
+
+/// `schema_with` of the text lists (hobbies, tags, ...): up to `ITEMS` texts of 1 to `LEN`.
+pub fn text_list<const ITEMS: usize, const LEN: usize>() -> Schema {
+    list(text(LEN), ITEMS)
+}
+
+/// A phone number as `normalise_phone` accepts it.
+fn phone() -> ObjectBuilder {
+    string().max_length(Some(40)).pattern(Some(PHONE_PATTERN))
+}
+
+/// `schema_with` of `phones`.
+pub fn phone_list() -> Schema {
+    list(phone(), 10)
+}
+
+/// `schema_with` of a single phone number that may be `null`.
+pub fn optional_phone() -> Schema {
+    phone()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .into()
+}
+
+/// `schema_with` of `emails`.
+pub fn email_list() -> Schema {
+    list(
+        string()
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(254)),
+        10,
+    )
+}
+
+/// `schema_with` of `addresses`.
+pub fn address_list() -> Schema {
+    list(Ref::from_schema_name("Address"), 10)
+}
+
+/// `schema_with` of `important_dates`.
+pub fn important_date_list() -> Schema {
+    list(Ref::from_schema_name("ImportantDate"), 20)
+}
+
+/// `schema_with` of `attributes`.
+pub fn attributes_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .max_properties(Some(100))
+        .property_names(Some(string().pattern(Some("^[a-z0-9_]{1,64}$"))))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([
+                    Type::String,
+                    Type::Number,
+                    Type::Boolean,
+                ]))
+                .max_length(Some(500))
+                .minimum(Some(-ATTRIBUTE_NUMBER_LIMIT))
+                .maximum(Some(ATTRIBUTE_NUMBER_LIMIT)),
+        ))
+        .into()
+}
+
+/// The rule between `lifecycle_stage` and `churn_reason` that one request must meet: setting
+/// the stage to `churned` names the reason.
+fn churn_rule() -> Schema {
+    let other_stages = Stage::ALL
+        .iter()
+        .filter(|stage| **stage != Stage::Churned)
+        .map(|stage| stage.as_str());
+    AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .property("lifecycle_stage", string().enum_values(Some(other_stages))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .property("churn_reason", Ref::from_schema_name("ChurnReason"))
+                .required("churn_reason"),
+        )
+        .into()
+}
+
+/// Both of `source` and `external_ref`, as texts.
+fn with_reference() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .property("source", text(50))
+        .property("external_ref", text(200))
+        .required("source")
+        .required("external_ref")
+}
+
+/// `CustomerFields` with further rules between fields, as one kind of request sends them.
+fn fields_with(rules: impl IntoIterator<Item = Schema>) -> RefOr<Schema> {
+    rules
+        .into_iter()
+        .fold(
+            AllOfBuilder::new().item(Ref::from_schema_name("CustomerFields")),
+            |all, rule| all.item(rule),
+        )
+        .into()
+}
+
+/// Makes a request schema built on `CustomerFields` a component that registers
+/// `CustomerFields` (and what it names) beside itself.
+macro_rules! fields_schema {
+    ($name:ident) => {
+        impl ToSchema for $name {
+            fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+                schemas.push(("CustomerFields".into(), CustomerFields::schema()));
+                <CustomerFields as ToSchema>::schemas(schemas);
+            }
+        }
+    };
+}
+
+/// The body of `POST /customers`: the fields, with a name (`display_name`, or a given or family
+/// name to derive it from), `source` and `external_ref` together or neither, and the churn rule.
+pub struct NewCustomer;
+
+impl PartialSchema for NewCustomer {
+    fn schema() -> RefOr<Schema> {
+        // The field's own limits come from `CustomerFields`; a branch only says it is there.
+        let named = |field: &str| {
+            Schema::from(
+                ObjectBuilder::new()
+                    .property(field, string().pattern(Some(NOT_BLANK)))
+                    .required(field),
+            )
+        };
+        let no_reference = ObjectBuilder::new()
+            .property("source", ObjectBuilder::new().schema_type(Type::Null))
+            .property("external_ref", ObjectBuilder::new().schema_type(Type::Null));
+        fields_with([
+            AnyOfBuilder::new()
+                .item(named("display_name"))
+                .item(named("given_name"))
+                .item(named("family_name"))
+                .into(),
+            AnyOfBuilder::new()
+                .item(no_reference)
+                .item(with_reference())
+                .into(),
+            churn_rule(),
+        ])
+    }
+}
+
+fields_schema!(NewCustomer);
+
+/// The body of `PATCH /customers/{id}` (merge patch): the fields and the churn rule. Rules
+/// that depend on what is stored are checked on the changed customer (`409`).
+pub struct CustomerPatch;
+
+impl PartialSchema for CustomerPatch {
+    fn schema() -> RefOr<Schema> {
+        fields_with([churn_rule()])
+    }
+}
+
+fields_schema!(CustomerPatch);
+
+/// One item of `POST /customers/batch`: the fields with `source` and `external_ref`, which
+/// name the customer to create or update, and the churn rule.
+pub struct BatchItem;
+
+impl PartialSchema for BatchItem {
+    fn schema() -> RefOr<Schema> {
+        fields_with([with_reference().into(), churn_rule()])
+    }
+}
+
+fields_schema!(BatchItem);
+
+/// The largest attribute number, in either sign: exact in a double, readable back from
+/// PostgreSQL's `jsonb`, and safe in JavaScript clients.
+const ATTRIBUTE_NUMBER_LIMIT: f64 = 1e15;
 
 /// Collects field errors while checking.
 #[derive(Default)]
@@ -215,6 +457,15 @@ impl Validated for CustomerFields {
         checks.not_null("display_name", &self.display_name);
         checks.not_null("level", &self.level);
         checks.not_null("lifecycle_stage", &self.lifecycle_stage);
+        if matches!(self.lifecycle_stage, Field::Value(Stage::Churned))
+            && !matches!(self.churn_reason, Field::Value(_))
+        {
+            checks.fail(
+                "churn_reason",
+                "required",
+                "is required when lifecycle_stage is set to churned",
+            );
+        }
         if self
             .display_name
             .value()
@@ -300,7 +551,16 @@ impl Validated for CustomerFields {
                         "type",
                         "must be a string, a number or a boolean",
                     );
-                } else if value.as_str().is_some_and(|s| s.len() > 500) {
+                } else if value
+                    .as_f64()
+                    .is_some_and(|n| n.abs() > ATTRIBUTE_NUMBER_LIMIT)
+                {
+                    checks.fail(
+                        format!("attributes.{name}"),
+                        "range",
+                        "numbers must be between -10^15 and 10^15",
+                    );
+                } else if value.as_str().is_some_and(|s| s.chars().count() > 500) {
                     checks.fail(
                         format!("attributes.{name}"),
                         "length",
@@ -544,14 +804,22 @@ mod tests {
     fn apply_sets_clears_and_checks_combinations() {
         let now = Utc::now();
         let mut row = CustomerRow::new(now);
+        let churned_without_reason = fields(r#"{"lifecycle_stage": "churned"}"#).unwrap_err();
+        assert_eq!(churned_without_reason[0].field, "churn_reason");
         let f = fields(r#"{"given_name": "Li", "family_name": "Wang", "tags": ["vip", "vip"], "lifecycle_stage": "churned",
-                           "consents": {"email": true}}"#)
+                           "churn_reason": "price", "consents": {"email": true}}"#)
         .unwrap();
-        let errors = f.apply(&mut row, now);
+        assert!(f.apply(&mut row, now).is_empty());
         assert_eq!(row.display_name, "Wang Li");
         assert_eq!(row.tags, ["vip"]);
-        assert_eq!(errors[0].field, "churn_reason");
         assert_eq!(row.consents["email"]["granted"], true);
+        let errors = fields(r#"{"churn_reason": null}"#)
+            .unwrap()
+            .apply(&mut row.clone(), now);
+        assert_eq!(
+            errors[0].field, "churn_reason",
+            "a churned customer keeps a reason"
+        );
         let clear =
             fields(r#"{"tags": null, "lifecycle_stage": "formation", "churn_reason": "price"}"#)
                 .unwrap();

@@ -94,26 +94,32 @@ pub struct Money {
 pub struct Address {
     /// `home`, `work`, `billing`, ...
     #[validate(length(max = 50))]
+    #[schema(max_length = 50)]
     pub label: Option<String>,
     #[validate(length(min = 1, max = 200))]
-    #[schema(example = "88 Century Avenue")]
+    #[schema(min_length = 1, max_length = 200, example = "88 Century Avenue")]
     pub line1: String,
     #[validate(length(max = 200))]
+    #[schema(max_length = 200)]
     pub line2: Option<String>,
     #[validate(length(max = 100))]
-    #[schema(example = "Shanghai")]
+    #[schema(max_length = 100, example = "Shanghai")]
     pub city: Option<String>,
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub region: Option<String>,
     #[validate(length(max = 20))]
+    #[schema(max_length = 20)]
     pub postal_code: Option<String>,
     /// ISO 3166-1 alpha-2.
     #[validate(length(equal = 2))]
-    #[schema(example = "CN")]
+    #[schema(min_length = 2, max_length = 2, example = "CN")]
     pub country: Option<String>,
     #[validate(range(min = -90.0, max = 90.0))]
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: Option<f64>,
     #[validate(range(min = -180.0, max = 180.0))]
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub longitude: Option<f64>,
 }
 
@@ -122,7 +128,7 @@ pub struct Address {
 #[serde(deny_unknown_fields)]
 pub struct ImportantDate {
     #[validate(length(min = 1, max = 100))]
-    #[schema(example = "Wedding anniversary")]
+    #[schema(min_length = 1, max_length = 100, example = "Wedding anniversary")]
     pub label: String,
     pub date: NaiveDate,
 }

@@ -112,7 +112,8 @@ pub fn ensure_may_write(principal: Option<&Principal>, owner: Option<Uuid>) -> A
     }
 }
 
-/// Checks what the row points at: the owner is an active user, the referrer a live customer.
+/// Checks what the row points at: the owner is an active user, the referrer a live customer
+/// (`409`: the request is well formed, the records it names are not there).
 async fn check_references(conn: &mut AsyncPgConnection, row: &CustomerRow) -> ApiResult<()> {
     let mut errors = Vec::new();
     if let Some(owner) = row.owner_id {
@@ -148,7 +149,7 @@ async fn check_references(conn: &mut AsyncPgConnection, row: &CustomerRow) -> Ap
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::Validation(errors))
+        Err(ApiError::Rules(errors))
     }
 }
 
@@ -201,7 +202,8 @@ pub async fn insert_new(
     Ok(saved)
 }
 
-/// Applies fields to a locked live customer, checking ownership before and after.
+/// Applies fields to a locked live customer, checking ownership before and after. Rules the
+/// changed customer as a whole would break are `409`: they depend on what was stored.
 pub async fn apply_update(
     conn: &mut AsyncPgConnection,
     actor: Actor,
@@ -214,7 +216,7 @@ pub async fn apply_update(
     let mut row = current.clone();
     let errors = fields.apply(&mut row, now);
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+        return Err(ApiError::Rules(errors));
     }
     ensure_may_write(principal, row.owner_id)?;
     check_references(conn, &row).await?;
@@ -346,7 +348,7 @@ pub async fn merge(
     duplicate_id: Uuid,
 ) -> ApiResult<CustomerRow> {
     if survivor_id == duplicate_id {
-        return Err(ApiError::invalid(
+        return Err(ApiError::rule(
             "duplicate_id",
             "same",
             "a customer cannot be merged into itself",

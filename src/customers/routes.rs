@@ -11,16 +11,17 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::attached::{self, TimelineEntry};
-use super::fields::CustomerFields;
+use super::fields::{BatchItem, CustomerFields, CustomerPatch, NewCustomer};
 use super::queries::{self, CustomerCursor, ListFilters, Sort, UpsertOutcome};
 use super::{Customer, Level, Stage, Tier};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::auth::{Authorized, CustomersRead, CustomersWrite};
 use crate::db::DbConn;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::{self as json_body, ValidJson, Validated};
 use crate::http::pagination::{Page, PageParams};
+use crate::http::query::Query;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -57,7 +58,10 @@ pub struct CustomerQuery {
     pub created_before: Option<DateTime<Utc>>,
     /// `created_at`, `updated_at`, `name`, `total_spent` or `last_purchase_at`; prefix `-` for
     /// descending. Default `-created_at`.
-    #[param(example = "-total_spent")]
+    #[param(
+        example = "-total_spent",
+        pattern = "^-?(created_at|updated_at|name|total_spent|last_purchase_at)$"
+    )]
     pub sort: Option<String>,
 }
 
@@ -68,10 +72,9 @@ impl CustomerQuery {
                 "birthday_month must be between 1 and 12".into(),
             ));
         }
-        let pairs = web::Query::<Vec<(String, String)>>::from_query(raw_query)
-            .map_err(|e| ApiError::BadRequest(format!("invalid query parameters: {e}")))?;
+        let pairs: Vec<(String, String)> = crate::http::query::parse(raw_query)?;
         let mut attributes = Vec::new();
-        for (key, value) in pairs.into_inner() {
+        for (key, value) in pairs {
             if let Some(name) = key.strip_prefix("attr.") {
                 if !super::fields::is_attribute_name(name) {
                     return Err(ApiError::BadRequest(format!(
@@ -108,8 +111,8 @@ async fn list(
     _: Authorized<CustomersRead>,
     mut conn: DbConn,
     req: HttpRequest,
-    page: web::Query<PageParams>,
-    query: web::Query<CustomerQuery>,
+    page: Query<PageParams>,
+    query: Query<CustomerQuery>,
 ) -> ApiResult<web::Json<Page<Customer>>> {
     let limit = page.limit()?;
     let sort = query
@@ -132,14 +135,14 @@ async fn list(
 /// Create a customer. Agents become its owner.
 #[utoipa::path(
     tag = "customers",
-    request_body(content = CustomerFields, example = json!({
+    request_body(content = NewCustomer, example = json!({
         "display_name": "Wang Li", "phones": ["+86 138 0013 8000"], "emails": ["li.wang@example.com"],
         "company": "Huaxin Trading", "level": "registered", "tags": ["vip"], "attributes": {"shoe_size": 42},
         "source": "webshop", "external_ref": "C-10045", "consents": {"email": true}
     })),
     responses(
         (status = 201, body = Customer, headers(("Location" = String), ("ETag" = String))),
-        (status = 409, description = "source and external_ref already used", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "source and external_ref already used, or owner_id / referred_by name no active user / live customer", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/customers")]
@@ -168,7 +171,7 @@ async fn create(
 pub struct BatchRequest {
     /// 1 to 500 customers, each with `source` and `external_ref`.
     #[validate(length(min = 1, max = 500))]
-    #[schema(value_type = Vec<CustomerFields>)]
+    #[schema(value_type = Vec<BatchItem>, min_items = 1, max_items = 500)]
     pub items: Vec<Value>,
 }
 
@@ -189,8 +192,9 @@ pub struct BatchResponse {
     pub results: Vec<BatchResult>,
 }
 
-/// Upsert up to 500 customers by `(source, external_ref)`. Each item commits or fails on
-/// its own; the response lists every item's outcome.
+/// Upsert up to 500 customers by `(source, external_ref)`. A malformed item refuses the whole
+/// batch (`422`, fields named `items[i].field`); otherwise each item commits or fails on its
+/// own (a conflict with stored data) and the response lists every item's outcome.
 #[utoipa::path(tag = "customers", request_body = BatchRequest, responses((status = 200, body = BatchResponse)))]
 #[post("/customers/batch")]
 async fn batch(
@@ -199,14 +203,12 @@ async fn batch(
     body: ValidJson<BatchRequest, true>,
 ) -> ApiResult<web::Json<BatchResponse>> {
     let principal = caller.principal;
-    let mut results = Vec::with_capacity(body.0.items.len());
-    for item in body.0.items {
+    let items = batch_items(body.0.items)?;
+    let mut results = Vec::with_capacity(items.len());
+    for fields in items {
         let principal = principal.clone();
         let outcome = conn
             .transaction::<_, ApiError, _>(async move |conn| {
-                let fields = json_body::parse::<CustomerFields>(item.to_string().as_bytes())?
-                    .validated()
-                    .map_err(ApiError::Validation)?;
                 queries::upsert_by_reference(
                     conn,
                     Actor::from(&principal),
@@ -238,6 +240,40 @@ async fn batch(
     Ok(web::Json(BatchResponse { results }))
 }
 
+/// Parses and validates every batch item before any is written: a malformed item refuses the
+/// whole batch with `422` naming `items[i].field`, so only outcomes that depend on stored
+/// data are reported per item.
+fn batch_items(items: Vec<Value>) -> ApiResult<Vec<CustomerFields>> {
+    let mut errors = Vec::new();
+    let mut parsed = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let fields = json_body::parse::<CustomerFields>(item.to_string().as_bytes())
+            .and_then(|f| f.validated().map_err(ApiError::Validation));
+        let item_errors = match fields {
+            Ok(fields)
+                if fields.source.value().is_some() && fields.external_ref.value().is_some() =>
+            {
+                parsed.push(fields);
+                continue;
+            }
+            Ok(_) => vec![FieldError::new(
+                "external_ref",
+                "required",
+                "source and external_ref identify the customer to upsert",
+            )],
+            Err(ApiError::Validation(item_errors)) => item_errors,
+            Err(other) => vec![FieldError::new("body", "invalid", other.problem().detail)],
+        };
+        let parent = format!("items[{i}]");
+        errors.extend(item_errors.into_iter().map(|e| e.within(&parent)));
+    }
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
 /// Body of `POST /customers/merge`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -256,6 +292,7 @@ pub struct MergeRequest {
     responses(
         (status = 200, description = "The survivor after the merge", body = Customer, headers(("ETag" = String))),
         (status = 404, description = "The survivor or the duplicate is not a live customer (the detail names which)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "survivor_id and duplicate_id name the same customer", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/customers/merge")]
@@ -306,10 +343,10 @@ async fn get_one(
 /// Change a customer (merge patch: absent fields stay, `null` clears).
 #[utoipa::path(
     tag = "customers",
-    request_body = CustomerFields,
+    request_body = CustomerPatch,
     responses(
         (status = 200, body = Customer, headers(("ETag" = String))),
-        (status = 409, description = "source and external_ref already used", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "source and external_ref already used; owner_id / referred_by name no active user / live customer; or the changed customer would break a rule between fields given what is stored (churned without churn_reason, source without external_ref, referring to itself)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/customers/{id}")]
@@ -372,7 +409,7 @@ async fn timeline(
     _: Authorized<CustomersRead>,
     mut conn: DbConn,
     id: web::Path<Uuid>,
-    page: web::Query<PageParams>,
+    page: Query<PageParams>,
 ) -> ApiResult<web::Json<Page<TimelineEntry>>> {
     let limit = page.limit()?;
     let before = page
@@ -402,7 +439,7 @@ async fn history(
     _: Authorized<CustomersRead>,
     mut conn: DbConn,
     id: web::Path<Uuid>,
-    page: web::Query<PageParams>,
+    page: Query<PageParams>,
 ) -> ApiResult<web::Json<Page<AuditEntry>>> {
     let limit = page.limit()?;
     let before = page

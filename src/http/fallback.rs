@@ -102,14 +102,6 @@ fn method_not_allowed(req: &HttpRequest, routes: &RouteTable) -> Option<ApiError
         .then_some(ApiError::MethodNotAllowed { allowed })
 }
 
-/// `400` for query strings that do not parse.
-pub fn query_error(
-    error: actix_web::error::QueryPayloadError,
-    _: &HttpRequest,
-) -> actix_web::Error {
-    ApiError::BadRequest(format!("invalid query parameters: {error}")).into()
-}
-
 /// `404` for path parameters that cannot name a resource (such as a malformed id), or
 /// `405` when the "parameter" is really a route of its own (`PATCH /customers/batch`).
 pub fn path_error(error: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {

@@ -9,6 +9,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
@@ -129,34 +130,113 @@ pub async fn read_body(mut payload: Payload, limit: usize) -> ApiResult<web::Byt
 }
 
 /// Parses JSON, telling syntax errors (`400`) from shape errors (`422` with the field path).
+/// PostgreSQL cannot store U+0000 in text, so it arrives as U+FFFD, the replacement character
+/// (the same stand-in invalid UTF-8 gets), in every string and key.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    if may_hold_nul(body)
+        && let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body)
+    {
+        replace_nul(&mut value);
+        return typed(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+    let value = typed(&mut deserializer)?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Deserialises `T`, naming the field of a shape error.
+fn typed<'de, T: DeserializeOwned, D>(deserializer: D) -> ApiResult<T>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_data() {
             let message = strip_position(&inner.to_string());
-            let (field, code) = match unknown_field(&message) {
+            let (field, code) = match (unknown_field(&message), missing_field(&message)) {
                 // The path already ends with the unknown name, except at the top level.
-                Some(name) if path == "." => (name.to_owned(), "unknown_field"),
-                Some(_) => (path, "unknown_field"),
-                None if path == "." => ("body".to_owned(), "invalid"),
-                None => (path, "invalid"),
+                (Some(name), _) if path == "." => (name.to_owned(), "unknown_field"),
+                (Some(_), _) => (path, "unknown_field"),
+                (None, Some(name)) if path == "." => (name.to_owned(), "required"),
+                (None, Some(name)) => (format!("{path}.{name}"), "required"),
+                (None, None) if path == "." => ("body".to_owned(), "invalid"),
+                (None, None) => (path, "invalid"),
             };
-            let message = if code == "unknown_field" {
-                "is not a field of this resource, or cannot be set".to_owned()
-            } else {
-                message
+            let message = match code {
+                "unknown_field" => "is not a field of this resource, or cannot be set".to_owned(),
+                "required" => "is required".to_owned(),
+                _ => message,
             };
             ApiError::invalid(&field, code, message)
         } else {
             ApiError::BadRequest(format!("the body is not valid JSON: {inner}"))
         }
-    })?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    Ok(value)
+    })
+}
+
+/// `deserialize_with` for integer fields: JSON Schema's `integer` includes `1.0`, so a number
+/// with no fractional part is accepted however it is written.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = number.as_i64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+            .map(|f| f as i64)
+    });
+    let whole =
+        whole.ok_or_else(|| D::Error::custom(format!("expected an integer, not {number}")))?;
+    T::try_from(whole).map_err(|_| D::Error::custom(format!("{whole} is out of range")))
+}
+
+/// [`whole_number`] for an optional field (pair it with `#[serde(default)]`).
+pub fn optional_whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    #[derive(Deserialize)]
+    struct Whole<T: TryFrom<i64>>(#[serde(deserialize_with = "whole_number")] T);
+    Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|w| w.0))
+}
+
+/// Whether the raw body spells `\u0000` anywhere: a cheap test before the exact one.
+fn may_hold_nul(body: &[u8]) -> bool {
+    body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+}
+
+/// Replaces U+0000 with U+FFFD in every string and key.
+fn replace_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    let clean = |text: &str| text.replace('\0', "\u{fffd}");
+    match value {
+        Value::String(text) if text.contains('\0') => *text = clean(text),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(map) => {
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(key, mut item)| {
+                    replace_nul(&mut item);
+                    (clean(&key), item)
+                })
+                .collect();
+        }
+        _ => {}
+    }
+}
+
+/// The name in serde's "missing field `x`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 /// The name in serde's "unknown field `x`, expected ..." message.
@@ -182,10 +262,12 @@ pub fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
 
 fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
     for (field, kind) in errors.errors() {
-        let path = if prefix.is_empty() {
-            field.to_string()
-        } else {
-            format!("{prefix}.{field}")
+        // Struct-level rules (`__all__`) belong to the object itself.
+        let path = match (prefix.is_empty(), field.as_ref()) {
+            (true, "__all__") => "body".to_owned(),
+            (false, "__all__") => prefix.to_owned(),
+            (true, _) => field.to_string(),
+            (false, _) => format!("{prefix}.{field}"),
         };
         match kind {
             ValidationErrorsKind::Field(list) => out.extend(list.iter().map(|e| {
@@ -264,6 +346,18 @@ mod tests {
             panic!("expected a validation error");
         };
         assert_eq!(errors[0].field, "name");
+        let Err(ApiError::Validation(errors)) = parse::<Body>(br#"{"items": []}"#) else {
+            panic!("expected a validation error");
+        };
+        assert_eq!(
+            (errors[0].field.as_str(), errors[0].code.as_str()),
+            ("name", "required")
+        );
+        let Err(ApiError::Validation(errors)) = parse::<Body>(br#"{"name": "ab", "items": [{}]}"#)
+        else {
+            panic!("expected a validation error");
+        };
+        assert_eq!(errors[0].field, "items[0].email");
     }
 
     #[test]
@@ -274,5 +368,38 @@ mod tests {
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["items[1].email", "name"]);
         assert_eq!(errors[1].message, "length must be between 2 and 5");
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats() {
+        #[derive(Deserialize)]
+        struct Line {
+            #[serde(deserialize_with = "whole_number")]
+            quantity: i32,
+            #[serde(default, deserialize_with = "optional_whole_number")]
+            discount: Option<i64>,
+        }
+        let line: Line = parse(br#"{"quantity": 2.0, "discount": 5}"#).unwrap();
+        assert_eq!((line.quantity, line.discount), (2, Some(5)));
+        let line: Line = parse(br#"{"quantity": 2}"#).unwrap();
+        assert_eq!(line.discount, None);
+        assert!(parse::<Line>(br#"{"quantity": 2.5}"#).is_err());
+        assert!(parse::<Line>(br#"{"quantity": 3000000000}"#).is_err());
+    }
+
+    #[test]
+    fn nul_characters_become_replacement_characters() {
+        let body: Body = parse(br#"{"name": "a\u0000b", "items": []}"#).unwrap();
+        assert_eq!(body.name, "a\u{fffd}b");
+        // Shape errors still name the field.
+        let Err(ApiError::Validation(errors)) =
+            parse::<Body>(br#"{"name": "\u0000", "items": [{"email": 5}]}"#)
+        else {
+            panic!("expected a validation error");
+        };
+        assert_eq!(errors[0].field, "items[0].email");
+        // An escaped backslash followed by "u0000" is ordinary text.
+        let body: Body = parse(br#"{"name": "\\u0000", "items": []}"#).unwrap();
+        assert_eq!(body.name, "\\u0000");
     }
 }

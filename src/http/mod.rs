@@ -7,5 +7,6 @@ pub mod json;
 pub mod metrics;
 pub mod observe;
 pub mod pagination;
+pub mod query;
 pub mod rate_limit;
 pub mod security;

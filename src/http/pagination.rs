@@ -21,7 +21,9 @@ pub struct PageParams {
     /// Rows per page (1–200, default 50).
     #[param(minimum = 1, maximum = 200, example = 50)]
     pub limit: Option<i64>,
-    /// `next_cursor` from the previous page; absent for the first page.
+    /// `next_cursor` from the previous page of the same list with the same filters and
+    /// sort; absent or empty for the first page. Any other value is refused with `400`.
+    #[param(format = "cursor")]
     pub cursor: Option<String>,
 }
 

@@ -90,26 +90,29 @@ pub struct OrderLine {
     #[serde(skip)]
     pub line_no: i32,
     #[validate(length(min = 1, max = 100))]
-    #[schema(example = "SH-4021-42")]
+    #[schema(min_length = 1, max_length = 100, example = "SH-4021-42")]
     pub sku: String,
     #[validate(length(min = 1, max = 200))]
-    #[schema(example = "Leather loafer")]
+    #[schema(min_length = 1, max_length = 200, example = "Leather loafer")]
     pub name: String,
     #[validate(length(max = 100))]
-    #[schema(example = "shoes")]
+    #[schema(max_length = 100, example = "shoes")]
     pub category: Option<String>,
     /// Size or specification.
     #[validate(length(max = 100))]
-    #[schema(example = "EU 42")]
+    #[schema(max_length = 100, example = "EU 42")]
     pub spec: Option<String>,
     #[validate(length(max = 50))]
-    #[schema(example = "brown")]
+    #[schema(max_length = 50, example = "brown")]
     pub colour: Option<String>,
     #[validate(range(min = 1, max = 100_000))]
-    #[schema(example = 1)]
+    #[schema(minimum = 1, maximum = 100_000, example = 1)]
+    #[serde(deserialize_with = "crate::http::json::whole_number")]
     pub quantity: i32,
-    #[validate(range(min = 0, max = 1_000_000_000_000i64))]
-    #[schema(example = 12500)]
+    /// Up to 10^10 minor units, so an order's sum cannot overflow.
+    #[validate(range(min = 0, max = 10_000_000_000i64))]
+    #[schema(minimum = 0, maximum = 10_000_000_000i64, example = 12500)]
+    #[serde(deserialize_with = "crate::http::json::whole_number")]
     pub unit_price_minor: i64,
 }
 

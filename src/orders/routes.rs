@@ -6,21 +6,24 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
 use super::{Order, OrderLine, OrderRow, OrderStatus, recompute_figures, with_lines};
 use crate::audit::{self, Actor, Subject};
 use crate::auth::{Authorized, OrdersRead, OrdersWrite};
-use crate::customers::fields::CustomerFields;
+use crate::customers::fields::{CustomerFields, normalise_phone, optional_phone, optional_text};
 use crate::customers::{CustomerRow, Level, queries as customer_queries};
 use crate::db::schema::{order_lines, orders};
 use crate::db::{self, DbConn};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::{Field, ValidJson};
 use crate::http::pagination::{Page, PageParams};
+use crate::http::query::Query;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -30,24 +33,32 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(update);
 }
 
-/// The customer of a new order: an existing one by `id`, or by the shop's own reference,
-/// in which case a `registered` customer is created when none exists yet.
+/// The customer of a new order: an existing one by `id`, or by the shop's own reference
+/// (`source` with `external_ref`), in which case a `registered` customer is created when none
+/// exists yet.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[validate(schema(function = "one_customer_reference"))]
 pub struct OrderCustomer {
     pub id: Option<Uuid>,
-    #[validate(length(min = 1, max = 50))]
-    #[schema(example = "webshop")]
+    #[validate(length(min = 1, max = 50), custom(function = "not_blank"))]
+    #[schema(schema_with = optional_text::<50>, example = "webshop")]
     pub source: Option<String>,
-    #[validate(length(min = 1, max = 200))]
-    #[schema(example = "C-10045")]
+    #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
+    #[schema(schema_with = optional_text::<200>, example = "C-10045")]
     pub external_ref: Option<String>,
-    /// Used only when the customer is created.
-    #[validate(length(min = 1, max = 200))]
+    /// Used only when the customer is created (checked always).
+    #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
+    #[schema(schema_with = optional_text::<200>)]
     pub display_name: Option<String>,
-    /// Used only when the customer is created.
+    /// Used only when the customer is created (checked always).
+    #[validate(email, length(max = 254))]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
-    /// Used only when the customer is created.
+    /// Used only when the customer is created (checked always); international format, as
+    /// customers' phones.
+    #[validate(length(max = 40), custom(function = "phone_number"))]
+    #[schema(schema_with = optional_phone)]
     pub phone: Option<String>,
 }
 
@@ -58,28 +69,96 @@ pub struct NewOrder {
     /// The system the order comes from; with `external_id` it identifies the order, so a
     /// repeat is recognised and not counted twice.
     #[validate(length(min = 1, max = 50))]
-    #[schema(example = "webshop")]
+    #[schema(min_length = 1, max_length = 50, example = "webshop")]
     pub source: String,
     #[validate(length(min = 1, max = 200))]
-    #[schema(example = "10045")]
+    #[schema(min_length = 1, max_length = 200, example = "10045")]
     pub external_id: String,
     #[validate(nested)]
+    #[schema(schema_with = order_customer_schema)]
     pub customer: OrderCustomer,
     /// Default `placed`.
     pub status: Option<OrderStatus>,
     /// ISO 4217, upper case.
     #[validate(custom(function = "currency_code"))]
-    #[schema(example = "CNY")]
+    #[schema(pattern = "^[A-Z]{3}$", example = "CNY")]
     pub currency: String,
     #[validate(length(min = 1, max = 500), nested)]
+    #[schema(min_items = 1, max_items = 500)]
     pub lines: Vec<OrderLine>,
     #[validate(range(min = 0))]
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::http::json::optional_whole_number")]
     pub discount_minor: Option<i64>,
     #[validate(range(min = 0))]
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::http::json::optional_whole_number")]
     pub shipping_minor: Option<i64>,
-    /// When given, must equal the lines' sum less the discount plus shipping.
-    pub total_minor: Option<i64>,
+    /// What the customer paid, as the shop computed it (taxes, rounding and vouchers
+    /// included); it is what the customer's figures add up.
+    #[validate(range(min = 0))]
+    #[schema(minimum = 0, example = 12500)]
+    #[serde(deserialize_with = "crate::http::json::whole_number")]
+    pub total_minor: i64,
+    /// Not in the future (five minutes of clock skew are allowed).
     pub ordered_at: DateTime<Utc>,
+}
+
+/// `customer` of a new order, as one of two shapes: `id` alone, or `source` with
+/// `external_ref` (and what a new customer starts with). The fields keep the limits
+/// `OrderCustomer` declares; the identifying ones are required and never `null` here.
+fn order_customer_schema() -> Schema {
+    let RefOr::T(Schema::Object(all)) = OrderCustomer::schema() else {
+        unreachable!("a derived struct schema is an object")
+    };
+    let shape = |fields: &[&str], identifying: &[&str]| {
+        fields.iter().fold(
+            ObjectBuilder::new().additional_properties(Some(AdditionalProperties::FreeForm(false))),
+            |shape, name| {
+                let mut field = all.properties[*name].clone();
+                if identifying.contains(name) {
+                    if let RefOr::T(Schema::Object(field)) = &mut field {
+                        field.schema_type = Type::String.into();
+                    }
+                    shape.property(*name, field).required(*name)
+                } else {
+                    shape.property(*name, field)
+                }
+            },
+        )
+    };
+    OneOfBuilder::new()
+        .description(all.description.clone())
+        .item(shape(&["id"], &["id"]))
+        .item(shape(
+            &["source", "external_ref", "display_name", "email", "phone"],
+            &["source", "external_ref"],
+        ))
+        .into()
+}
+
+/// `id` alone, or `source` with `external_ref`: the rule `order_customer_schema` states.
+fn one_customer_reference(who: &OrderCustomer) -> Result<(), validator::ValidationError> {
+    match (&who.id, &who.source, &who.external_ref) {
+        (Some(_), None, None) | (None, Some(_), Some(_)) => Ok(()),
+        _ => Err(validator::ValidationError::new("required").with_message(
+            "give either customer.id, or customer.source with customer.external_ref".into(),
+        )),
+    }
+}
+
+fn not_blank(text: &str) -> Result<(), validator::ValidationError> {
+    if text.trim().is_empty() {
+        Err(validator::ValidationError::new("blank").with_message("must not be blank".into()))
+    } else {
+        Ok(())
+    }
+}
+
+fn phone_number(phone: &str) -> Result<(), validator::ValidationError> {
+    normalise_phone(phone.trim())
+        .map(|_| ())
+        .map_err(|message| validator::ValidationError::new("phone").with_message(message.into()))
 }
 
 fn currency_code(code: &str) -> Result<(), validator::ValidationError> {
@@ -123,6 +202,7 @@ struct OrderCursor(DateTime<Utc>, Uuid);
     responses(
         (status = 201, description = "Recorded", body = Order, headers(("Location" = String), ("ETag" = String))),
         (status = 200, description = "Already recorded: the existing order", body = Order, headers(("ETag" = String))),
+        (status = 409, description = "customer.id names no live customer, or the customer's figures are kept in another currency", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/orders")]
@@ -173,30 +253,15 @@ async fn record(
             .unwrap_or_default();
         return Ok((existing, lines, false));
     }
-    let subtotal = order
+    // Bounded by the line limits (500 × 100,000 × 10^10 < 2^63), so it cannot overflow.
+    let subtotal: i64 = order
         .lines
         .iter()
-        .try_fold(0i64, |sum, l| {
-            sum.checked_add(i64::from(l.quantity).checked_mul(l.unit_price_minor)?)
-        })
-        .ok_or_else(|| ApiError::invalid("lines", "range", "the order total is too large"))?;
+        .map(|l| i64::from(l.quantity) * l.unit_price_minor)
+        .sum();
     let discount = order.discount_minor.unwrap_or(0);
     let shipping = order.shipping_minor.unwrap_or(0);
-    let total = subtotal - discount + shipping;
-    if total < 0 {
-        return Err(ApiError::invalid(
-            "discount_minor",
-            "range",
-            "the discount exceeds the order value",
-        ));
-    }
-    if order.total_minor.is_some_and(|given| given != total) {
-        return Err(ApiError::invalid(
-            "total_minor",
-            "mismatch",
-            format!("the lines give {total}"),
-        ));
-    }
+    let total = order.total_minor;
     if order.ordered_at > Utc::now() + Duration::minutes(5) {
         return Err(ApiError::invalid(
             "ordered_at",
@@ -209,7 +274,7 @@ async fn record(
     let counted_elsewhere =
         customer.order_count > 0 && customer.currency.as_deref() != Some(order.currency.as_str());
     if counted_elsewhere && OrderStatus::COUNTED.contains(&status.as_str()) {
-        return Err(ApiError::invalid(
+        return Err(ApiError::rule(
             "currency",
             "currency",
             format!(
@@ -273,7 +338,7 @@ async fn resolve_customer(
     actor: Actor,
     who: &OrderCustomer,
 ) -> ApiResult<CustomerRow> {
-    let not_found = |field: &str| ApiError::invalid(field, "not_found", "no such customer");
+    let not_found = |field: &str| ApiError::rule(field, "not_found", "no such customer");
     match (who.id, &who.source, &who.external_ref) {
         (Some(id), None, None) => {
             customer_queries::lock_live(conn, id)
@@ -309,18 +374,11 @@ async fn resolve_customer(
                 ..CustomerFields::default()
             };
             let fields = crate::http::json::Validated::validated(fields).map_err(|errors| {
-                ApiError::Validation(
-                    errors
-                        .into_iter()
-                        .map(|e| FieldError {
-                            field: format!("customer.{}", e.field),
-                            ..e
-                        })
-                        .collect(),
-                )
+                ApiError::Validation(errors.into_iter().map(|e| e.within("customer")).collect())
             })?;
             customer_queries::insert_new(conn, actor, None, fields).await
         }
+        // `one_customer_reference` refused every other shape when the body was read.
         _ => Err(ApiError::invalid(
             "customer",
             "required",
@@ -335,8 +393,8 @@ async fn resolve_customer(
 async fn list(
     _: Authorized<OrdersRead>,
     mut conn: DbConn,
-    page: web::Query<PageParams>,
-    filters: web::Query<OrderFilters>,
+    page: Query<PageParams>,
+    filters: Query<OrderFilters>,
 ) -> ApiResult<web::Json<Page<Order>>> {
     let limit = page.limit()?;
     let mut query = orders::table

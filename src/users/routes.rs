@@ -1,7 +1,7 @@
 //! `/api/v1/users`: admins manage staff accounts.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::{HttpResponse, get, patch, post, web};
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -18,14 +18,14 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
+use crate::http::query::Query;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create)
         .service(list)
         .service(get_one)
-        .service(update)
-        .service(deactivate);
+        .service(update);
 }
 
 /// Body of `PATCH /users/{id}`: absent fields stay as they are.
@@ -81,8 +81,8 @@ async fn create(
 async fn list(
     _: Authorized<AdminOnly>,
     mut conn: DbConn,
-    page: web::Query<PageParams>,
-    filters: web::Query<UserFilters>,
+    page: Query<PageParams>,
+    filters: Query<UserFilters>,
 ) -> ApiResult<web::Json<Page<User>>> {
     let limit = page.limit()?;
     let mut query = users::table
@@ -156,32 +156,6 @@ async fn update(
     auth.forget_user(row.id);
     let version = row.version;
     Ok(versioned(StatusCode::OK, &User::from(row), version))
-}
-
-/// Deactivate a user (the account is kept; their tokens stop working).
-#[utoipa::path(
-    tag = "users",
-    responses(
-        (status = 204, description = "Deactivated"),
-        (status = 409, description = "Would leave no active admin, or deactivate yourself", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[delete("/users/{id}")]
-async fn deactivate(
-    caller: Authorized<AdminOnly>,
-    mut conn: DbConn,
-    auth: web::Data<AuthState>,
-    id: web::Path<Uuid>,
-    if_match: IfMatch,
-) -> ApiResult<HttpResponse> {
-    let patch = UserPatch {
-        role: None,
-        active: Some(false),
-        password: None,
-    };
-    apply_change(&mut conn, caller.principal.user_id(), *id, &if_match, patch).await?;
-    auth.forget_user(*id);
-    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Applies a patch under a row lock, enforcing If-Match and the admin rules.

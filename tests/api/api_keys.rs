@@ -70,7 +70,17 @@ async fn api_key_create_use_revoke() {
     let read = app
         .get(&format!("/api/v1/api-keys/{id}"), Some(&admin))
         .await;
-    assert!(read.body["revoked_at"].is_string());
+    assert_eq!(read.status, 404, "a revoked key is gone");
+    let listed = app.get("/api/v1/api-keys", Some(&admin)).await;
+    let kept = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str());
+    assert!(
+        kept.unwrap()["revoked_at"].is_string(),
+        "the list keeps it for the record"
+    );
     assert_eq!(
         app.get("/api/v1/auth/me", Some("rpk_made-up")).await.status,
         401

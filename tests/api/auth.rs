@@ -122,14 +122,14 @@ async fn wrong_credentials_and_inactive_users_cannot_log_in() {
     let admin = app.admin_token().await;
     let deactivated = app
         .request(
-            "DELETE",
+            "PATCH",
             &format!("/api/v1/users/{id}"),
             Some(&admin),
-            None,
+            Some(&json!({"active": false})),
             &[],
         )
         .await;
-    assert_eq!(deactivated.status, 204);
+    assert_eq!(deactivated.status, 200);
     let inactive = app
         .post(
             "/api/v1/auth/login",

@@ -162,6 +162,14 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The `field` of each entry of a problem document's `errors`.
+    pub fn error_fields(&self) -> Vec<&str> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+            .unwrap_or_default()
+    }
 }
 
 /// A running app on its own database.

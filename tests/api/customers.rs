@@ -159,14 +159,6 @@ async fn customer_input_is_validated() {
             "external_ref",
         ),
         (
-            json!({"display_name": "A", "referred_by": uuid::Uuid::now_v7()}),
-            "referred_by",
-        ),
-        (
-            json!({"display_name": "A", "owner_id": uuid::Uuid::now_v7()}),
-            "owner_id",
-        ),
-        (
             json!({"display_name": "A", "attributes": {"nested": {"x": 1}}}),
             "attributes.nested",
         ),
@@ -179,16 +171,26 @@ async fn customer_input_is_validated() {
     for (body, field) in cases {
         let res = app.post("/api/v1/customers", Some(&admin), &body).await;
         assert_eq!(res.status, 422, "{body} → {}", res.text);
-        let fields: Vec<&str> = res.body["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap())
-            .collect();
+        let fields = res.error_fields();
         assert!(
             fields.contains(&field),
             "{body}: expected {field} in {fields:?}"
         );
+    }
+    // Well-formed requests that name records that are not there are conflicts (409).
+    for (body, field) in [
+        (
+            json!({"display_name": "A", "referred_by": uuid::Uuid::now_v7()}),
+            "referred_by",
+        ),
+        (
+            json!({"display_name": "A", "owner_id": uuid::Uuid::now_v7()}),
+            "owner_id",
+        ),
+    ] {
+        let res = app.post("/api/v1/customers", Some(&admin), &body).await;
+        assert_eq!(res.status, 409, "{body} → {}", res.text);
+        assert_eq!(res.body["errors"][0]["field"], field);
     }
     let path = format!("/api/v1/customers/{}", id(&other));
     let selfref = app
@@ -200,7 +202,10 @@ async fn customer_input_is_validated() {
             &[],
         )
         .await;
-    assert_eq!(selfref.status, 422);
+    assert_eq!(
+        selfref.status, 409,
+        "the rule depends on which customer is changed"
+    );
     assert_eq!(selfref.body["errors"][0]["field"], "referred_by");
     let ok = create(
         &app,
@@ -390,12 +395,40 @@ async fn batch_upsert_reports_each_item() {
         json!({"display_name": "Old Name", "source": "shop", "external_ref": "2"}),
     )
     .await;
-    let body = json!({"items": [
-        {"display_name": "New One", "source": "shop", "external_ref": "1"},
-        {"display_name": "Renamed", "source": "shop", "external_ref": "2"},
+    let malformed = json!({"items": [
+        {"display_name": "Fine", "source": "shop", "external_ref": "0"},
         {"display_name": "Bad", "source": "shop", "external_ref": "3", "emails": ["nope"]},
         {"display_name": "No reference"},
         {"display_name": "Unknown field", "source": "shop", "external_ref": "4", "order_count": 9},
+    ]});
+    let res = app
+        .post("/api/v1/customers/batch", Some(&admin), &malformed)
+        .await;
+    assert_eq!(
+        res.status, 422,
+        "a malformed item refuses the batch: {}",
+        res.text
+    );
+    let fields = res.error_fields();
+    assert_eq!(
+        fields,
+        [
+            "items[1].emails[0]",
+            "items[2].external_ref",
+            "items[3].order_count"
+        ]
+    );
+    let nothing = app.get("/api/v1/customers?q=Fine", Some(&admin)).await;
+    assert_eq!(
+        nothing.body["data"],
+        json!([]),
+        "nothing of a refused batch is written"
+    );
+
+    let body = json!({"items": [
+        {"display_name": "New One", "source": "shop", "external_ref": "1"},
+        {"display_name": "Renamed", "source": "shop", "external_ref": "2"},
+        {"display_name": "Dangling", "source": "shop", "external_ref": "3", "referred_by": uuid::Uuid::now_v7()},
     ]});
     let res = app
         .post("/api/v1/customers/batch", Some(&admin), &body)
@@ -406,10 +439,10 @@ async fn batch_upsert_reports_each_item() {
         .iter()
         .map(|r| r["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["created", "updated", "error", "error", "error"]);
+    assert_eq!(statuses, ["created", "updated", "error"]);
     assert_eq!(results[1]["id"], existing["id"]);
-    assert_eq!(results[2]["problem"]["status"], 422);
-    assert_eq!(results[2]["problem"]["errors"][0]["field"], "emails[0]");
+    assert_eq!(results[2]["problem"]["status"], 409);
+    assert_eq!(results[2]["problem"]["errors"][0]["field"], "referred_by");
     assert!(results[0]["problem"].is_null());
     let renamed = app
         .get(
@@ -603,6 +636,7 @@ async fn order(
             Some(token),
             &json!({"source": "shop", "external_id": external_id, "customer": {"id": customer}, "status": "paid",
                     "currency": "CNY", "ordered_at": "2026-01-05T10:00:00Z",
+                    "total_minor": amount,
                     "lines": [{"sku": "S1", "name": "Tea set", "quantity": 1, "unit_price_minor": amount}]}),
         )
         .await;
@@ -709,7 +743,7 @@ async fn merge_moves_orders_and_keeps_totals_right() {
             &json!({"survivor_id": id(&survivor), "duplicate_id": id(&survivor)}),
         )
         .await;
-    assert_eq!(itself.status, 422);
+    assert_eq!(itself.status, 409);
 }
 
 #[actix_web::test]

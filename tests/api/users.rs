@@ -64,10 +64,22 @@ async fn admins_create_read_and_update_users_with_etags() {
         .await;
     assert_eq!(stale.status, 412);
     assert_eq!(stale.body["status"], 412);
-    let stale_delete = app
-        .request("DELETE", &path, Some(&admin), None, &[("If-Match", &etag)])
+    let stale_deactivate = app
+        .request(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(&json!({"active": false})),
+            &[("If-Match", &etag)],
+        )
         .await;
-    assert_eq!(stale_delete.status, 412);
+    assert_eq!(stale_deactivate.status, 412);
+    let delete = app.request("DELETE", &path, Some(&admin), None, &[]).await;
+    assert_eq!(
+        delete.status, 405,
+        "accounts are deactivated, never deleted"
+    );
+    assert_eq!(delete.header("allow"), Some("GET, PATCH"));
     assert_eq!(
         app.get(&path, Some(&admin)).await.body["active"],
         true,
@@ -100,19 +112,22 @@ async fn the_last_admin_cannot_be_removed() {
         )
         .await;
     assert_eq!(res.status, 409);
-    let res = app.request("DELETE", &own, Some(&admin), None, &[]).await;
+    let deactivate = json!({"active": false});
+    let res = app
+        .request("PATCH", &own, Some(&admin), Some(&deactivate), &[])
+        .await;
     assert_eq!(res.status, 409);
     let (other_id, _) = app.create_user(Role::Admin).await;
     let res = app
         .request(
-            "DELETE",
+            "PATCH",
             &format!("/api/v1/users/{other_id}"),
             Some(&admin),
-            None,
+            Some(&deactivate),
             &[],
         )
         .await;
-    assert_eq!(res.status, 204);
+    assert_eq!(res.status, 200);
 }
 
 #[actix_web::test]
