@@ -85,7 +85,8 @@ pub struct Settings {
     )]
     pub log_format: LogFormat,
 
-    /// Maximum number of database connections.
+    /// Database connections for requests, shared out among the HTTP workers (each gets its own
+    /// pool of at least 2); start-up, probes and housekeeping use 2 more.
     #[arg(
         long,
         env = "RAPPORT_DB_POOL_SIZE",

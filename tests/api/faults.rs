@@ -372,7 +372,10 @@ async fn the_api_starts_before_its_database_and_waits_for_it() {
 
 #[actix_web::test]
 async fn a_blocked_database_answers_503_in_bounded_time() {
+    // One worker, so that its pool holds all of `--db-pool-size`.
     let stack = Stack::start(&[
+        "--workers",
+        "1",
         "--db-pool-size",
         "2",
         "--db-pool-timeout",
