@@ -157,11 +157,16 @@ pub fn display_name_schema() -> Schema {
     text(200).into()
 }
 
-/// `schema_with` of an optional text of 1 to `MAX` characters, not blank.
-pub fn optional_text<const MAX: usize>() -> Schema {
-    text(MAX)
+/// The string schema, also accepting `null`.
+fn or_null(string: ObjectBuilder) -> Schema {
+    string
         .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
         .into()
+}
+
+/// `schema_with` of an optional text of 1 to `MAX` characters, not blank.
+pub fn optional_text<const MAX: usize>() -> Schema {
+    or_null(text(MAX))
 }
 
 /// A list that `null` clears, of at most `max_items`.
@@ -190,9 +195,7 @@ pub fn phone_list() -> Schema {
 
 /// `schema_with` of a single phone number that may be `null`.
 pub fn optional_phone() -> Schema {
-    phone()
-        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .into()
+    or_null(phone())
 }
 
 /// `schema_with` of `emails`.
@@ -411,9 +414,9 @@ impl Checks {
         }
         for (i, item) in items.iter().enumerate() {
             if let Err(errors) = item.validate() {
-                for e in field_errors(&errors) {
-                    self.fail(format!("{name}[{i}].{}", e.field), &e.code, e.message);
-                }
+                let parent = format!("{name}[{i}]");
+                self.0
+                    .extend(field_errors(&errors).into_iter().map(|e| e.within(&parent)));
             }
         }
     }

@@ -209,9 +209,10 @@ where
     Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|w| w.0))
 }
 
-/// Whether the raw body spells `\u0000` anywhere: a cheap test before the exact one.
+/// Whether the raw body spells `\u0000` anywhere: a cheap test before the exact one. JSON
+/// escapes use a lower-case `u`, and the digits have no case.
 fn may_hold_nul(body: &[u8]) -> bool {
-    body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+    body.windows(6).any(|w| w == b"\\u0000")
 }
 
 /// Replaces U+0000 with U+FFFD in every string and key.
