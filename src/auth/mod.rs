@@ -303,15 +303,9 @@ impl AuthState {
                 scopes: grant.scopes,
             });
         }
-        let claims = self.keys.verify(token).ok_or_else(rejected)?;
-        let role = self
-            .current_role(pool, claims.sub)
-            .await?
-            .ok_or_else(rejected)?;
-        Ok(Principal::User {
-            id: claims.sub,
-            role,
-        })
+        let id = self.keys.subject(token).ok_or_else(rejected)?;
+        let role = self.current_role(pool, id).await?.ok_or_else(rejected)?;
+        Ok(Principal::User { id, role })
     }
 
     /// The user's role if the user exists and is active.

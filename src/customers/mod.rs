@@ -312,7 +312,7 @@ pub struct Customer {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned + Default>(value: &Value) -> T {
-    serde_json::from_value(value.clone()).unwrap_or_default()
+    T::deserialize(value).unwrap_or_default()
 }
 
 impl From<&CustomerRow> for Customer {

@@ -1,6 +1,8 @@
 //! Reading and writing customers: the rules every writer (HTTP, batch, CSV import, order
 //! ingestion) goes through, so they cannot drift apart.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
@@ -15,6 +17,7 @@ use super::fields::CustomerFields;
 use super::{CustomerRow, Level, Stage, Tier, attached};
 use crate::audit::{self, Actor, Subject};
 use crate::auth::{Principal, Role};
+use crate::db::prepared::{ByIdTemplate, Cached, ShapeBudget};
 use crate::db::schema::{customers, users};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::etag::IfMatch;
@@ -27,6 +30,9 @@ pub fn subject(id: Uuid) -> Subject {
         customer_id: Some(id),
     }
 }
+
+/// The SQL type of a selected [`CustomerRow`].
+type CustomerRowType = diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<CustomerRow, Pg>>;
 
 fn json(row: &CustomerRow) -> Value {
     serde_json::to_value(row).unwrap_or_default()
@@ -41,11 +47,14 @@ fn gone(row: &CustomerRow) -> ApiError {
 
 /// A live (not deleted) customer.
 pub async fn find_live(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<CustomerRow> {
-    let row: CustomerRow = customers::table
-        .find(id)
-        .select(CustomerRow::as_select())
-        .first(conn)
-        .await?;
+    static BY_ID: LazyLock<ByIdTemplate<CustomerRowType>> = LazyLock::new(|| {
+        ByIdTemplate::of(
+            customers::table
+                .find(Uuid::nil())
+                .select(CustomerRow::as_select()),
+        )
+    });
+    let row: CustomerRow = BY_ID.with(id).get_result(conn).await?;
     if row.deleted_at.is_some() {
         return Err(gone(&row));
     }
@@ -54,12 +63,15 @@ pub async fn find_live(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Cust
 
 /// A customer row, locked for update, deleted or not.
 pub async fn lock_row(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<CustomerRow> {
-    Ok(customers::table
-        .find(id)
-        .select(CustomerRow::as_select())
-        .for_update()
-        .first(conn)
-        .await?)
+    static BY_ID: LazyLock<ByIdTemplate<CustomerRowType>> = LazyLock::new(|| {
+        ByIdTemplate::of(
+            customers::table
+                .find(Uuid::nil())
+                .select(CustomerRow::as_select())
+                .for_update(),
+        )
+    });
+    Ok(BY_ID.with(id).get_result(conn).await?)
 }
 
 /// A live customer, locked for update.
@@ -689,6 +701,42 @@ pub struct ListFilters {
     pub attributes: Vec<(String, String)>,
 }
 
+impl ListFilters {
+    /// Which filters are set (not their values): what decides the text of the statement.
+    fn shape(&self) -> (u16, Vec<bool>) {
+        let set = [
+            self.q.as_deref().is_some_and(|q| !q.trim().is_empty()),
+            self.level.is_some(),
+            self.tier.is_some(),
+            self.stage.is_some(),
+            self.owner_id.is_some(),
+            self.region.is_some(),
+            self.tag.is_some(),
+            self.birthday_month.is_some(),
+            self.created_after.is_some(),
+            self.created_before.is_some(),
+        ];
+        let mask = set
+            .iter()
+            .enumerate()
+            .fold(0, |mask, (bit, on)| mask | (u16::from(*on) << bit));
+        let attributes = self
+            .attributes
+            .iter()
+            .map(|(_, value)| typed_attribute(value).is_some())
+            .collect();
+        (mask, attributes)
+    }
+}
+
+/// An attribute filter's value as a number or boolean, when it reads as one (it then also
+/// matches attributes stored with that type).
+fn typed_attribute(value: &str) -> Option<Value> {
+    serde_json::from_str(value)
+        .ok()
+        .filter(|v: &Value| v.is_number() || v.is_boolean())
+}
+
 type BoxedCondition = Box<dyn BoxableExpression<customers::table, Pg, SqlType = Bool>>;
 /// The statement of one list page, boxed so tests and benchmarks can `EXPLAIN` it.
 pub type ListStatement = diesel::helper_types::IntoBoxed<
@@ -707,8 +755,25 @@ fn like_pattern(q: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// List pages of this many shapes (filters, sort, cursor or not) stay prepared.
+static LIST_SHAPES: ShapeBudget = ShapeBudget::new(64);
+
 /// The SELECT of one page: live customers, filtered, in `sort` order, after the cursor.
 pub fn list_statement(
+    filters: &ListFilters,
+    sort: Sort,
+    after: Option<&CustomerCursor>,
+    limit: i64,
+) -> ApiResult<Cached<ListStatement>> {
+    let shape = (filters.shape(), sort.name(), after.is_some());
+    Ok(Cached::shaped(
+        list_query(filters, sort, after, limit)?,
+        &LIST_SHAPES,
+        shape,
+    ))
+}
+
+fn list_query(
     filters: &ListFilters,
     sort: Sort,
     after: Option<&CustomerCursor>,
@@ -754,10 +819,7 @@ pub fn list_statement(
     }
     for (name, value) in &filters.attributes {
         let as_text = serde_json::json!({ name: value });
-        let typed: Option<Value> = serde_json::from_str(value)
-            .ok()
-            .filter(|v: &Value| v.is_number() || v.is_boolean());
-        query = match typed {
+        query = match typed_attribute(value) {
             Some(typed) => query.filter(
                 customers::attributes
                     .contains(as_text)

@@ -2,6 +2,7 @@
 //! that hands a handler either a pooled connection or the request's idempotency transaction.
 
 pub mod embedded;
+pub mod prepared;
 pub mod schema;
 
 use std::future::Future;
@@ -122,11 +123,11 @@ pub async fn is_migrated(conn: &mut AsyncPgConnection, latest: &str) -> QueryRes
 
 /// Serialises work on one key (an order, a customer reference) until the transaction ends.
 pub async fn lock_key(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<()> {
-    diesel::select(
+    prepared::Cached::fixed(diesel::select(
         diesel::dsl::sql::<diesel::sql_types::Bool>("pg_advisory_xact_lock(hashtextextended(")
             .bind::<Text, _>(key)
             .sql(", 0)) IS NOT NULL"),
-    )
+    ))
     .get_result::<bool>(conn)
     .await
     .map(|_| ())

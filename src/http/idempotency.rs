@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::json::{BodyLimits, read_body};
 use crate::auth::Principal;
+use crate::db::prepared::Cached;
 use crate::db::schema::idempotency_keys::dsl;
 use crate::db::{Pool, PooledConn, RequestTransaction};
 use crate::error::{ApiError, ApiResult};
@@ -151,11 +152,11 @@ async fn lookup(
     key: &str,
     hash: &[u8],
 ) -> ApiResult<Option<HttpResponse>> {
-    let locked: bool = diesel::select(
+    let locked: bool = Cached::fixed(diesel::select(
         diesel::dsl::sql::<Bool>("pg_try_advisory_xact_lock(hashtextextended(")
             .bind::<Text, _>(format!("{scope}\n{key}"))
             .sql(", 0))"),
-    )
+    ))
     .get_result(conn)
     .await?;
     if !locked {
@@ -163,14 +164,17 @@ async fn lookup(
             "a request with this Idempotency-Key is still being processed; retry when it has finished".into(),
         ));
     }
-    let stored: Option<Stored> = dsl::idempotency_keys
-        .filter(dsl::principal.eq(scope))
-        .filter(dsl::key.eq(key))
-        .filter(dsl::created_at.gt(retention_cutoff()))
-        .select((dsl::request_hash, dsl::status, dsl::headers, dsl::body))
-        .first(conn)
-        .await
-        .optional()?;
+    let stored: Option<Stored> = Cached::fixed(
+        dsl::idempotency_keys
+            .filter(dsl::principal.eq(scope))
+            .filter(dsl::key.eq(key))
+            .filter(dsl::created_at.gt(retention_cutoff()))
+            .select((dsl::request_hash, dsl::status, dsl::headers, dsl::body))
+            .limit(1),
+    )
+    .get_result(conn)
+    .await
+    .optional()?;
     match stored {
         None => Ok(None),
         Some(stored) if stored.request_hash != hash => Err(ApiError::Unprocessable(

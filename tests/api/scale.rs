@@ -1,4 +1,5 @@
-//! At 100k customers, the list, search, every filter and every sort use an index.
+//! Performance guards: at 100k customers the list, search, every filter and every sort use
+//! an index; the statements of hot paths stay prepared instead of being parsed per request.
 
 use diesel_async::RunQueryDsl;
 use rapport::customers::queries::{CustomerCursor, ListFilters, Sort, list_statement};
@@ -173,5 +174,58 @@ async fn list_search_and_filters_use_indexes_at_100k_customers() {
                 "{name}, {page}: sequential scan\n{plan}"
             );
         }
+    }
+}
+
+/// Counts the statements this connection keeps prepared.
+async fn prepared_statements(conn: &mut diesel_async::AsyncPgConnection) -> i64 {
+    use diesel::sql_types::BigInt;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements")
+        .get_result::<Count>(conn)
+        .await
+        .unwrap()
+        .n
+}
+
+#[actix_web::test]
+async fn hot_statements_stay_prepared() {
+    use diesel_async::AsyncConnection;
+    let app = TestApp::spawn().await;
+    rapport::seed::seed(app.context.pool(), 30, 0, 1_000, |_, _| {})
+        .await
+        .unwrap();
+    let mut conn = app.context.pool().get().await.unwrap();
+    let search = ListFilters {
+        q: Some("wang".into()),
+        ..ListFilters::default()
+    };
+    let before = prepared_statements(&mut conn).await;
+    for round in 1..=2 {
+        let page = list_statement(&search, Sort::default(), None, 21)
+            .unwrap()
+            .load::<rapport::customers::CustomerRow>(&mut conn)
+            .await
+            .unwrap();
+        let id = page.as_slice().first().expect("seeded customers match").id;
+        rapport::customers::queries::find_live(&mut conn, id)
+            .await
+            .unwrap();
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            rapport::db::lock_key(conn, "statement test").await
+        })
+        .await
+        .unwrap();
+        // A list page, a read by id, an advisory lock; the transaction's own statements are
+        // simple queries.
+        assert_eq!(
+            prepared_statements(&mut conn).await,
+            before + 3,
+            "round {round}: each statement prepared once and kept"
+        );
     }
 }
