@@ -238,7 +238,10 @@ pub async fn export(
             .load(conn)
             .await
             .map_err(|e| e.to_string())?;
-        for row in &rows {
+        let next = (rows.len() as i64 == PAGE)
+            .then(|| rows.last().map(|last| CustomerCursor::after(sort, last)))
+            .flatten();
+        for row in rows {
             let view = serde_json::to_value(Customer::from(row)).map_err(|e| e.to_string())?;
             let record: Vec<String> = header
                 .iter()
@@ -252,11 +255,9 @@ pub async fn export(
             written += 1;
         }
         progress(written);
-        match rows.last() {
-            Some(last) if rows.len() as i64 == PAGE => {
-                cursor = Some(CustomerCursor::after(sort, last))
-            }
-            _ => break,
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
         }
     }
     writer.flush().map_err(|e| e.to_string())?;

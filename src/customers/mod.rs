@@ -17,6 +17,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::db::schema::customers;
+use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::text_enum;
 
 text_enum! {
@@ -137,6 +138,7 @@ pub struct ImportantDate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Consent {
     pub granted: bool,
+    #[serde(serialize_with = "timestamp")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -303,11 +305,16 @@ pub struct Customer {
     pub order_count: i32,
     pub total_spent: Money,
     pub average_order_value: Option<Money>,
+    #[serde(serialize_with = "optional_timestamp")]
     pub first_purchase_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "optional_timestamp")]
     pub last_purchase_at: Option<DateTime<Utc>>,
     /// Set when personal data was erased.
+    #[serde(serialize_with = "optional_timestamp")]
     pub erased_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "timestamp")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -315,9 +322,9 @@ fn parse_json<T: serde::de::DeserializeOwned + Default>(value: &Value) -> T {
     T::deserialize(value).unwrap_or_default()
 }
 
-impl From<&CustomerRow> for Customer {
-    fn from(row: &CustomerRow) -> Self {
-        let currency = row.currency.clone().unwrap_or_else(|| "XXX".into());
+impl From<CustomerRow> for Customer {
+    fn from(row: CustomerRow) -> Self {
+        let currency = row.currency.unwrap_or_else(|| "XXX".into());
         let average = (row.order_count > 0).then(|| Money {
             amount_minor: row.total_spent_minor / i64::from(row.order_count),
             currency: currency.clone(),
@@ -325,36 +332,39 @@ impl From<&CustomerRow> for Customer {
         Self {
             id: row.id,
             kind: Kind::from_column(&row.kind),
-            display_name: row.display_name.clone(),
-            given_name: row.given_name.clone(),
-            family_name: row.family_name.clone(),
-            company: row.company.clone(),
-            position: row.position.clone(),
-            phones: row.phones.clone(),
-            emails: row.emails.clone(),
+            display_name: row.display_name,
+            given_name: row.given_name,
+            family_name: row.family_name,
+            company: row.company,
+            position: row.position,
+            phones: row.phones,
+            emails: row.emails,
             addresses: parse_json(&row.addresses),
             gender: row.gender.as_deref().map(Gender::from_column),
             birthday: row.birthday,
-            hobbies: row.hobbies.clone(),
-            personality: row.personality.clone(),
-            family_situation: row.family_situation.clone(),
-            occupation: row.occupation.clone(),
+            hobbies: row.hobbies,
+            personality: row.personality,
+            family_situation: row.family_situation,
+            occupation: row.occupation,
             income_band: row.income_band.as_deref().map(IncomeBand::from_column),
-            likes: row.likes.clone(),
-            dislikes: row.dislikes.clone(),
+            likes: row.likes,
+            dislikes: row.dislikes,
             important_dates: parse_json(&row.important_dates),
-            notes: row.notes.clone(),
+            notes: row.notes,
             level: Level::from_column(&row.level),
             tier: row.tier.as_deref().map(Tier::from_column),
             lifecycle_stage: Stage::from_column(&row.lifecycle_stage),
             churn_reason: row.churn_reason.as_deref().map(ChurnReason::from_column),
             owner_id: row.owner_id,
-            region: row.region.clone(),
-            tags: row.tags.clone(),
-            attributes: row.attributes.as_object().cloned().unwrap_or_default(),
+            region: row.region,
+            tags: row.tags,
+            attributes: match row.attributes {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            },
             referred_by: row.referred_by,
-            source: row.source.clone(),
-            external_ref: row.external_ref.clone(),
+            source: row.source,
+            external_ref: row.external_ref,
             consents: parse_json(&row.consents),
             order_count: row.order_count,
             total_spent: Money {

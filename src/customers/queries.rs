@@ -561,7 +561,7 @@ pub async fn export(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Value> 
     let mut bundle = serde_json::Map::new();
     bundle.insert(
         "customer".into(),
-        serde_json::to_value(super::Customer::from(&row)).unwrap_or_default(),
+        serde_json::to_value(super::Customer::from(row)).unwrap_or_default(),
     );
     for section in attached::EXPORT {
         let (name, value) = section(conn, id).await?;

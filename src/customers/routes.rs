@@ -13,7 +13,7 @@ use validator::Validate;
 use super::attached::{self, TimelineEntry};
 use super::fields::{BatchItem, CustomerFields, CustomerPatch, NewCustomer};
 use super::queries::{self, CustomerCursor, ListFilters, Sort, UpsertOutcome};
-use super::{Customer, Level, Stage, Tier};
+use super::{Customer, CustomerRow, Level, Stage, Tier};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::auth::{Authorized, CustomersRead, CustomersWrite};
 use crate::db::DbConn;
@@ -100,6 +100,12 @@ impl CustomerQuery {
     }
 }
 
+/// `200 OK` with the customer and its ETag.
+fn customer_ok(row: CustomerRow) -> HttpResponse {
+    let version = row.version;
+    versioned(StatusCode::OK, &Customer::from(row), version)
+}
+
 /// List live customers with filters, search and sort.
 #[utoipa::path(
     tag = "customers",
@@ -127,8 +133,7 @@ async fn list(
         .load(&mut conn)
         .await?;
     Ok(web::Json(
-        Page::from_rows(rows, limit, |row| CustomerCursor::after(sort, row))
-            .map(|r| Customer::from(&r)),
+        Page::from_rows(rows, limit, |row| CustomerCursor::after(sort, row)).map(Customer::from),
     ))
 }
 
@@ -158,11 +163,8 @@ async fn create(
             queries::insert_new(conn, Actor::from(&principal), Some(&principal), fields).await
         })
         .await?;
-    Ok(created(
-        format!("/api/v1/customers/{}", row.id),
-        &Customer::from(&row),
-        row.version,
-    ))
+    let (location, version) = (format!("/api/v1/customers/{}", row.id), row.version);
+    Ok(created(location, &Customer::from(row), version))
 }
 
 /// Body of `POST /customers/batch`.
@@ -311,11 +313,7 @@ async fn merge(
             queries::merge(conn, &principal, survivor_id, duplicate_id).await
         })
         .await?;
-    Ok(versioned(
-        StatusCode::OK,
-        &Customer::from(&row),
-        row.version,
-    ))
+    Ok(customer_ok(row))
 }
 
 /// Get a customer.
@@ -333,11 +331,7 @@ async fn get_one(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let row = queries::find_live(&mut conn, *id).await?;
-    Ok(versioned(
-        StatusCode::OK,
-        &Customer::from(&row),
-        row.version,
-    ))
+    Ok(customer_ok(row))
 }
 
 /// Change a customer (merge patch: absent fields stay, `null` clears).
@@ -363,11 +357,7 @@ async fn update(
             queries::patch(conn, &principal, id, &if_match, fields).await
         })
         .await?;
-    Ok(versioned(
-        StatusCode::OK,
-        &Customer::from(&row),
-        row.version,
-    ))
+    Ok(customer_ok(row))
 }
 
 /// Delete a customer (soft: kept for orders and history, gone from lists and reads).
@@ -487,9 +477,5 @@ async fn erase(
     let row = conn
         .transaction::<_, ApiError, _>(async move |conn| queries::erase(conn, &principal, id).await)
         .await?;
-    Ok(versioned(
-        StatusCode::OK,
-        &Customer::from(&row),
-        row.version,
-    ))
+    Ok(customer_ok(row))
 }
