@@ -17,7 +17,7 @@ use super::fields::CustomerFields;
 use super::{CustomerRow, Level, Stage, Tier, attached};
 use crate::audit::{self, Actor, Subject};
 use crate::auth::{Principal, Role};
-use crate::db::prepared::{ByIdTemplate, Cached, ShapeBudget};
+use crate::db::prepared::{ByIdTemplate, Cached};
 use crate::db::schema::{customers, users};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::etag::IfMatch;
@@ -702,30 +702,19 @@ pub struct ListFilters {
 }
 
 impl ListFilters {
-    /// Which filters are set (not their values): what decides the text of the statement.
-    fn shape(&self) -> (u16, Vec<bool>) {
-        let set = [
-            self.q.as_deref().is_some_and(|q| !q.trim().is_empty()),
-            self.level.is_some(),
-            self.tier.is_some(),
-            self.stage.is_some(),
-            self.owner_id.is_some(),
-            self.region.is_some(),
-            self.tag.is_some(),
-            self.birthday_month.is_some(),
-            self.created_after.is_some(),
-            self.created_before.is_some(),
-        ];
-        let mask = set
-            .iter()
-            .enumerate()
-            .fold(0, |mask, (bit, on)| mask | (u16::from(*on) << bit));
-        let attributes = self
-            .attributes
-            .iter()
-            .map(|(_, value)| typed_attribute(value).is_some())
-            .collect();
-        (mask, attributes)
+    /// Whether no filter is set.
+    fn is_empty(&self) -> bool {
+        self.q.as_deref().is_none_or(|q| q.trim().is_empty())
+            && self.level.is_none()
+            && self.tier.is_none()
+            && self.stage.is_none()
+            && self.owner_id.is_none()
+            && self.region.is_none()
+            && self.tag.is_none()
+            && self.birthday_month.is_none()
+            && self.created_after.is_none()
+            && self.created_before.is_none()
+            && self.attributes.is_empty()
     }
 }
 
@@ -755,21 +744,21 @@ fn like_pattern(q: &str) -> String {
     format!("%{escaped}%")
 }
 
-/// List pages of this many shapes (filters, sort, cursor or not) stay prepared.
-static LIST_SHAPES: ShapeBudget = ShapeBudget::new(64);
-
 /// The SELECT of one page: live customers, filtered, in `sort` order, after the cursor.
+///
+/// Unfiltered pages (any sort, with or without a cursor) stay prepared: their plan is the same
+/// index walk whatever the values. Filtered and searched pages are parsed per request so that
+/// PostgreSQL plans them for the values: a generic plan cannot know whether `q` matches 0.1 %
+/// or all customers (prepared, search at 10,000 customers fell from 3,080 to 310 pages/s).
 pub fn list_statement(
     filters: &ListFilters,
     sort: Sort,
     after: Option<&CustomerCursor>,
     limit: i64,
 ) -> ApiResult<Cached<ListStatement>> {
-    let shape = (filters.shape(), sort.name(), after.is_some());
-    Ok(Cached::shaped(
+    Ok(Cached::when(
+        filters.is_empty(),
         list_query(filters, sort, after, limit)?,
-        &LIST_SHAPES,
-        shape,
     ))
 }
 

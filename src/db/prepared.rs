@@ -9,10 +9,7 @@
 //!   prepared, so every list page, advisory lock and idempotency look-up was parsed anew —
 //!   a round trip and a parse more per statement.
 
-use std::collections::HashSet;
-use std::hash::Hash;
 use std::marker::PhantomData;
-use std::sync::Mutex;
 
 use diesel::pg::{Pg, PgQueryBuilder};
 use diesel::query_builder::{AstPass, Query, QueryBuilder, QueryFragment, QueryId};
@@ -100,9 +97,8 @@ impl<Q> Cached<Q> {
         Self { query, keep: true }
     }
 
-    /// A statement of one of many shapes, kept prepared if `budget` admits its shape.
-    pub fn shaped(query: Q, budget: &ShapeBudget, shape: impl Hash) -> Self {
-        let keep = budget.admit(shape);
+    /// A statement kept prepared only when `keep` is true (otherwise as diesel decides).
+    pub fn when(keep: bool, query: Q) -> Self {
         Self { query, keep }
     }
 }
@@ -128,37 +124,6 @@ impl<Q> QueryId for Cached<Q> {
 
 impl<Q: Query> Query for Cached<Q> {
     type SqlType = Q::SqlType;
-}
-
-/// Bounds how many shapes of a many-shaped statement are kept prepared. Each prepared
-/// statement costs PostgreSQL about 60 kB per connection, and list filters combine into
-/// thousands of shapes; the first shapes seen (in practice the few an application uses) are
-/// kept, the rest are parsed on every use as before.
-pub struct ShapeBudget {
-    limit: usize,
-    admitted: Mutex<Option<HashSet<u64>>>,
-}
-
-impl ShapeBudget {
-    /// A budget of `limit` shapes.
-    pub const fn new(limit: usize) -> Self {
-        Self {
-            limit,
-            admitted: Mutex::new(None),
-        }
-    }
-
-    /// Whether statements of this shape are kept prepared.
-    fn admit(&self, shape: impl Hash) -> bool {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        let key = BuildHasherDefault::<DefaultHasher>::default().hash_one(shape);
-        let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
-        let admitted = admitted.get_or_insert_with(HashSet::new);
-        if admitted.contains(&key) {
-            return true;
-        }
-        admitted.len() < self.limit && admitted.insert(key)
-    }
 }
 
 #[cfg(test)]
@@ -189,15 +154,6 @@ mod tests {
     }
 
     #[test]
-    fn budgets_admit_known_shapes_and_refuse_new_ones_when_full() {
-        let budget = ShapeBudget::new(2);
-        assert!(budget.admit("a"));
-        assert!(budget.admit("b"));
-        assert!(!budget.admit("c"));
-        assert!(budget.admit("a"));
-    }
-
-    #[test]
     fn cached_queries_may_stay_prepared_despite_sql_fragments() {
         let query = || diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>("true"));
         assert!(!QueryFragment::<Pg>::is_safe_to_cache_prepared(&query(), &Pg).unwrap());
@@ -206,8 +162,7 @@ mod tests {
                 .is_safe_to_cache_prepared(&Pg)
                 .unwrap()
         );
-        let full = ShapeBudget::new(0);
-        let refused = Cached::shaped(query(), &full, 1);
+        let refused = Cached::when(false, query());
         assert!(!refused.is_safe_to_cache_prepared(&Pg).unwrap());
     }
 
