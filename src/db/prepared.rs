@@ -28,8 +28,8 @@ pub struct ByIdTemplate<ST> {
 
 impl<ST> ByIdTemplate<ST> {
     /// Renders `query` (built with any id, which is not kept). Panics if the query does not
-    /// bind exactly one value: templates are built from fixed queries, and a unit test
-    /// renders each of them.
+    /// bind exactly one value: templates are built from fixed queries, which the
+    /// integration tests run.
     pub fn of<Q>(query: Q) -> Self
     where
         Q: Query<SqlType = ST> + QueryFragment<Pg>,
@@ -86,6 +86,10 @@ impl<ST> Query for ById<'_, ST> {
 /// Diesel refuses because a query type with a static id could render different text. A
 /// `Cached` query has no static id, so diesel's statement cache is keyed by the rendered text
 /// and bind types, of which the fragments are part: the same text is the same statement.
+///
+/// Only for statements whose best plan does not depend on the bound values: after five runs
+/// PostgreSQL may switch a prepared statement to one generic plan (see
+/// `customers::queries::list_statement` for what that did to search).
 pub struct Cached<Q> {
     query: Q,
     keep: bool,
