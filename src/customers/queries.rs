@@ -702,19 +702,38 @@ pub struct ListFilters {
 }
 
 impl ListFilters {
-    /// Whether no filter is set.
+    /// The search term, unless blank (a blank `q` filters nothing).
+    fn search_term(&self) -> Option<&str> {
+        self.q.as_deref().filter(|q| !q.trim().is_empty())
+    }
+
+    /// Whether no filter is set. Destructured whole, so a new filter cannot be forgotten here
+    /// (an unlisted filter would be kept prepared with a generic plan).
     fn is_empty(&self) -> bool {
-        self.q.as_deref().is_none_or(|q| q.trim().is_empty())
-            && self.level.is_none()
-            && self.tier.is_none()
-            && self.stage.is_none()
-            && self.owner_id.is_none()
-            && self.region.is_none()
-            && self.tag.is_none()
-            && self.birthday_month.is_none()
-            && self.created_after.is_none()
-            && self.created_before.is_none()
-            && self.attributes.is_empty()
+        let Self {
+            q: _,
+            level,
+            tier,
+            stage,
+            owner_id,
+            region,
+            tag,
+            birthday_month,
+            created_after,
+            created_before,
+            attributes,
+        } = self;
+        self.search_term().is_none()
+            && level.is_none()
+            && tier.is_none()
+            && stage.is_none()
+            && owner_id.is_none()
+            && region.is_none()
+            && tag.is_none()
+            && birthday_month.is_none()
+            && created_after.is_none()
+            && created_before.is_none()
+            && attributes.is_empty()
     }
 }
 
@@ -773,7 +792,7 @@ fn list_query(
         .select(CustomerRow::as_select())
         .filter(customers::deleted_at.is_null())
         .into_boxed();
-    if let Some(q) = filters.q.as_deref().filter(|q| !q.trim().is_empty()) {
+    if let Some(q) = filters.search_term() {
         query = query
             .filter(sql::<Bool>("customers.search_text LIKE ").bind::<Text, _>(like_pattern(q)));
     }
