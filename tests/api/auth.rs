@@ -121,12 +121,10 @@ async fn wrong_credentials_and_inactive_users_cannot_log_in() {
 
     let admin = app.admin_token().await;
     let deactivated = app
-        .request(
-            "PATCH",
+        .patch(
             &format!("/api/v1/users/{id}"),
             Some(&admin),
-            Some(&json!({"active": false})),
-            &[],
+            &json!({"active": false}),
         )
         .await;
     assert_eq!(deactivated.status, 200);
@@ -149,12 +147,10 @@ async fn deactivated_users_tokens_stop_working() {
     let token = pair["access_token"].as_str().unwrap();
     assert_eq!(app.get("/api/v1/auth/me", Some(token)).await.status, 200);
     let res = app
-        .request(
-            "PATCH",
+        .patch(
             &format!("/api/v1/users/{id}"),
             Some(&admin),
-            Some(&json!({"active": false})),
-            &[],
+            &json!({"active": false}),
         )
         .await;
     assert_eq!(res.status, 200, "{}", res.text);

@@ -158,6 +158,21 @@ pub struct Response {
 }
 
 impl Response {
+    /// Reads a client response whole (bodies up to 16 MiB).
+    async fn read<S>(mut res: awc::ClientResponse<S>) -> Self
+    where
+        S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+            + Unpin,
+    {
+        let bytes = res.body().limit(16 << 20).await.unwrap();
+        Self {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -263,19 +278,11 @@ impl TestApp {
         for (name, value) in headers {
             req = req.insert_header((*name, *value));
         }
-        let mut res = match body {
+        let res = match body {
             Some(body) => req.send_json(body).await,
             None => req.send().await,
-        }
-        .expect("request failed");
-        let bytes = res.body().limit(16 << 20).await.unwrap();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        Response {
-            status: res.status().as_u16(),
-            headers: res.headers().clone(),
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            text,
-        }
+        };
+        Response::read(res.expect("request failed")).await
     }
 
     /// Sends raw bytes with a content type.
@@ -295,14 +302,7 @@ impl TestApp {
         if let Some(token) = token {
             req = req.insert_header(("Authorization", format!("Bearer {token}")));
         }
-        let mut res = req.send_body(body).await.expect("request failed");
-        let bytes = res.body().limit(16 << 20).await.unwrap();
-        Response {
-            status: res.status().as_u16(),
-            headers: res.headers().clone(),
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        Response::read(req.send_body(body).await.expect("request failed")).await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
@@ -311,6 +311,10 @@ impl TestApp {
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
         self.request("POST", path, token, Some(body), &[]).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.request("PATCH", path, token, Some(body), &[]).await
     }
 
     /// Creates a user straight in the database; returns its id and e-mail.

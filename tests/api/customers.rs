@@ -194,13 +194,7 @@ async fn customer_input_is_validated() {
     }
     let path = format!("/api/v1/customers/{}", id(&other));
     let selfref = app
-        .request(
-            "PATCH",
-            &path,
-            Some(&admin),
-            Some(&json!({"referred_by": id(&other)})),
-            &[],
-        )
+        .patch(&path, Some(&admin), &json!({"referred_by": id(&other)}))
         .await;
     assert_eq!(
         selfref.status, 409,
@@ -495,12 +489,10 @@ async fn agents_write_only_their_own_customers() {
     );
     let patch = json!({"notes": "x"});
     let denied = app
-        .request(
-            "PATCH",
+        .patch(
             &format!("/api/v1/customers/{}", id(&theirs)),
             Some(&agent),
-            Some(&patch),
-            &[],
+            &patch,
         )
         .await;
     assert_eq!(denied.status, 403);
@@ -527,23 +519,19 @@ async fn agents_write_only_their_own_customers() {
         403
     );
     let allowed = app
-        .request(
-            "PATCH",
+        .patch(
             &format!("/api/v1/customers/{}", id(&mine)),
             Some(&agent),
-            Some(&patch),
-            &[],
+            &patch,
         )
         .await;
     assert_eq!(allowed.status, 200);
     let give_away = json!({"owner_id": other_agent});
     let res = app
-        .request(
-            "PATCH",
+        .patch(
             &format!("/api/v1/customers/{}", id(&mine)),
             Some(&agent),
-            Some(&give_away),
-            &[],
+            &give_away,
         )
         .await;
     assert_eq!(
@@ -599,14 +587,8 @@ async fn every_change_is_audited() {
     )
     .await;
     let path = format!("/api/v1/customers/{}", id(&customer));
-    app.request(
-        "PATCH",
-        &path,
-        Some(&admin),
-        Some(&json!({"region": "south"})),
-        &[],
-    )
-    .await;
+    app.patch(&path, Some(&admin), &json!({"region": "south"}))
+        .await;
     let history = app.get(&format!("{path}/history"), Some(&admin)).await;
     assert_eq!(history.status, 200);
     let entries = history.body["data"].as_array().unwrap();
@@ -765,12 +747,10 @@ async fn erase_leaves_no_personal_data_anywhere() {
     )
     .await;
     let path = format!("/api/v1/customers/{}", id(&customer));
-    app.request(
-        "PATCH",
+    app.patch(
         &path,
         Some(&admin),
-        Some(&json!({"notes": format!("{} and oolong", secrets[4])})),
-        &[],
+        &json!({"notes": format!("{} and oolong", secrets[4])}),
     )
     .await;
     order(&app, &admin, &id(&customer), "e1", 4200).await;

@@ -209,24 +209,16 @@ async fn a_literal_route_is_not_mistaken_for_an_id() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
     let res = app
-        .request(
-            "PATCH",
+        .patch(
             "/api/v1/customers/batch",
             Some(&admin),
-            Some(&json!({"items": []})),
-            &[],
+            &json!({"items": []}),
         )
         .await;
     assert_eq!(res.status, 405, "{}", res.text);
     assert_eq!(res.header("allow"), Some("POST"));
     let res = app
-        .request(
-            "PATCH",
-            "/api/v1/customers/not-an-id",
-            Some(&admin),
-            Some(&json!({})),
-            &[],
-        )
+        .patch("/api/v1/customers/not-an-id", Some(&admin), &json!({}))
         .await;
     assert_eq!(res.status, 404);
 }

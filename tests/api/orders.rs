@@ -104,13 +104,7 @@ async fn orders_create_customers_update_figures_and_are_not_double_counted() {
         "the ladder does not step down on a refund"
     );
     let illegal = app
-        .request(
-            "PATCH",
-            &path,
-            Some(&manager),
-            Some(&json!({"status": "paid"})),
-            &[],
-        )
+        .patch(&path, Some(&manager), &json!({"status": "paid"}))
         .await;
     assert_eq!(illegal.status, 409);
     let stale = app

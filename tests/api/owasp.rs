@@ -90,23 +90,11 @@ async fn api3_owned_properties_cannot_be_assigned_and_internals_are_not_served()
     assert_eq!(me.status, 200);
     let own = format!("/api/v1/users/{agent_id}");
     let promote = app
-        .request(
-            "PATCH",
-            &own,
-            Some(&agent),
-            Some(&json!({"role": "admin"})),
-            &[],
-        )
+        .patch(&own, Some(&agent), &json!({"role": "admin"}))
         .await;
     assert_eq!(promote.status, 403, "an agent cannot make itself an admin");
     let hash = app
-        .request(
-            "PATCH",
-            &own,
-            Some(&admin),
-            Some(&json!({"password_hash": "x"})),
-            &[],
-        )
+        .patch(&own, Some(&admin), &json!({"password_hash": "x"}))
         .await;
     assert_eq!(hash.status, 422);
 

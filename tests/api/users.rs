@@ -103,28 +103,18 @@ async fn the_last_admin_cannot_be_removed() {
     let (admin_id, admin) = app.user_token(Role::Admin).await;
     let own = format!("/api/v1/users/{admin_id}");
     let res = app
-        .request(
-            "PATCH",
-            &own,
-            Some(&admin),
-            Some(&json!({"role": "agent"})),
-            &[],
-        )
+        .patch(&own, Some(&admin), &json!({"role": "agent"}))
         .await;
     assert_eq!(res.status, 409);
     let deactivate = json!({"active": false});
-    let res = app
-        .request("PATCH", &own, Some(&admin), Some(&deactivate), &[])
-        .await;
+    let res = app.patch(&own, Some(&admin), &deactivate).await;
     assert_eq!(res.status, 409);
     let (other_id, _) = app.create_user(Role::Admin).await;
     let res = app
-        .request(
-            "PATCH",
+        .patch(
             &format!("/api/v1/users/{other_id}"),
             Some(&admin),
-            Some(&deactivate),
-            &[],
+            &deactivate,
         )
         .await;
     assert_eq!(res.status, 200);
