@@ -31,8 +31,11 @@ pub fn subject(id: Uuid) -> Subject {
     }
 }
 
-/// The SQL type of a selected [`CustomerRow`].
-type CustomerRowType = diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<CustomerRow, Pg>>;
+/// The typed query that reads one [`CustomerRow`] by id.
+type FindCustomer = diesel::dsl::Select<
+    diesel::dsl::Find<customers::table, Uuid>,
+    diesel::dsl::AsSelect<CustomerRow, Pg>,
+>;
 
 fn json(row: &CustomerRow) -> Value {
     serde_json::to_value(row).unwrap_or_default()
@@ -47,7 +50,7 @@ fn gone(row: &CustomerRow) -> ApiError {
 
 /// A live (not deleted) customer.
 pub async fn find_live(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<CustomerRow> {
-    static BY_ID: LazyLock<ByIdTemplate<CustomerRowType>> = LazyLock::new(|| {
+    static BY_ID: LazyLock<ByIdTemplate<FindCustomer>> = LazyLock::new(|| {
         ByIdTemplate::of(
             customers::table
                 .find(Uuid::nil())
@@ -63,14 +66,15 @@ pub async fn find_live(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Cust
 
 /// A customer row, locked for update, deleted or not.
 pub async fn lock_row(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<CustomerRow> {
-    static BY_ID: LazyLock<ByIdTemplate<CustomerRowType>> = LazyLock::new(|| {
-        ByIdTemplate::of(
-            customers::table
-                .find(Uuid::nil())
-                .select(CustomerRow::as_select())
-                .for_update(),
-        )
-    });
+    static BY_ID: LazyLock<ByIdTemplate<diesel::dsl::ForUpdate<FindCustomer>>> =
+        LazyLock::new(|| {
+            ByIdTemplate::of(
+                customers::table
+                    .find(Uuid::nil())
+                    .select(CustomerRow::as_select())
+                    .for_update(),
+            )
+        });
     Ok(BY_ID.with(id).get_result(conn).await?)
 }
 

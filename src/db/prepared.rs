@@ -4,7 +4,9 @@
 //!   whole statement; for the 45-column customer row that walk (quoting 90 identifiers) was
 //!   about 7 % of the CPU of a `GET /customers/{id}`. A template renders the diesel query
 //!   once, so the text still comes from the typed query and cannot drift from the schema;
-//!   each execution only pushes the stored text around the one id it binds.
+//!   each execution only pushes the stored text around the one id it binds. It also shares
+//!   the typed query's static statement-cache key, so diesel finds the prepared statement by
+//!   type instead of hashing the 1.5 kB text on every call.
 //! - [`Cached`]: diesel never keeps a statement containing a `diesel::dsl::sql` fragment
 //!   prepared, so every list page, advisory lock and idempotency look-up was parsed anew —
 //!   a round trip and a parse more per statement.
@@ -19,21 +21,18 @@ use uuid::Uuid;
 /// The placeholder of the template's one bind parameter.
 const PLACEHOLDER: &str = "$1";
 
-/// The SQL of a query with exactly one bind, an id, split around that bind.
-pub struct ByIdTemplate<ST> {
+/// The SQL of a typed query `Q` with exactly one bind, an id, split around that bind.
+pub struct ByIdTemplate<Q> {
     before: String,
     after: String,
-    sql_type: PhantomData<fn() -> ST>,
+    query: PhantomData<fn() -> Q>,
 }
 
-impl<ST> ByIdTemplate<ST> {
+impl<Q: Query + QueryFragment<Pg>> ByIdTemplate<Q> {
     /// Renders `query` (built with any id, which is not kept). Panics if the query does not
     /// bind exactly one value: templates are built from fixed queries, which the
     /// integration tests run.
-    pub fn of<Q>(query: Q) -> Self
-    where
-        Q: Query<SqlType = ST> + QueryFragment<Pg>,
-    {
+    pub fn of(query: Q) -> Self {
         let mut builder = PgQueryBuilder::default();
         query
             .to_sql(&mut builder, &Pg)
@@ -46,23 +45,23 @@ impl<ST> ByIdTemplate<ST> {
         Self {
             before: before.to_owned(),
             after: after.to_owned(),
-            sql_type: PhantomData,
+            query: PhantomData,
         }
     }
 
     /// The query for this id, ready for diesel-async's `get_result` / `load`.
-    pub fn with(&self, id: Uuid) -> ById<'_, ST> {
+    pub fn with(&self, id: Uuid) -> ById<'_, Q> {
         ById { template: self, id }
     }
 }
 
 /// A [`ByIdTemplate`] bound to one id.
-pub struct ById<'a, ST> {
-    template: &'a ByIdTemplate<ST>,
+pub struct ById<'a, Q> {
+    template: &'a ByIdTemplate<Q>,
     id: Uuid,
 }
 
-impl<ST> QueryFragment<Pg> for ById<'_, ST> {
+impl<Q> QueryFragment<Pg> for ById<'_, Q> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(&self.template.before);
         out.push_bind_param::<diesel::sql_types::Uuid, _>(&self.id)?;
@@ -71,14 +70,15 @@ impl<ST> QueryFragment<Pg> for ById<'_, ST> {
     }
 }
 
-/// Cached as a prepared statement by its text (which is the same for every id).
-impl<ST> QueryId for ById<'_, ST> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+/// The typed query's own id: the template renders exactly that query's text, so both may
+/// share one prepared statement, found by type rather than by hashing the text.
+impl<Q: QueryId> QueryId for ById<'_, Q> {
+    type QueryId = Q::QueryId;
+    const HAS_STATIC_QUERY_ID: bool = Q::HAS_STATIC_QUERY_ID;
 }
 
-impl<ST> Query for ById<'_, ST> {
-    type SqlType = ST;
+impl<Q: Query> Query for ById<'_, Q> {
+    type SqlType = Q::SqlType;
 }
 
 /// A query that may stay prepared although it contains `diesel::dsl::sql` fragments.
@@ -155,6 +155,20 @@ mod tests {
             rendered.contains("ffffffff-ffff-ffff-ffff-ffffffffffff"),
             "{rendered}"
         );
+    }
+
+    #[test]
+    fn templates_are_cached_under_their_typed_query_id() {
+        fn id_of<Q: QueryId>(_: &Q) -> Option<std::any::TypeId> {
+            Q::query_id()
+        }
+        let plain = || customers::table.find(Uuid::nil()).select(customers::id);
+        let plain_template = ByIdTemplate::of(plain());
+        let locked_template = ByIdTemplate::of(plain().for_update());
+        let plain_id = id_of(&plain_template.with(Uuid::nil()));
+        assert!(plain_id.is_some());
+        assert_eq!(plain_id, id_of(&plain()));
+        assert_ne!(plain_id, id_of(&locked_template.with(Uuid::nil())));
     }
 
     #[test]
