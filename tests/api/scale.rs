@@ -236,3 +236,80 @@ async fn hot_statements_stay_prepared() {
         );
     }
 }
+
+/// A searched page walks a bounded number of rows in sort order before it turns to the
+/// trigram index; matches on both sides of that boundary must come back once each, in order,
+/// whatever the sort, page after page.
+#[actix_web::test]
+async fn rare_search_terms_are_found_beyond_the_walk() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    rapport::seed::seed(app.context.pool(), 400, 0, 400, |_, _| {})
+        .await
+        .unwrap();
+    let mut conn = app.context.pool().get().await.unwrap();
+    // With limit=2 a page reads 3 rows, so the walk covers 150 rows: positions 0 and 140 are
+    // inside it, the others past it.
+    let newest_first: Vec<uuid::Uuid> = diesel::select(diesel::dsl::sql::<
+        diesel::sql_types::Array<diesel::sql_types::Uuid>,
+    >(
+        "(SELECT array_agg(id ORDER BY created_at DESC, id DESC) FROM customers)",
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    let needles: Vec<uuid::Uuid> = [0, 140, 151, 260, 399]
+        .iter()
+        .map(|&i| newest_first[i])
+        .collect();
+    diesel::sql_query("UPDATE customers SET company = 'Needle Works ' || id WHERE id = ANY($1)")
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&needles)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let walk = |sort: &'static str| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            let mut found = Vec::new();
+            let mut path = format!("/api/v1/customers?q=needle&limit=2&sort={sort}");
+            loop {
+                let page = app.get(&path, Some(admin)).await;
+                assert_eq!(page.status, 200, "{}", page.body);
+                for customer in page.body["data"].as_array().unwrap() {
+                    found.push(
+                        customer["id"]
+                            .as_str()
+                            .unwrap()
+                            .parse::<uuid::Uuid>()
+                            .unwrap(),
+                    );
+                }
+                match page.body["next_cursor"].as_str() {
+                    Some(cursor) => {
+                        path = format!(
+                            "/api/v1/customers?q=needle&limit=2&sort={sort}&cursor={cursor}"
+                        )
+                    }
+                    None => break,
+                }
+            }
+            found
+        }
+    };
+    assert_eq!(walk("-created_at").await, needles, "newest first");
+    let mut oldest_first = needles.clone();
+    oldest_first.reverse();
+    assert_eq!(walk("created_at").await, oldest_first, "oldest first");
+    // By name: the needles share their company, not their names; the order is the list's own.
+    let by_name: Vec<uuid::Uuid> = diesel::select(diesel::dsl::sql::<
+        diesel::sql_types::Array<diesel::sql_types::Uuid>,
+    >(
+        "(SELECT array_agg(id ORDER BY display_name, id) FROM customers WHERE company LIKE 'Needle%')",
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(walk("name").await, by_name, "by name");
+}
