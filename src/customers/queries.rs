@@ -7,10 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Text, Timestamptz};
-use diesel_async::{
-    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
-    TransactionManager,
-};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -776,7 +773,6 @@ fn like_pattern(q: &str) -> String {
 /// index walk whatever the values. Filtered and searched pages are parsed per request so that
 /// PostgreSQL plans them for the values: a generic plan cannot know whether `q` matches 0.1 %
 /// or all customers (prepared, search at 10,000 customers fell from 3,080 to 310 pages/s).
-/// Pages with `q` are read by [`list_page`], which bounds the plan's cost.
 pub fn list_statement(
     filters: &ListFilters,
     sort: Sort,
@@ -789,203 +785,60 @@ pub fn list_statement(
     ))
 }
 
-/// Up to `limit` live customers matching `filters`, in `sort` order, after the cursor.
-pub async fn list_page(
-    conn: &mut AsyncPgConnection,
-    filters: &ListFilters,
-    sort: Sort,
-    after: Option<&CustomerCursor>,
-    limit: i64,
-) -> ApiResult<Vec<CustomerRow>> {
-    if filters.search_term().is_none() {
-        return Ok(list_statement(filters, sort, after, limit)?
-            .load(conn)
-            .await?);
-    }
-    // Read-only, and its planner settings must not outlive it: always rolled back.
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    let page = search_page(conn, filters, sort, after, limit).await;
-    AnsiTransactionManager::rollback_transaction(conn).await?;
-    page
-}
-
-/// Rows a search walks in sort order, per row asked for, before it calls the term rare.
-const SEARCH_WALK_PER_ROW: i64 = 50;
-
-/// A searched page, read in two bounded phases instead of one plan chosen by estimate.
-///
-/// PostgreSQL estimates how many rows `LIKE '%term%'` matches from a 100-value histogram, so
-/// the same term is read by the trigram index after one `ANALYZE` and by walking the sort
-/// index after the next; a rare term walked that way reads on until it finds a page (15 ms
-/// instead of 3.6 ms at 1M customers, or a whole table). Here: first walk at most
-/// [`SEARCH_WALK_PER_ROW`] × `limit` rows in sort order (the walk's end found by an index
-/// look-up, bitmap scans off); if that does not fill the page, the term matches under 2 % of
-/// those rows, and the rest of the page comes from the trigram index (index walks off).
-async fn search_page(
-    conn: &mut AsyncPgConnection,
-    filters: &ListFilters,
-    sort: Sort,
-    after: Option<&CustomerCursor>,
-    limit: i64,
-) -> ApiResult<Vec<CustomerRow>> {
-    // The forced plans below carry high cost estimates, which would otherwise buy a JIT
-    // compilation (50 ms) for a query that runs in 3.
-    conn.batch_execute("SET LOCAL jit = off").await?;
-    let unsearched = ListFilters {
-        q: None,
-        ..filters.clone()
-    };
-    let mut window = customers::table.select(customers::id).into_boxed();
-    for condition in list_conditions(&unsearched, sort, after)? {
-        window = window.filter(condition);
-    }
-    let window_end: Option<Uuid> = Cached::when(
-        unsearched.is_empty(),
-        window
-            .order(order_by(sort))
-            .offset(SEARCH_WALK_PER_ROW * limit - 1)
-            .limit(1),
-    )
-    .get_result(conn)
-    .await
-    .optional()?;
-
-    conn.batch_execute(
-        "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = on",
-    )
-    .await?;
-    let mut walk = list_query(filters, sort, after, limit)?;
-    if let Some(end) = window_end {
-        walk = walk.filter(beside_row(sort, end, Side::UpTo));
-    }
-    let mut rows: Vec<CustomerRow> = walk.load(conn).await?;
-    let Some(end) = window_end else {
-        // Fewer rows than the window remained: the walk has seen them all.
-        return Ok(rows);
-    };
-    let missing = limit - rows.len() as i64;
-    if missing <= 0 {
-        return Ok(rows);
-    }
-    conn.batch_execute("SET LOCAL enable_bitmapscan = on; SET LOCAL enable_indexscan = off")
-        .await?;
-    let rest: Vec<CustomerRow> = list_query(filters, sort, after, missing)?
-        .filter(beside_row(sort, end, Side::Past))
-        .load(conn)
-        .await?;
-    rows.extend(rest);
-    Ok(rows)
-}
-
-/// Which side of a row, in list order.
-#[derive(Debug, Clone, Copy)]
-enum Side {
-    /// Before it, or the row itself.
-    UpTo,
-    /// After it.
-    Past,
-}
-
-/// Rows on one side of the customer `id` in `sort` order (compared by sort key, then id).
-fn beside_row(sort: Sort, id: Uuid, side: Side) -> BoxedCondition {
-    use diesel::dsl::sql;
-    let operator = match (side, sort.descending) {
-        (Side::UpTo, true) => ">=",
-        (Side::UpTo, false) => "<=",
-        (Side::Past, true) => "<",
-        (Side::Past, false) => ">",
-    };
-    let column = sort.column();
-    // Inside the subquery `customers` names the subquery's own table.
-    Box::new(
-        sql::<Bool>(&format!(
-            "({column}, customers.id) {operator} (SELECT {column}, customers.id FROM customers WHERE customers.id = "
-        ))
-        .bind::<diesel::sql_types::Uuid, _>(id)
-        .sql(")"),
-    )
-}
-
 fn list_query(
     filters: &ListFilters,
     sort: Sort,
     after: Option<&CustomerCursor>,
     limit: i64,
 ) -> ApiResult<ListStatement> {
+    use diesel::dsl::sql;
     let mut query = customers::table
         .select(CustomerRow::as_select())
+        .filter(customers::deleted_at.is_null())
         .into_boxed();
-    for condition in list_conditions(filters, sort, after)? {
-        query = query.filter(condition);
-    }
-    Ok(query.order(order_by(sort)).limit(limit))
-}
-
-/// `ORDER BY` of a list in `sort` order, the id breaking ties.
-fn order_by(sort: Sort) -> diesel::expression::SqlLiteral<Text> {
-    let direction = if sort.descending { "DESC" } else { "ASC" };
-    diesel::dsl::sql::<Text>(&format!(
-        "{} {direction}, customers.id {direction}",
-        sort.column()
-    ))
-}
-
-/// The conditions of a list: live customers, the filters, and the cursor.
-fn list_conditions(
-    filters: &ListFilters,
-    sort: Sort,
-    after: Option<&CustomerCursor>,
-) -> ApiResult<Vec<BoxedCondition>> {
-    use diesel::dsl::sql;
-    let mut conditions: Vec<BoxedCondition> = vec![Box::new(customers::deleted_at.is_null())];
     if let Some(q) = filters.search_term() {
-        conditions.push(Box::new(
-            sql::<Bool>("customers.search_text LIKE ").bind::<Text, _>(like_pattern(q)),
-        ));
+        query = query
+            .filter(sql::<Bool>("customers.search_text LIKE ").bind::<Text, _>(like_pattern(q)));
     }
     if let Some(level) = filters.level {
-        conditions.push(Box::new(customers::level.eq(level.as_str())));
+        query = query.filter(customers::level.eq(level.as_str()));
     }
     if let Some(tier) = filters.tier {
-        conditions.push(Box::new(
-            customers::tier.eq(tier.as_str()).assume_not_null(),
-        ));
+        query = query.filter(customers::tier.eq(tier.as_str()));
     }
     if let Some(stage) = filters.stage {
-        conditions.push(Box::new(customers::lifecycle_stage.eq(stage.as_str())));
+        query = query.filter(customers::lifecycle_stage.eq(stage.as_str()));
     }
     if let Some(owner) = filters.owner_id {
-        conditions.push(Box::new(customers::owner_id.eq(owner).assume_not_null()));
+        query = query.filter(customers::owner_id.eq(owner));
     }
     if let Some(region) = &filters.region {
-        conditions.push(Box::new(
-            customers::region.eq(region.clone()).assume_not_null(),
-        ));
+        query = query.filter(customers::region.eq(region.clone()));
     }
     if let Some(tag) = &filters.tag {
-        conditions.push(Box::new(customers::tags.contains(vec![tag.clone()])));
+        query = query.filter(customers::tags.contains(vec![tag.clone()]));
     }
     if let Some(month) = filters.birthday_month {
-        conditions.push(Box::new(
+        query = query.filter(
             sql::<Bool>("extract(month FROM customers.birthday) = ").bind::<Integer, _>(month),
-        ));
+        );
     }
     if let Some(after) = filters.created_after {
-        conditions.push(Box::new(customers::created_at.ge(after)));
+        query = query.filter(customers::created_at.ge(after));
     }
     if let Some(before) = filters.created_before {
-        conditions.push(Box::new(customers::created_at.lt(before)));
+        query = query.filter(customers::created_at.lt(before));
     }
     for (name, value) in &filters.attributes {
         let as_text = serde_json::json!({ name: value });
-        conditions.push(match typed_attribute(value) {
-            Some(typed) => Box::new(
+        query = match typed_attribute(value) {
+            Some(typed) => query.filter(
                 customers::attributes
                     .contains(as_text)
                     .or(customers::attributes.contains(serde_json::json!({ name: typed }))),
             ),
-            None => Box::new(customers::attributes.contains(as_text)),
-        });
+            None => query.filter(customers::attributes.contains(as_text)),
+        };
     }
     if let Some(cursor) = after {
         if cursor.sort != sort.name() {
@@ -993,9 +846,15 @@ fn list_conditions(
                 "the cursor belongs to another sort order".into(),
             ));
         }
-        conditions.push(keyset_condition(sort, &cursor.key, cursor.id)?);
+        query = query.filter(keyset_condition(sort, &cursor.key, cursor.id)?);
     }
-    Ok(conditions)
+    let direction = if sort.descending { "DESC" } else { "ASC" };
+    Ok(query
+        .order(sql::<Text>(&format!(
+            "{} {direction}, customers.id {direction}",
+            sort.column()
+        )))
+        .limit(limit))
 }
 
 fn keyset_condition(sort: Sort, key: &Value, id: Uuid) -> ApiResult<BoxedCondition> {
