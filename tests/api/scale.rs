@@ -249,14 +249,11 @@ async fn sparse_search_matches_page_in_order() {
         .unwrap();
     let mut conn = app.context.pool().get().await.unwrap();
     // Positions in the newest-first list: near the start, the middle and the very end.
-    let newest_first: Vec<uuid::Uuid> = diesel::select(diesel::dsl::sql::<
-        diesel::sql_types::Array<diesel::sql_types::Uuid>,
-    >(
-        "(SELECT array_agg(id ORDER BY created_at DESC, id DESC) FROM customers)",
-    ))
-    .get_result(&mut conn)
-    .await
-    .unwrap();
+    let newest_first = ids(
+        &mut conn,
+        "SELECT array_agg(id ORDER BY created_at DESC, id DESC) FROM customers",
+    )
+    .await;
     let needles: Vec<uuid::Uuid> = [0, 140, 151, 260, 399]
         .iter()
         .map(|&i| newest_first[i])
@@ -302,13 +299,20 @@ async fn sparse_search_matches_page_in_order() {
     oldest_first.reverse();
     assert_eq!(walk("created_at").await, oldest_first, "oldest first");
     // By name: the needles share their company, not their names; the order is the list's own.
-    let by_name: Vec<uuid::Uuid> = diesel::select(diesel::dsl::sql::<
-        diesel::sql_types::Array<diesel::sql_types::Uuid>,
-    >(
-        "(SELECT array_agg(id ORDER BY display_name, id) FROM customers WHERE company LIKE 'Needle%')",
-    ))
-    .get_result(&mut conn)
-    .await
-    .unwrap();
+    let by_name = ids(
+        &mut conn,
+        "SELECT array_agg(id ORDER BY display_name, id) FROM customers WHERE company LIKE 'Needle%'",
+    )
+    .await;
     assert_eq!(walk("name").await, by_name, "by name");
+}
+
+/// The ids an `array_agg` query returns.
+async fn ids(conn: &mut diesel_async::AsyncPgConnection, query: &str) -> Vec<uuid::Uuid> {
+    diesel::select(diesel::dsl::sql::<
+        diesel::sql_types::Array<diesel::sql_types::Uuid>,
+    >(&format!("({query})")))
+    .get_result(conn)
+    .await
+    .unwrap()
 }
