@@ -192,6 +192,20 @@ async fn prepared_statements(conn: &mut diesel_async::AsyncPgConnection) -> i64 
         .n
 }
 
+/// A plan PostgreSQL misjudges as expensive must not also pay for JIT compilation.
+#[actix_web::test]
+async fn pooled_connections_never_jit_compile() {
+    let app = TestApp::spawn().await;
+    let mut conn = app.context.pool().get().await.unwrap();
+    let jit: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+        "current_setting('jit')",
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(jit, "off");
+}
+
 #[actix_web::test]
 async fn hot_statements_stay_prepared() {
     use diesel_async::AsyncConnection;
