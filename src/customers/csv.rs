@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Map, Value};
 
 use super::fields::CustomerFields;
@@ -233,7 +233,9 @@ pub async fn export(
     let mut cursor: Option<CustomerCursor> = None;
     let mut written = 0;
     loop {
-        let rows: Vec<CustomerRow> = queries::list_page(conn, filters, sort, cursor.as_ref(), PAGE)
+        let rows: Vec<CustomerRow> = queries::list_statement(filters, sort, cursor.as_ref(), PAGE)
+            .map_err(|e| e.to_string())?
+            .load(conn)
             .await
             .map_err(|e| e.to_string())?;
         let next = (rows.len() as i64 == PAGE)

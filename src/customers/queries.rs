@@ -21,7 +21,6 @@ use crate::db::prepared::{ByIdTemplate, Cached};
 use crate::db::schema::{customers, users};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::etag::IfMatch;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 
 /// The audit subject of a customer.
 pub fn subject(id: Uuid) -> Subject {
@@ -774,7 +773,6 @@ fn like_pattern(q: &str) -> String {
 /// index walk whatever the values. Filtered and searched pages are parsed per request so that
 /// PostgreSQL plans them for the values: a generic plan cannot know whether `q` matches 0.1 %
 /// or all customers (prepared, search at 10,000 customers fell from 3,080 to 310 pages/s).
-/// The API reads searched pages with [`SearchPage`] instead (through [`list_page`]).
 pub fn list_statement(
     filters: &ListFilters,
     sort: Sort,
@@ -787,225 +785,60 @@ pub fn list_statement(
     ))
 }
 
-/// Up to `limit` live customers matching `filters`, in `sort` order, after the cursor.
-/// Searched pages are read by [`SearchPage`], the rest by [`list_statement`].
-pub async fn list_page(
-    conn: &mut AsyncPgConnection,
-    filters: &ListFilters,
-    sort: Sort,
-    after: Option<&CustomerCursor>,
-    limit: i64,
-) -> ApiResult<Vec<CustomerRow>> {
-    match filters.search_term() {
-        None => Ok(list_statement(filters, sort, after, limit)?
-            .load(conn)
-            .await?),
-        Some(q) => {
-            let unsearched = ListFilters {
-                q: None,
-                ..filters.clone()
-            };
-            let page = SearchPage {
-                conditions: list_conditions(&unsearched, sort, after)?,
-                pattern: like_pattern(q),
-                sort,
-                limit,
-                walk: SEARCH_WALK_PER_ROW * limit,
-                columns: CustomerRow::as_select(),
-            };
-            Ok(page.load(conn).await?)
-        }
-    }
-}
-
-/// Rows a searched page walks in sort order, per row asked for, before it calls the term
-/// rare and turns to the trigram index.
-const SEARCH_WALK_PER_ROW: i64 = 50;
-
-/// A searched page as one statement whose plan cannot run away, whatever `ANALYZE` sampled.
-///
-/// PostgreSQL estimates `LIKE '%term%'` from a 100-value histogram, so one `ANALYZE` has it
-/// read a rare term by the trigram index (3.6 ms at 1M customers) and the next by walking
-/// the sort index until a page is found (15 ms, or the whole table). Here the statement is
-/// `(walk) UNION ALL (rest) LIMIT n`: the walk is a derived table of the next
-/// [`SEARCH_WALK_PER_ROW`] × `n` rows in sort order, which only the sort index can serve;
-/// the rest, read only when the walk leaves the page short (an `Append` runs its branches
-/// in order), starts past those rows and is ordered by a row value no index provides, so
-/// only the trigram index can serve it. See docs/performance.md.
-pub struct SearchPage {
-    /// Live customers, the other filters and the cursor.
-    conditions: Vec<BoxedCondition>,
-    pattern: String,
-    sort: Sort,
-    limit: i64,
-    /// Rows walked before the trigram index takes over.
-    walk: i64,
-    columns: diesel::dsl::AsSelect<CustomerRow, Pg>,
-}
-
-impl SearchPage {
-    /// `SELECT * FROM customers WHERE <conditions> ORDER BY <sort> LIMIT <walk>`.
-    fn walk_window<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("(SELECT * FROM customers WHERE ");
-        self.push_conditions(out)?;
-        out.push_sql(" ORDER BY ");
-        out.push_sql(&order_sql(self.sort));
-        out.push_sql(" LIMIT ");
-        out.push_bind_param::<BigInt, _>(&self.walk)?;
-        out.push_sql(") AS customers");
-        Ok(())
-    }
-
-    fn push_conditions<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        for (i, condition) in self.conditions.iter().enumerate() {
-            if i > 0 {
-                out.push_sql(" AND ");
-            }
-            out.push_sql("(");
-            condition.walk_ast(out.reborrow())?;
-            out.push_sql(")");
-        }
-        Ok(())
-    }
-}
-
-impl QueryFragment<Pg> for SearchPage {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let (past, last_first) = if self.sort.descending {
-            ("<", "ASC")
-        } else {
-            (">", "DESC")
-        };
-        let column = self.sort.column();
-        let direction = if self.sort.descending { "DESC" } else { "ASC" };
-        out.push_sql("SELECT ");
-        self.columns.walk_ast(out.reborrow())?;
-        // The walk: only the sort index can produce the derived table's order.
-        out.push_sql(" FROM ((SELECT customers.* FROM ");
-        self.walk_window(&mut out)?;
-        out.push_sql(" WHERE customers.search_text LIKE ");
-        out.push_bind_param::<Text, _>(&self.pattern)?;
-        out.push_sql(" LIMIT ");
-        out.push_bind_param::<BigInt, _>(&self.limit)?;
-        // The rest: past the walk's last row, in an order no index provides.
-        out.push_sql(") UNION ALL (SELECT customers.* FROM customers WHERE ");
-        self.push_conditions(&mut out)?;
-        out.push_sql(" AND customers.search_text LIKE ");
-        out.push_bind_param::<Text, _>(&self.pattern)?;
-        out.push_sql(&format!(
-            " AND ({column}, customers.id) {past} (SELECT {column}, customers.id FROM "
-        ));
-        self.walk_window(&mut out)?;
-        out.push_sql(&format!(
-            " ORDER BY {column} {last_first}, customers.id {last_first} LIMIT 1) \
-             ORDER BY ({column}, customers.id) {direction} LIMIT "
-        ));
-        out.push_bind_param::<BigInt, _>(&self.limit)?;
-        out.push_sql(")) AS customers LIMIT ");
-        out.push_bind_param::<BigInt, _>(&self.limit)?;
-        Ok(())
-    }
-
-    /// Kept prepared (keyed by its text, so one statement per combination of filters): its
-    /// plan is fixed by its shape, not by the term, so PostgreSQL's generic plan is the right
-    /// one and planning this statement (0.6 ms, four times the single `SELECT`) is paid once
-    /// per connection instead of per page.
-    fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> QueryResult<bool> {
-        Ok(true)
-    }
-}
-
-impl QueryId for SearchPage {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl Query for SearchPage {
-    type SqlType = diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<CustomerRow, Pg>>;
-}
-
 fn list_query(
     filters: &ListFilters,
     sort: Sort,
     after: Option<&CustomerCursor>,
     limit: i64,
 ) -> ApiResult<ListStatement> {
+    use diesel::dsl::sql;
     let mut query = customers::table
         .select(CustomerRow::as_select())
+        .filter(customers::deleted_at.is_null())
         .into_boxed();
-    for condition in list_conditions(filters, sort, after)? {
-        query = query.filter(condition);
-    }
-    Ok(query.order(order_by(sort)).limit(limit))
-}
-
-/// `ORDER BY` of a list in `sort` order, the id breaking ties.
-fn order_by(sort: Sort) -> diesel::expression::SqlLiteral<Text> {
-    diesel::dsl::sql::<Text>(&order_sql(sort))
-}
-
-/// The text of [`order_by`].
-fn order_sql(sort: Sort) -> String {
-    let direction = if sort.descending { "DESC" } else { "ASC" };
-    format!("{} {direction}, customers.id {direction}", sort.column())
-}
-
-/// The conditions of a list: live customers, the filters, and the cursor.
-fn list_conditions(
-    filters: &ListFilters,
-    sort: Sort,
-    after: Option<&CustomerCursor>,
-) -> ApiResult<Vec<BoxedCondition>> {
-    use diesel::dsl::sql;
-    let mut conditions: Vec<BoxedCondition> = vec![Box::new(customers::deleted_at.is_null())];
     if let Some(q) = filters.search_term() {
-        conditions.push(Box::new(
-            sql::<Bool>("customers.search_text LIKE ").bind::<Text, _>(like_pattern(q)),
-        ));
+        query = query
+            .filter(sql::<Bool>("customers.search_text LIKE ").bind::<Text, _>(like_pattern(q)));
     }
     if let Some(level) = filters.level {
-        conditions.push(Box::new(customers::level.eq(level.as_str())));
+        query = query.filter(customers::level.eq(level.as_str()));
     }
     if let Some(tier) = filters.tier {
-        conditions.push(Box::new(
-            customers::tier.eq(tier.as_str()).assume_not_null(),
-        ));
+        query = query.filter(customers::tier.eq(tier.as_str()));
     }
     if let Some(stage) = filters.stage {
-        conditions.push(Box::new(customers::lifecycle_stage.eq(stage.as_str())));
+        query = query.filter(customers::lifecycle_stage.eq(stage.as_str()));
     }
     if let Some(owner) = filters.owner_id {
-        conditions.push(Box::new(customers::owner_id.eq(owner).assume_not_null()));
+        query = query.filter(customers::owner_id.eq(owner));
     }
     if let Some(region) = &filters.region {
-        conditions.push(Box::new(
-            customers::region.eq(region.clone()).assume_not_null(),
-        ));
+        query = query.filter(customers::region.eq(region.clone()));
     }
     if let Some(tag) = &filters.tag {
-        conditions.push(Box::new(customers::tags.contains(vec![tag.clone()])));
+        query = query.filter(customers::tags.contains(vec![tag.clone()]));
     }
     if let Some(month) = filters.birthday_month {
-        conditions.push(Box::new(
+        query = query.filter(
             sql::<Bool>("extract(month FROM customers.birthday) = ").bind::<Integer, _>(month),
-        ));
+        );
     }
     if let Some(after) = filters.created_after {
-        conditions.push(Box::new(customers::created_at.ge(after)));
+        query = query.filter(customers::created_at.ge(after));
     }
     if let Some(before) = filters.created_before {
-        conditions.push(Box::new(customers::created_at.lt(before)));
+        query = query.filter(customers::created_at.lt(before));
     }
     for (name, value) in &filters.attributes {
         let as_text = serde_json::json!({ name: value });
-        conditions.push(match typed_attribute(value) {
-            Some(typed) => Box::new(
+        query = match typed_attribute(value) {
+            Some(typed) => query.filter(
                 customers::attributes
                     .contains(as_text)
                     .or(customers::attributes.contains(serde_json::json!({ name: typed }))),
             ),
-            None => Box::new(customers::attributes.contains(as_text)),
-        });
+            None => query.filter(customers::attributes.contains(as_text)),
+        };
     }
     if let Some(cursor) = after {
         if cursor.sort != sort.name() {
@@ -1013,9 +846,15 @@ fn list_conditions(
                 "the cursor belongs to another sort order".into(),
             ));
         }
-        conditions.push(keyset_condition(sort, &cursor.key, cursor.id)?);
+        query = query.filter(keyset_condition(sort, &cursor.key, cursor.id)?);
     }
-    Ok(conditions)
+    let direction = if sort.descending { "DESC" } else { "ASC" };
+    Ok(query
+        .order(sql::<Text>(&format!(
+            "{} {direction}, customers.id {direction}",
+            sort.column()
+        )))
+        .limit(limit))
 }
 
 fn keyset_condition(sort: Sort, key: &Value, id: Uuid) -> ApiResult<BoxedCondition> {
@@ -1079,35 +918,6 @@ mod tests {
             Sort::parse("password_hash"),
             Err(ApiError::BadRequest(_))
         ));
-    }
-
-    #[test]
-    fn searched_pages_walk_a_derived_table_then_the_rest() {
-        let page = SearchPage {
-            conditions: list_conditions(&ListFilters::default(), Sort::default(), None).unwrap(),
-            pattern: like_pattern("wang"),
-            sort: Sort::default(),
-            limit: 21,
-            walk: SEARCH_WALK_PER_ROW * 21,
-            columns: CustomerRow::as_select(),
-        };
-        let sql = diesel::debug_query::<Pg, _>(&page).to_string();
-        let walk = "(SELECT * FROM customers WHERE ((\"customers\".\"deleted_at\" IS NULL)) \
-                    ORDER BY customers.created_at DESC, customers.id DESC LIMIT $";
-        assert_eq!(sql.matches(walk).count(), 2, "{sql}");
-        assert!(
-            sql.contains(") UNION ALL (SELECT customers.* FROM customers WHERE"),
-            "{sql}"
-        );
-        assert!(
-            sql.contains("AND (customers.created_at, customers.id) < (SELECT customers.created_at, customers.id FROM"),
-            "{sql}"
-        );
-        assert!(
-            sql.contains("ORDER BY (customers.created_at, customers.id) DESC LIMIT"),
-            "{sql}"
-        );
-        assert!(sql.contains("-- binds: [1050, \"%wang%\", 21,"), "{sql}");
     }
 
     #[test]

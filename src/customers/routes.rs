@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -129,7 +129,9 @@ async fn list(
         .unwrap_or_default();
     let filters = query.filters(req.query_string())?;
     let cursor: Option<CustomerCursor> = page.after()?;
-    let rows = queries::list_page(&mut conn, &filters, sort, cursor.as_ref(), limit + 1).await?;
+    let rows = queries::list_statement(&filters, sort, cursor.as_ref(), limit + 1)?
+        .load(&mut conn)
+        .await?;
     Ok(web::Json(
         Page::from_rows(rows, limit, |row| CustomerCursor::after(sort, row)).map(Customer::from),
     ))
