@@ -283,7 +283,8 @@ async fn sparse_search_matches_page_in_order() {
         let admin = &admin;
         async move {
             let mut found = Vec::new();
-            let mut path = format!("/api/v1/customers?q=needle&limit=2&sort={sort}");
+            let first = format!("/api/v1/customers?q=needle&limit=2&sort={sort}");
+            let mut path = first.clone();
             loop {
                 let page = app.get(&path, Some(admin)).await;
                 assert_eq!(page.status, 200, "{}", page.body);
@@ -297,11 +298,7 @@ async fn sparse_search_matches_page_in_order() {
                     );
                 }
                 match page.body["next_cursor"].as_str() {
-                    Some(cursor) => {
-                        path = format!(
-                            "/api/v1/customers?q=needle&limit=2&sort={sort}&cursor={cursor}"
-                        )
-                    }
+                    Some(cursor) => path = format!("{first}&cursor={cursor}"),
                     None => break,
                 }
             }
