@@ -218,6 +218,10 @@ async fn hot_statements_stay_prepared() {
         q: Some("wang".into()),
         ..ListFilters::default()
     };
+    let search_in_region = ListFilters {
+        region: Some("north".into()),
+        ..search.clone()
+    };
     let before = prepared_statements(&mut conn).await;
     for round in 1..=2 {
         let page = list_statement(&ListFilters::default(), Sort::default(), None, 21)
@@ -225,12 +229,14 @@ async fn hot_statements_stay_prepared() {
             .load::<rapport::customers::CustomerRow>(&mut conn)
             .await
             .unwrap();
-        let found = list_statement(&search, Sort::default(), None, 21)
-            .unwrap()
-            .load::<rapport::customers::CustomerRow>(&mut conn)
-            .await
-            .unwrap();
-        assert!(!found.is_empty(), "seeded customers match");
+        for filters in [&search, &search_in_region] {
+            let found = list_statement(filters, Sort::default(), None, 21)
+                .unwrap()
+                .load::<rapport::customers::CustomerRow>(&mut conn)
+                .await
+                .unwrap();
+            assert!(!found.is_empty(), "seeded customers match");
+        }
         let id = page.as_slice().first().expect("seeded customers").id;
         rapport::customers::queries::find_live(&mut conn, id)
             .await
@@ -240,52 +246,60 @@ async fn hot_statements_stay_prepared() {
         })
         .await
         .unwrap();
-        // An unfiltered page, a read by id, an advisory lock; not the search page, which
-        // PostgreSQL must plan for its term (a generic plan cannot know how many rows match).
+        // An unfiltered page, a page searched by `q` alone (its plan is fixed by its shape),
+        // a read by id, an advisory lock; not the search in a region, which PostgreSQL must
+        // plan for the region (a generic plan cannot know how many customers are in it).
         // The transaction's own statements are simple queries.
         assert_eq!(
             prepared_statements(&mut conn).await,
-            before + 3,
-            "round {round}: each statement prepared once and kept, the search never"
+            before + 4,
+            "round {round}: each statement prepared once and kept, the search in a region never"
         );
     }
 }
 
-/// A rare term's matches, spread from the newest customer to the oldest, come back once each,
-/// in order, page after page, whatever the sort: a guard for any bound put on how far a
-/// searched page walks (see docs/performance.md on search plans).
+/// Searched pages come back complete and in order, page after page, whatever the sort and
+/// whichever way the statement reads them (see `customers::queries::search`): with `limit=2`
+/// the first window is 75 rows and the walk goes on to 1,200, so among 1,300 customers
+/// - `needle` (6 matches, two in the first 75) is walked on, then read by the trigram index;
+/// - `thread` (3 matches, one in the first 75, two past row 1,200) is walked on to the cap
+///   and the rest read by the trigram index past it;
+/// - `example` (every customer) fills each page from the first window.
 #[actix_web::test]
-async fn sparse_search_matches_page_in_order() {
+async fn searched_pages_are_complete_and_in_order() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    rapport::seed::seed(app.context.pool(), 400, 0, 400, |_, _| {})
+    rapport::seed::seed(app.context.pool(), 1_300, 0, 1_300, |_, _| {})
         .await
         .unwrap();
     let mut conn = app.context.pool().get().await.unwrap();
-    // Positions in the newest-first list: near the start, the middle and the very end.
     let newest_first = ids(
         &mut conn,
         "SELECT array_agg(id ORDER BY created_at DESC, id DESC) FROM customers",
     )
     .await;
-    let needles: Vec<uuid::Uuid> = [0, 140, 151, 260, 399]
-        .iter()
-        .map(|&i| newest_first[i])
-        .collect();
-    diesel::sql_query("UPDATE customers SET company = 'Needle Works ' || id WHERE id = ANY($1)")
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&needles)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let at = |positions: &[usize]| -> Vec<uuid::Uuid> {
+        positions.iter().map(|&i| newest_first[i]).collect()
+    };
+    let needles = at(&[0, 60, 80, 300, 1250, 1299]);
+    let threads = at(&[1, 1251, 1298]);
+    for (company, customers) in [("Needle Works", &needles), ("Thread Mills", &threads)] {
+        diesel::sql_query("UPDATE customers SET company = $1 || ' ' || id WHERE id = ANY($2)")
+            .bind::<diesel::sql_types::Text, _>(company)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(customers)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
 
-    let walk = |sort: &'static str| {
+    let walk = |query: &'static str, pages: usize| {
         let app = &app;
         let admin = &admin;
         async move {
             let mut found = Vec::new();
-            let first = format!("/api/v1/customers?q=needle&limit=2&sort={sort}");
+            let first = format!("/api/v1/customers?limit=2&{query}");
             let mut path = first.clone();
-            loop {
+            for _ in 0..pages {
                 let page = app.get(&path, Some(admin)).await;
                 assert_eq!(page.status, 200, "{}", page.body);
                 for customer in page.body["data"].as_array().unwrap() {
@@ -305,17 +319,43 @@ async fn sparse_search_matches_page_in_order() {
             found
         }
     };
-    assert_eq!(walk("-created_at").await, needles, "newest first");
+    let everything = usize::MAX;
+    assert_eq!(walk("q=needle", everything).await, needles, "newest first");
+    assert_eq!(walk("q=thread", everything).await, threads, "past the walk");
+    assert_eq!(
+        walk("q=example", 3).await,
+        at(&[0, 1, 2, 3, 4, 5]),
+        "common"
+    );
     let mut oldest_first = needles.clone();
     oldest_first.reverse();
-    assert_eq!(walk("created_at").await, oldest_first, "oldest first");
+    assert_eq!(
+        walk("q=needle&sort=created_at", everything).await,
+        oldest_first,
+        "oldest first"
+    );
     // By name: the needles share their company, not their names; the order is the list's own.
     let by_name = ids(
         &mut conn,
         "SELECT array_agg(id ORDER BY display_name, id) FROM customers WHERE company LIKE 'Needle%'",
     )
     .await;
-    assert_eq!(walk("name").await, by_name, "by name");
+    assert_eq!(
+        walk("q=needle&sort=name", everything).await,
+        by_name,
+        "by name"
+    );
+    // Another filter beside the term goes into every branch.
+    diesel::sql_query("UPDATE customers SET region = 'polar' WHERE id = ANY($1)")
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(at(&[0, 300, 1299]))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        walk("q=needle&region=polar", everything).await,
+        at(&[0, 300, 1299]),
+        "with a region"
+    );
 }
 
 /// The ids an `array_agg` query returns.

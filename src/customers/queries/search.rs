@@ -1,0 +1,255 @@
+//! A searched list page as one statement whose cost is bounded whatever `ANALYZE` sampled.
+//!
+//! A page of customers whose text contains a term, in sort order, can be read two ways: walk
+//! the sort index and test each row (cheap when the term is common: a 3 % term fills a page
+//! of 20 in ~700 rows), or collect every match from the trigram index and sort them (cheap
+//! when it is rare). PostgreSQL chooses by its estimate of how many rows match, which it
+//! takes from a 100-value sample: a term on 0.1 % of a million customers was estimated at
+//! 1 % after one `ANALYZE` in ten, and walked 11,000 rows (15 ms instead of 3.6); a term that
+//! matches only old customers would walk the whole table. See docs/performance.md.
+//!
+//! Instead the statement measures the term itself. It walks a first window of the list
+//! ([`FIRST_WINDOW_PER_ROW`] rows per row asked for) and counts its matches; then exactly one
+//! of these answers the page:
+//! - the first window, when it filled the page (common terms);
+//! - a walk on, up to [`WALK_CAP_PER_ROW`] rows per row asked for, when at least one row in
+//!   [`DENSE_ENOUGH`] of the first window matched (a term in the 0.4–4 % band);
+//! - the trigram index, sorted, when fewer matched (rare terms);
+//! - and past the walk's cap, the trigram index again, when the walk on left the page short
+//!   (a term common among recent customers and rare before them).
+//!
+//! Each branch is gated by a condition PostgreSQL evaluates once before running it, and each
+//! is written so that only one access path can serve it: the walks are derived tables
+//! ordered and limited by the sort index; the trigram branches are ordered by an expression
+//! no index provides. The plan is therefore the same for every term, so the statement is
+//! kept prepared when `q` is the only filter.
+
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment};
+use diesel::sql_types::Text;
+
+use super::{BoxedCondition, CustomerRow, Sort};
+
+/// Rows of the list the first window walks, per row asked for.
+const FIRST_WINDOW_PER_ROW: i64 = 25;
+/// How far a walk may go on, in rows per row asked for, when the first window was dense.
+const WALK_CAP_PER_ROW: i64 = 400;
+/// The walk goes on past the first window only if at least one of this many of its rows
+/// matched: at that density walking and sorting the trigram index's matches cost about the
+/// same at a million customers (measured in docs/performance.md).
+const DENSE_ENOUGH: i64 = 250;
+
+/// One searched page: the rows of the list (filters and cursor as `conditions`) whose search
+/// text is `LIKE pattern`, the first `rows` of them in `sort` order.
+pub struct SearchPage {
+    conditions: Vec<BoxedCondition>,
+    pattern: String,
+    sort: Sort,
+    rows: i64,
+    columns: diesel::dsl::AsSelect<CustomerRow, Pg>,
+}
+
+/// The numbers a page of `rows` rows walks and gates by.
+#[derive(Debug, PartialEq, Eq)]
+struct Bounds {
+    first_window: i64,
+    walk_cap: i64,
+    /// Matches in the first window from which the walk goes on.
+    dense: i64,
+}
+
+impl Bounds {
+    fn for_rows(rows: i64) -> Self {
+        let first_window = FIRST_WINDOW_PER_ROW * rows;
+        Self {
+            first_window,
+            walk_cap: WALK_CAP_PER_ROW * rows,
+            dense: (first_window + DENSE_ENOUGH - 1) / DENSE_ENOUGH,
+        }
+    }
+}
+
+impl SearchPage {
+    pub(super) fn new(
+        conditions: Vec<BoxedCondition>,
+        pattern: String,
+        sort: Sort,
+        rows: i64,
+    ) -> Self {
+        Self {
+            conditions,
+            pattern,
+            sort,
+            rows: rows.max(1),
+            columns: CustomerRow::as_select(),
+        }
+    }
+
+    fn push_conditions<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        for (i, condition) in self.conditions.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(" AND ");
+            }
+            out.push_sql("(");
+            condition.walk_ast(out.reborrow())?;
+            out.push_sql(")");
+        }
+        Ok(())
+    }
+
+    /// The pattern comes from a sub-select, not a bind: PostgreSQL then cannot estimate its
+    /// matches for a custom plan either, so after five runs it settles on the generic plan
+    /// (otherwise it re-planned each page of a rare term, 1 ms, since its estimate was lower).
+    fn push_match(&self, out: &mut AstPass<'_, '_, Pg>) {
+        out.push_sql("customers.search_text LIKE (SELECT pattern FROM term)");
+    }
+
+    /// The matches among the next `window` rows of the list, at most a page: only the sort
+    /// index can produce the derived table's order.
+    fn push_walk<'b>(
+        &'b self,
+        out: &mut AstPass<'_, 'b, Pg>,
+        window: i64,
+        gate: Option<&str>,
+    ) -> QueryResult<()> {
+        out.push_sql("SELECT * FROM (SELECT * FROM customers WHERE ");
+        self.push_conditions(out)?;
+        out.push_sql(&format!(
+            " ORDER BY {} LIMIT {window}) AS customers WHERE ",
+            self.sort.order_sql()
+        ));
+        self.push_match(out);
+        if let Some(gate) = gate {
+            out.push_sql(&format!(" AND {gate}"));
+        }
+        out.push_sql(&format!(" LIMIT {}", self.rows));
+        Ok(())
+    }
+
+    /// The first page of matches from the trigram index, sorted; `extra` narrows and gates it.
+    fn push_indexed<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>, extra: &str) -> QueryResult<()> {
+        out.push_sql("(SELECT * FROM customers WHERE ");
+        self.push_conditions(out)?;
+        out.push_sql(" AND ");
+        self.push_match(out);
+        out.push_sql(&format!(
+            " AND {extra} ORDER BY {} LIMIT {})",
+            self.sort.unindexed_order_sql(),
+            self.rows
+        ));
+        Ok(())
+    }
+}
+
+impl QueryFragment<Pg> for SearchPage {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let Bounds {
+            first_window,
+            walk_cap,
+            dense,
+        } = Bounds::for_rows(self.rows);
+        let (rows, short) = (self.rows, self.rows - 1);
+        let column = self.sort.column();
+        let past = if self.sort.descending { "<" } else { ">" };
+        let order = self.sort.order_sql();
+
+        out.push_sql("WITH term AS (SELECT ");
+        out.push_bind_param::<Text, _>(&self.pattern)?;
+        out.push_sql(" AS pattern), first_window AS MATERIALIZED (");
+        self.push_walk(&mut out, first_window, None)?;
+        out.push_sql("), walk_on AS MATERIALIZED (");
+        self.push_walk(
+            &mut out,
+            walk_cap,
+            Some(&format!(
+                "(SELECT count(*) FROM first_window) BETWEEN {dense} AND {short}"
+            )),
+        )?;
+        out.push_sql(&format!(
+            "), walk_end AS MATERIALIZED (SELECT {column} AS key, customers.id FROM customers WHERE "
+        ));
+        self.push_conditions(&mut out)?;
+        out.push_sql(&format!(
+            " ORDER BY {order} OFFSET {} LIMIT 1) SELECT ",
+            walk_cap - 1
+        ));
+        self.columns.walk_ast(out.reborrow())?;
+        out.push_sql(&format!(
+            " FROM ((SELECT * FROM first_window WHERE (SELECT count(*) FROM first_window) = {rows}) \
+             UNION ALL (SELECT * FROM walk_on) UNION ALL "
+        ));
+        self.push_indexed(
+            &mut out,
+            &format!("(SELECT count(*) FROM first_window) < {dense}"),
+        )?;
+        out.push_sql(" UNION ALL ");
+        self.push_indexed(
+            &mut out,
+            &format!(
+                "({column}, customers.id) {past} (SELECT key, id FROM walk_end) \
+                 AND (SELECT count(*) FROM walk_on) BETWEEN {dense} AND {short}"
+            ),
+        )?;
+        out.push_sql(&format!(") AS customers ORDER BY {order} LIMIT {rows}"));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ListFilters, like_pattern, list_conditions};
+    use super::*;
+
+    #[test]
+    fn a_page_of_twenty_walks_525_rows_then_up_to_8400_when_one_in_250_matched() {
+        assert_eq!(
+            Bounds::for_rows(21),
+            Bounds {
+                first_window: 525,
+                walk_cap: 8400,
+                dense: 3
+            }
+        );
+        assert_eq!(
+            Bounds::for_rows(3).dense,
+            1,
+            "any match is dense in 75 rows"
+        );
+    }
+
+    #[test]
+    fn every_branch_is_gated_and_served_by_one_access_path() {
+        let sort = Sort::default();
+        let page = SearchPage::new(
+            list_conditions(&ListFilters::default(), sort, None).unwrap(),
+            like_pattern("wang"),
+            sort,
+            21,
+        );
+        let sql = diesel::debug_query::<Pg, _>(&page).to_string();
+        let walk = "(SELECT * FROM customers WHERE ((\"customers\".\"deleted_at\" IS NULL)) \
+                    ORDER BY customers.created_at DESC, customers.id DESC LIMIT";
+        for expected in [
+            "WITH term AS (SELECT $1 AS pattern), first_window AS MATERIALIZED",
+            &format!("first_window AS MATERIALIZED (SELECT * FROM {walk} 525) AS customers"),
+            &format!("walk_on AS MATERIALIZED (SELECT * FROM {walk} 8400) AS customers"),
+            "AND (SELECT count(*) FROM first_window) BETWEEN 3 AND 20 LIMIT 21",
+            "OFFSET 8399 LIMIT 1",
+            "(SELECT * FROM first_window WHERE (SELECT count(*) FROM first_window) = 21)",
+            "AND (SELECT count(*) FROM first_window) < 3 \
+             ORDER BY customers.created_at + interval '0 s' DESC, customers.id DESC LIMIT 21",
+            "AND (customers.created_at, customers.id) < (SELECT key, id FROM walk_end) \
+             AND (SELECT count(*) FROM walk_on) BETWEEN 3 AND 20",
+            ") AS customers ORDER BY customers.created_at DESC, customers.id DESC LIMIT 21",
+        ] {
+            assert!(sql.contains(expected), "missing {expected}\n{sql}");
+        }
+        assert_eq!(
+            sql.matches("LIKE (SELECT pattern FROM term)").count(),
+            4,
+            "{sql}"
+        );
+        assert!(sql.ends_with("-- binds: [\"%wang%\"]"), "one bind: {sql}");
+    }
+}
