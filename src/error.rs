@@ -104,6 +104,10 @@ pub enum ApiError {
     TooManyRequests { retry_after: Duration },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// Still starting (a `503` like [`ApiError::Unavailable`], but expected, so not logged:
+    /// orchestrators poll `/readyz` until it passes).
+    #[error("start-up is not finished")]
+    Starting,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -138,7 +142,9 @@ impl ApiError {
             Self::Validation(_) => ("/problems/validation-failed", "Validation failed"),
             Self::Unprocessable(_) => ("/problems/unprocessable", "Unprocessable request"),
             Self::TooManyRequests { .. } => ("/problems/rate-limited", "Too many requests"),
-            Self::Unavailable(_) => ("/problems/unavailable", "Service unavailable"),
+            Self::Unavailable(_) | Self::Starting => {
+                ("/problems/unavailable", "Service unavailable")
+            }
             Self::Internal(_) => ("about:blank", "Internal Server Error"),
         }
     }
@@ -155,6 +161,7 @@ impl ApiError {
             Self::MethodNotAllowed { allowed } => {
                 format!("this resource allows {}", allowed.join(", "))
             }
+            Self::Starting => "start-up is not finished (waiting for the database)".into(),
             Self::PreconditionFailed => {
                 "the resource has changed since you read it (If-Match does not match its ETag); read it again".into()
             }
@@ -205,7 +212,7 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) | Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Starting => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -228,7 +235,7 @@ impl ResponseError for ApiError {
             Self::TooManyRequests { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::Starting => {
                 response.insert_header((header::RETRY_AFTER, 1));
             }
             _ => {}
@@ -303,6 +310,39 @@ mod tests {
     fn internal_details_are_not_exposed() {
         let e = ApiError::internal("SELECT * FROM secret");
         assert!(!e.problem().detail.contains("SELECT"));
+    }
+
+    #[test]
+    fn still_starting_is_a_503_that_is_not_logged() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tracing_subscriber::layer::SubscriberExt;
+
+        /// Counts the events logged.
+        struct Events(Arc<AtomicUsize>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
+            fn on_event(
+                &self,
+                _: &tracing::Event<'_>,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let events = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry().with(Events(events.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let starting = ApiError::Starting.error_response();
+            assert_eq!(starting.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(starting.headers().contains_key(header::RETRY_AFTER));
+            assert_eq!(events.load(Ordering::Relaxed), 0, "expected, not logged");
+            ApiError::Unavailable("connection refused".into()).error_response();
+            assert_eq!(events.load(Ordering::Relaxed), 1, "a real outage is logged");
+        });
+        assert_eq!(
+            ApiError::Starting.problem().problem_type,
+            ApiError::Unavailable(String::new()).problem().problem_type
+        );
     }
 
     #[test]

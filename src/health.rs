@@ -71,9 +71,7 @@ async fn readyz(
     readiness: web::Data<Readiness>,
 ) -> ApiResult<web::Json<ProbeStatus>> {
     if !readiness.started.load(Ordering::Acquire) {
-        return Err(ApiError::Unavailable(
-            "start-up is not finished (waiting for the database)".into(),
-        ));
+        return Err(ApiError::Starting);
     }
     let mut conn = pool.get().await?;
     let migrated = db::is_migrated(&mut conn, &readiness.latest_migration).await?;

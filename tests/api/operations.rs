@@ -10,6 +10,15 @@ async fn probes_and_metrics() {
     let not_yet = unready.get("/readyz", None).await;
     assert_eq!(not_yet.status, 503);
     assert!(not_yet.header("retry-after").is_some());
+    assert_eq!(not_yet.body["type"], "/problems/unavailable");
+    assert!(
+        not_yet.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("start-up is not finished"),
+        "{}",
+        not_yet.body
+    );
     unready.context.mark_started();
     let ready = unready.get("/readyz", None).await;
     assert_eq!(ready.status, 200, "{}", ready.text);
