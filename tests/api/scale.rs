@@ -260,10 +260,11 @@ async fn hot_statements_stay_prepared() {
 
 /// Searched pages come back complete and in order, page after page, whatever the sort and
 /// whichever way the statement reads them (see `customers::queries::search`): with `limit=2`
-/// the first window is 75 rows and the walk goes on to 1,200, so among 1,300 customers
+/// the first window is 75 rows and the walk goes on for up to 1,200 more, so among 1,300
+/// customers
 /// - `needle` (6 matches, two in the first 75) is walked on, then read by the trigram index;
-/// - `thread` (3 matches, one in the first 75, two past row 1,200) is walked on to the cap
-///   and the rest read by the trigram index past it;
+/// - `thread` (3 matches: one in the first 75, one in the walk on, one past row 1,275) is
+///   walked on to the cap and the rest read by the trigram index past it;
 /// - `example` (every customer) fills each page from the first window.
 #[actix_web::test]
 async fn searched_pages_are_complete_and_in_order() {
