@@ -679,6 +679,12 @@ impl Sort {
         format!("{unindexed} {}", self.order_tail())
     }
 
+    /// `(sort key, id) <` (or `>` ascending): the left side of "past this row" in the order.
+    fn past_sql(self) -> String {
+        let past = if self.descending { "<" } else { ">" };
+        format!("({}, customers.id) {past}", self.column())
+    }
+
     /// The direction of the sort key and the id after it.
     fn order_tail(self) -> &'static str {
         if self.descending {
@@ -743,9 +749,10 @@ impl ListFilters {
         self.q.as_deref().filter(|q| !q.trim().is_empty())
     }
 
-    /// Whether no filter is set. Destructured whole, so a new filter cannot be forgotten here
-    /// (an unlisted filter would be kept prepared with a generic plan).
-    fn is_empty(&self) -> bool {
+    /// Whether no filter but `q` is set: such a page's plan does not depend on the values, so
+    /// it stays prepared. Destructured whole, so a new filter cannot be forgotten here (an
+    /// unlisted filter would be kept prepared with a generic plan).
+    fn has_no_filters_besides_q(&self) -> bool {
         let Self {
             q: _,
             level,
@@ -759,8 +766,7 @@ impl ListFilters {
             created_before,
             attributes,
         } = self;
-        self.search_term().is_none()
-            && level.is_none()
+        level.is_none()
             && tier.is_none()
             && stage.is_none()
             && owner_id.is_none()
@@ -845,48 +851,30 @@ pub fn list_statement(
     after: Option<&CustomerCursor>,
     limit: i64,
 ) -> ApiResult<Cached<ListStatement>> {
-    let Some(q) = filters.search_term() else {
-        let mut query = customers::table
-            .select(CustomerRow::as_select())
-            .into_boxed();
-        for condition in list_conditions(filters, sort, after)? {
-            query = query.filter(condition);
+    let conditions = list_conditions(filters, sort, after)?;
+    let statement = match filters.search_term() {
+        Some(q) => ListStatement::Search(SearchPage::new(conditions, like_pattern(q), sort, limit)),
+        None => {
+            let mut query = customers::table
+                .select(CustomerRow::as_select())
+                .into_boxed();
+            for condition in conditions {
+                query = query.filter(condition);
+            }
+            ListStatement::Select(query.order(sql::<Text>(&sort.order_sql())).limit(limit))
         }
-        let select = query.order(sql::<Text>(&sort.order_sql())).limit(limit);
-        return Ok(Cached::when(
-            filters.is_empty(),
-            ListStatement::Select(select),
-        ));
     };
-    let others = ListFilters {
-        q: None,
-        ..filters.clone()
-    };
-    let search = SearchPage::new(
-        list_conditions(&others, sort, after)?,
-        like_pattern(q),
-        sort,
-        limit,
-    );
-    Ok(Cached::when(
-        others.is_empty(),
-        ListStatement::Search(search),
-    ))
+    Ok(Cached::when(filters.has_no_filters_besides_q(), statement))
 }
 
-/// The conditions of a list page but the search term: live customers, the filters, and the
-/// cursor.
+/// The conditions of a list page but the search term (which [`SearchPage`] applies): live
+/// customers, the other filters, and the cursor.
 fn list_conditions(
     filters: &ListFilters,
     sort: Sort,
     after: Option<&CustomerCursor>,
 ) -> ApiResult<Vec<BoxedCondition>> {
     let mut conditions: Vec<BoxedCondition> = vec![Box::new(customers::deleted_at.is_null())];
-    if let Some(q) = filters.search_term() {
-        conditions.push(Box::new(
-            sql::<Bool>("customers.search_text LIKE ").bind::<Text, _>(like_pattern(q)),
-        ));
-    }
     if let Some(level) = filters.level {
         conditions.push(Box::new(customers::level.eq(level.as_str())));
     }
@@ -945,11 +933,7 @@ fn list_conditions(
 fn keyset_condition(sort: Sort, key: &Value, id: Uuid) -> ApiResult<BoxedCondition> {
     let invalid =
         || ApiError::BadRequest("cursor is not valid; use next_cursor from a previous page".into());
-    let head = format!(
-        "({}, customers.id) {} (",
-        sort.column(),
-        if sort.descending { "<" } else { ">" }
-    );
+    let head = format!("{} (", sort.past_sql());
     Ok(match sort.field {
         SortField::CreatedAt | SortField::UpdatedAt | SortField::LastPurchaseAt => {
             let at: DateTime<Utc> = serde_json::from_value(key.clone()).map_err(|_| invalid())?;

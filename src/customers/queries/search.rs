@@ -148,11 +148,7 @@ impl SearchPage {
 
     /// Rows past the row held by the CTE `edge`, in sort order.
     fn past(&self, edge: &str) -> String {
-        let past = if self.sort.descending { "<" } else { ">" };
-        format!(
-            "({}, customers.id) {past} (SELECT key, id FROM {edge})",
-            self.sort.column()
-        )
+        format!("{} (SELECT key, id FROM {edge})", self.sort.past_sql())
     }
 
     /// The first page of matches from the trigram index, sorted; `extra` narrows and gates it.
