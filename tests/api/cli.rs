@@ -161,20 +161,10 @@ async fn seed_fills_customers_orders_and_figures() {
         counted,
         "figures match the orders"
     );
-    let mut count = 0;
-    let mut cursor: Option<String> = None;
-    loop {
-        let url = match &cursor {
-            Some(c) => format!("/api/v1/customers?limit=200&cursor={c}"),
-            None => "/api/v1/customers?limit=200".into(),
-        };
-        let page = app.get(&url, Some(&admin)).await;
-        count += page.body["data"].as_array().unwrap().len();
-        match page.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let count = app
+        .walk_pages("/api/v1/customers?limit=200", Some(&admin), usize::MAX)
+        .await
+        .len();
     assert_eq!(count, 320);
     assert_eq!(
         index_state(&app).await,

@@ -317,6 +317,23 @@ impl TestApp {
         self.request("PATCH", path, token, Some(body), &[]).await
     }
 
+    /// The items of a keyset-paginated list, page after page: follows `next_cursor` from
+    /// `first` (a path with a query string) for at most `pages` pages, each a `200`.
+    pub async fn walk_pages(&self, first: &str, token: Option<&str>, pages: usize) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut path = first.to_owned();
+        for _ in 0..pages {
+            let page = self.get(&path, token).await;
+            assert_eq!(page.status, 200, "{path}: {}", page.text);
+            items.extend(page.body["data"].as_array().unwrap().iter().cloned());
+            match page.body["next_cursor"].as_str() {
+                Some(cursor) => path = format!("{first}&cursor={cursor}"),
+                None => break,
+            }
+        }
+        items
+    }
+
     /// Creates a user straight in the database; returns its id and e-mail.
     pub async fn create_user(&self, role: Role) -> (Uuid, String) {
         let email = format!("{}-{}@example.com", role.as_str(), Uuid::new_v4().simple());

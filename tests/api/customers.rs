@@ -825,26 +825,16 @@ async fn timeline_and_export_gather_everything() {
     let mut sorted = times.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(times, sorted, "newest first");
-    let mut walked = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let url = match &cursor {
-            Some(c) => format!("{path}/timeline?limit=2&cursor={c}"),
-            None => format!("{path}/timeline?limit=2"),
-        };
-        let page = app.get(&url, Some(&admin)).await;
-        walked.extend(
-            page.body["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["id"].clone()),
-        );
-        match page.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let walked: Vec<Value> = app
+        .walk_pages(
+            &format!("{path}/timeline?limit=2"),
+            Some(&admin),
+            usize::MAX,
+        )
+        .await
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
     assert_eq!(
         walked,
         entries.iter().map(|e| e["id"].clone()).collect::<Vec<_>>()

@@ -294,30 +294,14 @@ async fn searched_pages_are_complete_and_in_order() {
     }
 
     let walk = |query: &'static str, pages: usize| {
-        let app = &app;
-        let admin = &admin;
+        let (app, admin) = (&app, &admin);
         async move {
-            let mut found = Vec::new();
             let first = format!("/api/v1/customers?limit=2&{query}");
-            let mut path = first.clone();
-            for _ in 0..pages {
-                let page = app.get(&path, Some(admin)).await;
-                assert_eq!(page.status, 200, "{}", page.body);
-                for customer in page.body["data"].as_array().unwrap() {
-                    found.push(
-                        customer["id"]
-                            .as_str()
-                            .unwrap()
-                            .parse::<uuid::Uuid>()
-                            .unwrap(),
-                    );
-                }
-                match page.body["next_cursor"].as_str() {
-                    Some(cursor) => path = format!("{first}&cursor={cursor}"),
-                    None => break,
-                }
-            }
-            found
+            app.walk_pages(&first, Some(admin), pages)
+                .await
+                .iter()
+                .map(|customer| customer["id"].as_str().unwrap().parse().unwrap())
+                .collect::<Vec<uuid::Uuid>>()
         }
     };
     let everything = usize::MAX;
