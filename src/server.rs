@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::Duration;
 
 use actix_cors::Cors;
@@ -15,6 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::routes::LoginThrottle;
 use crate::auth::{AuthState, authenticate, secrets};
 use crate::config::Settings;
+use crate::db::shared_reads::{SharedReads, SharedReadsSpec};
 use crate::db::{self, Pool, embedded::EmbeddedPostgres};
 use crate::health::Readiness;
 use crate::http::fallback::{RouteTable, path_error, unmatched};
@@ -49,6 +51,7 @@ pub struct Context {
     cors_origins: Vec<String>,
     workers: Option<usize>,
     worker_pools: Option<WorkerPools>,
+    shared_reads: Option<SharedReadsSpec>,
 }
 
 /// How each HTTP worker opens a pool of its own. A connection's driver task runs on the
@@ -100,6 +103,7 @@ impl Context {
                 .collect(),
             workers: settings.workers,
             worker_pools: None,
+            shared_reads: None,
         }
     }
 
@@ -111,6 +115,13 @@ impl Context {
     /// Gives every HTTP worker a pool of its own for requests.
     pub fn with_worker_pools(mut self, pools: WorkerPools) -> Self {
         self.worker_pools = Some(pools);
+        self
+    }
+
+    /// Gives every HTTP worker a connection that its short reads share
+    /// ([`crate::db::shared_reads`]); without it they use the pool.
+    pub fn with_shared_reads(mut self, spec: SharedReadsSpec) -> Self {
+        self.shared_reads = Some(spec);
         self
     }
 
@@ -138,7 +149,8 @@ impl Context {
                     }
                 }
             }
-            build_app(context)
+            let shared_reads = Rc::new(SharedReads::new(context.shared_reads.clone()));
+            build_app(context, shared_reads)
         })
         .listen(listener)?
         .shutdown_timeout(20)
@@ -180,6 +192,7 @@ impl Context {
 /// The application with its state, middleware and routes, for one worker.
 fn build_app(
     ctx: Context,
+    shared_reads: Rc<SharedReads>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -201,6 +214,7 @@ fn build_app(
         .app_data(ctx.readiness.clone())
         .app_data(ctx.limits.clone())
         .app_data(ctx.routes.clone())
+        .app_data(shared_reads)
         .app_data(web::PathConfig::default().error_handler(path_error))
         .service(
             web::resource("/openapi.json")
@@ -241,12 +255,18 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         settings.db_pool_timeout,
         settings.db_statement_timeout,
     )?;
-    let context = Context::new(&settings, pool, secret.as_bytes()).with_worker_pools(WorkerPools {
-        url: url.clone(),
-        size: settings.db_pool_size.div_ceil(workers.max(1)).max(2),
-        wait_timeout: settings.db_pool_timeout,
-        statement_timeout: settings.db_statement_timeout,
-    });
+    let context = Context::new(&settings, pool, secret.as_bytes())
+        .with_worker_pools(WorkerPools {
+            url: url.clone(),
+            size: settings.db_pool_size.div_ceil(workers.max(1)).max(2),
+            wait_timeout: settings.db_pool_timeout,
+            statement_timeout: settings.db_statement_timeout,
+        })
+        .with_shared_reads(SharedReadsSpec {
+            url: url.clone(),
+            connect_timeout: settings.db_pool_timeout,
+            statement_timeout: settings.db_statement_timeout,
+        });
     let listener = TcpListener::bind(settings.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let server = context.http_server(listener).map_err(|e| e.to_string())?;

@@ -54,7 +54,7 @@ fn gone(row: &CustomerRow) -> ApiError {
 }
 
 /// A live (not deleted) customer.
-pub async fn find_live(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<CustomerRow> {
+pub async fn find_live(mut conn: &AsyncPgConnection, id: Uuid) -> ApiResult<CustomerRow> {
     static BY_ID: LazyLock<ByIdTemplate<FindCustomer>> = LazyLock::new(|| {
         ByIdTemplate::of(
             customers::table
@@ -62,7 +62,7 @@ pub async fn find_live(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Cust
                 .select(CustomerRow::as_select()),
         )
     });
-    let row: CustomerRow = BY_ID.with(id).get_result(conn).await?;
+    let row: CustomerRow = BY_ID.with(id).get_result(&mut conn).await?;
     if row.deleted_at.is_some() {
         return Err(gone(&row));
     }

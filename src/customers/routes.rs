@@ -17,6 +17,7 @@ use super::{Customer, CustomerRow, Level, Stage, Tier};
 use crate::audit::{self, Actor, AuditEntry};
 use crate::auth::{Authorized, CustomersRead, CustomersWrite};
 use crate::db::DbConn;
+use crate::db::shared_reads::SharedRead;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::{self as json_body, ValidJson, Validated};
@@ -327,10 +328,13 @@ async fn merge(
 #[get("/customers/{id}")]
 async fn get_one(
     _: Authorized<CustomersRead>,
-    mut conn: DbConn,
+    read: SharedRead,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let row = queries::find_live(&mut conn, *id).await?;
+    let id = *id;
+    let row = read
+        .run(async |conn| queries::find_live(conn, id).await)
+        .await?;
     Ok(customer_ok(row))
 }
 
@@ -405,7 +409,7 @@ async fn timeline(
     let before = page
         .after::<EventCursor>()?
         .map(|EventCursor(at, id)| (at, id));
-    queries::find_live(&mut conn, *id).await?;
+    queries::find_live(&conn, *id).await?;
     let mut lists = Vec::with_capacity(attached::TIMELINE.len());
     for source in attached::TIMELINE {
         lists.push(source(&mut conn, *id, before, limit + 1).await?);
@@ -435,7 +439,7 @@ async fn history(
     let before = page
         .after::<EventCursor>()?
         .map(|EventCursor(at, id)| (at, id));
-    queries::find_live(&mut conn, *id).await?;
+    queries::find_live(&conn, *id).await?;
     let entries = audit::for_customer(&mut conn, *id, before, limit + 1).await?;
     Ok(web::Json(Page::from_rows(entries, limit, |e| {
         EventCursor(e.created_at, e.id)

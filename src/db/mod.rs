@@ -4,6 +4,7 @@
 pub mod embedded;
 pub mod prepared;
 pub mod schema;
+pub mod shared_reads;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,9 +38,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 const MIGRATION_LOCK: i64 = 0x0052_4150_504f_5254; // "RAPPORT"
 
 /// Builds the pool. Connections are recycled without a test query (a broken one is
-/// detected on use and discarded), and each gets the configured `statement_timeout`.
-/// JIT compilation is off: it pays off for long analytical queries, while here a search plan
-/// with a high cost estimate ran for 2.6 ms after 54 ms of compiling (docs/performance.md).
+/// detected on use and discarded), and each is opened by [`connect`].
 pub fn build_pool(
     url: &str,
     max_size: usize,
@@ -48,19 +47,9 @@ pub fn build_pool(
 ) -> Result<Pool, String> {
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
-    let timeout_ms = statement_timeout.as_millis();
     config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
-        async move {
-            let mut conn = AsyncPgConnection::establish(&url).await?;
-            conn.batch_execute(&format!(
-                "SET statement_timeout = {timeout_ms}; SET application_name = 'rapport'; SET jit = off"
-            ))
-            .await
-            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-            Ok(conn)
-        }
-        .boxed()
+        async move { connect(&url, statement_timeout, APPLICATION_NAME).await }.boxed()
     });
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     Pool::builder(manager)
@@ -71,6 +60,27 @@ pub fn build_pool(
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// How pooled connections name themselves in `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "rapport";
+
+/// Opens a connection with the configured `statement_timeout`, named `application_name`. JIT compilation is off: it
+/// pays off for long analytical queries, while here a search plan with a high cost estimate
+/// ran for 2.6 ms after 54 ms of compiling (docs/performance.md).
+pub async fn connect(
+    url: &str,
+    statement_timeout: Duration,
+    application_name: &'static str,
+) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    conn.batch_execute(&format!(
+        "SET statement_timeout = {}; SET application_name = '{application_name}'; SET jit = off",
+        statement_timeout.as_millis()
+    ))
+    .await
+    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
 }
 
 /// Applies pending migrations under an advisory lock. Runs on a blocking thread because

@@ -9,6 +9,7 @@ use awc::http::header::HeaderMap;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use rapport::auth::Role;
 use rapport::config::Settings;
+use rapport::db::shared_reads::SharedReadsSpec;
 use rapport::db::{self, embedded::EmbeddedPostgres};
 use rapport::server::Context;
 use rapport::users::{NewUser, create_user};
@@ -242,7 +243,13 @@ impl TestApp {
             settings.db_statement_timeout,
         )
         .unwrap();
-        let context = Context::new(&settings, pool, JWT_SECRET.as_bytes());
+        let context = Context::new(&settings, pool, JWT_SECRET.as_bytes()).with_shared_reads(
+            SharedReadsSpec {
+                url: database_url.clone(),
+                connect_timeout: settings.db_pool_timeout,
+                statement_timeout: settings.db_statement_timeout,
+            },
+        );
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = context.http_server(listener).unwrap();

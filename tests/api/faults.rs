@@ -252,29 +252,32 @@ async fn load(stack: &Stack, until: Instant, tag: &str) -> Vec<(String, Instant,
         }
         seen
     };
-    let reader = || async move {
+    // One reader pages the list (pooled connections), one reads a customer by id (the
+    // worker's shared read connection).
+    let reader = |r: usize| async move {
+        let path = if r == 0 {
+            "/api/v1/customers?limit=5".to_owned()
+        } else {
+            let body = json!({"display_name": format!("Read by id {tag}")});
+            let (status, created, _) = stack
+                .send("POST", "/api/v1/customers", Some(&body), &[])
+                .await
+                .expect("the API answers before the restart");
+            assert_eq!(status, 201, "{created}");
+            format!("/api/v1/customers/{}", created["id"].as_str().unwrap())
+        };
         let mut seen = Vec::new();
         while Instant::now() < until && seen.len() < 2_000 {
-            let outcome = stack
-                .send("GET", "/api/v1/customers?limit=5", None, &[])
-                .await;
+            let outcome = stack.send("GET", &path, None, &[]).await;
             seen.push((String::new(), Instant::now(), outcome));
             actix_web::rt::time::sleep(Duration::from_millis(5)).await;
         }
         seen
     };
-    let mut all: Vec<_> = join_all((0..3).map(writer))
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    all.extend(
-        join_all((0..2).map(|_| reader()))
-            .await
-            .into_iter()
-            .flatten(),
-    );
-    all
+    let (written, read) =
+        futures_util::future::join(join_all((0..3).map(writer)), join_all((0..2).map(reader)))
+            .await;
+    written.into_iter().chain(read).flatten().collect()
 }
 
 #[actix_web::test]
@@ -319,8 +322,13 @@ async fn database_restarts_cost_only_503s_and_lose_no_acknowledged_write() {
             .expect("requests succeed again")
             .duration_since(back_at);
         let last_failure = last_503.saturating_duration_since(back_at);
+        let reads = outcomes.iter().filter(|(r, _, _)| r.is_empty()).count();
+        assert!(
+            reads > 100,
+            "{mode}: reads ran alongside the writes ({reads})"
+        );
         eprintln!(
-            "restart -m {mode}: {} requests, {} acknowledged writes, {unavailable} × 503, \
+            "restart -m {mode}: {} requests ({reads} reads), {} acknowledged writes, {unavailable} × 503, \
              first success {recovered:?} after the database was back, last 503 {last_failure:?} after",
             outcomes.len(),
             acknowledged.len(),

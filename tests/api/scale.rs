@@ -238,7 +238,7 @@ async fn hot_statements_stay_prepared() {
             assert!(!found.is_empty(), "seeded customers match");
         }
         let id = page.as_slice().first().expect("seeded customers").id;
-        rapport::customers::queries::find_live(&mut conn, id)
+        rapport::customers::queries::find_live(&conn, id)
             .await
             .unwrap();
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
@@ -351,4 +351,76 @@ async fn ids(conn: &mut diesel_async::AsyncPgConnection, query: &str) -> Vec<uui
     .get_result(conn)
     .await
     .unwrap()
+}
+
+/// Backends of the shared read connections on this test's database.
+async fn shared_read_backends(app: &TestApp) -> Vec<i32> {
+    use diesel::sql_types::{Integer, Text};
+    #[derive(diesel::QueryableByName)]
+    struct Backend {
+        #[diesel(sql_type = Integer)]
+        pid: i32,
+    }
+    let mut conn = app.context.pool().get().await.unwrap();
+    diesel::sql_query(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+         AND application_name = $1 ORDER BY pid",
+    )
+    .bind::<Text, _>(rapport::db::shared_reads::APPLICATION_NAME)
+    .load::<Backend>(&mut conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|b| b.pid)
+    .collect()
+}
+
+/// Concurrent reads by id go pipelined over one shared connection per worker, each answered
+/// with its own customer; when that connection dies, the read that finds out is retried on a
+/// pooled connection and the next one opens a new shared connection.
+#[actix_web::test]
+async fn reads_by_id_share_one_connection_and_survive_losing_it() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let mut paths = Vec::new();
+    for i in 0..40 {
+        let body = serde_json::json!({"display_name": format!("Shared read {i}")});
+        let res = app.post("/api/v1/customers", Some(&admin), &body).await;
+        assert_eq!(res.status, 201, "{}", res.text);
+        paths.push(format!(
+            "/api/v1/customers/{}",
+            res.body["id"].as_str().unwrap()
+        ));
+    }
+    let reads =
+        futures_util::future::join_all(paths.iter().map(|p| app.get(p, Some(&admin)))).await;
+    for (i, (path, read)) in paths.iter().zip(&reads).enumerate() {
+        assert_eq!(read.status, 200, "{}", read.text);
+        assert!(path.ends_with(read.body["id"].as_str().unwrap()));
+        assert_eq!(read.body["display_name"], format!("Shared read {i}"));
+    }
+    let before = shared_read_backends(&app).await;
+    assert_eq!(
+        before.len(),
+        1,
+        "one worker (the test app's), one shared connection"
+    );
+
+    let mut conn = app.context.pool().get().await.unwrap();
+    diesel::sql_query("SELECT pg_terminate_backend($1)")
+        .bind::<diesel::sql_types::Integer, _>(before[0])
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    for path in &paths[..3] {
+        let read = app.get(path, Some(&admin)).await;
+        assert_eq!(read.status, 200, "{}", read.text);
+    }
+    let after = shared_read_backends(&app).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(
+        after, before,
+        "a new shared connection replaced the lost one"
+    );
 }
