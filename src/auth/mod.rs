@@ -386,18 +386,22 @@ pub async fn authenticate(
         None => None,
         Some(header) => Some(resolve_header(&req, header.to_str().ok()).await),
     };
-    let limit_key = match &credential {
-        Some(Ok(principal)) => principal.key(),
-        _ => format!(
-            "ip:{}",
-            req.peer_addr()
-                .map(|a| a.ip().to_string())
-                .unwrap_or_default()
-        ),
-    };
+    // The key is built only when limiting is on: it is a formatted string per request.
     let decision = req
         .app_data::<web::Data<RateLimiter>>()
-        .and_then(|l| l.check(&limit_key));
+        .filter(|limiter| limiter.is_enabled())
+        .and_then(|limiter| {
+            let key = match &credential {
+                Some(Ok(principal)) => principal.key(),
+                _ => format!(
+                    "ip:{}",
+                    req.peer_addr()
+                        .map(|a| a.ip().to_string())
+                        .unwrap_or_default()
+                ),
+            };
+            limiter.check(&key)
+        });
     let outcome = match (decision, credential) {
         (Some(d), _) if !d.allowed => Err(ApiError::TooManyRequests {
             retry_after: d.reset,

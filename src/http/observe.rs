@@ -36,10 +36,11 @@ pub async fn observe(
     let started = Instant::now();
     let id = accept_request_id(req.headers().get(&REQUEST_ID))
         .unwrap_or_else(|| Uuid::now_v7().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let span =
         tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    let id_header = HeaderValue::from_str(&id).ok();
+    req.extensions_mut().insert(RequestId(id));
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let result = next.call(req).instrument(span.clone()).await;
     let mut response = match result {
@@ -49,7 +50,7 @@ pub async fn observe(
             let status = error.as_response_error().status_code().as_u16();
             if let Some(metrics) = &metrics {
                 metrics.observe(
-                    &method,
+                    method.as_str(),
                     "unmatched",
                     status,
                     started.elapsed().as_secs_f64(),
@@ -60,7 +61,7 @@ pub async fn observe(
         }
     };
     let status = response.status().as_u16();
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Some(value) = id_header {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let route = response
@@ -69,7 +70,7 @@ pub async fn observe(
         .unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
     if let Some(metrics) = metrics {
-        metrics.observe(&method, &route, status, elapsed.as_secs_f64());
+        metrics.observe(method.as_str(), &route, status, elapsed.as_secs_f64());
     }
     span.in_scope(|| {
         tracing::info!(status, route = %route, latency_us = elapsed.as_micros() as u64, "request completed")

@@ -51,6 +51,11 @@ impl RateLimiter {
         }
     }
 
+    /// Whether limiting is on (a rate was configured).
+    pub fn is_enabled(&self) -> bool {
+        self.limiter.is_some()
+    }
+
     /// Counts one request against `key`; `None` when limiting is off.
     pub fn check(&self, key: &str) -> Option<Decision> {
         let (limiter, quota) = (self.limiter.as_ref()?, self.quota?);
@@ -102,6 +107,7 @@ mod tests {
     #[test]
     fn bursts_then_refuses() {
         let limiter = RateLimiter::new(60, 3);
+        assert!(limiter.is_enabled());
         let decisions: Vec<_> = (0..4).map(|_| limiter.check("k").unwrap()).collect();
         assert_eq!(
             decisions.iter().map(|d| d.remaining).collect::<Vec<_>>(),
@@ -117,5 +123,6 @@ mod tests {
     #[test]
     fn zero_disables() {
         assert!(RateLimiter::new(0, 10).check("k").is_none());
+        assert!(!RateLimiter::new(0, 10).is_enabled());
     }
 }
