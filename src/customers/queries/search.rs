@@ -152,13 +152,18 @@ impl SearchPage {
     }
 
     /// The first page of matches from the trigram index, sorted; `extra` narrows and gates it.
+    /// Only ids are sorted and the page's rows fetched after: sorting the matches as whole rows
+    /// cost a rare term a fifth of its time (`13000` at 1M customers: 3.0 → 2.4 ms).
     fn push_indexed<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>, extra: &str) -> QueryResult<()> {
-        out.push_sql("(SELECT * FROM customers WHERE ");
+        out.push_sql(
+            "(SELECT * FROM customers WHERE customers.id IN \
+             (SELECT customers.id FROM customers WHERE ",
+        );
         self.push_conditions(out)?;
         out.push_sql(" AND ");
         self.push_match(out);
         out.push_sql(&format!(
-            " AND {extra} ORDER BY {} LIMIT {})",
+            " AND {extra} ORDER BY {} LIMIT {}))",
             self.sort.unindexed_order_sql(),
             self.rows
         ));
@@ -269,7 +274,7 @@ mod tests {
             "OFFSET 8924 LIMIT 1",
             "(SELECT * FROM first_window WHERE (SELECT count(*) FROM first_window) >= 3)",
             "AND (SELECT count(*) FROM first_window) < 3 \
-             ORDER BY customers.created_at + interval '0 s' DESC, customers.id DESC LIMIT 21",
+             ORDER BY customers.created_at + interval '0 s' DESC, customers.id DESC LIMIT 21))",
             "AND (customers.created_at, customers.id) < (SELECT key, id FROM walk_end) \
              AND (SELECT count(*) FROM first_window) BETWEEN 3 AND 20 \
              AND (SELECT count(*) FROM first_window) + (SELECT count(*) FROM walk_on) < 21",
@@ -277,6 +282,16 @@ mod tests {
         ] {
             assert!(sql.contains(expected), "missing {expected}\n{sql}");
         }
+        assert_eq!(
+            sql.matches(
+                "(SELECT * FROM customers WHERE customers.id IN (SELECT customers.id FROM \
+                 customers WHERE ((\"customers\".\"deleted_at\" IS NULL)) AND \
+                 customers.search_text LIKE (SELECT pattern FROM term) AND "
+            )
+            .count(),
+            2,
+            "both trigram branches sort ids only\n{sql}"
+        );
         assert_eq!(
             sql.matches("LIKE (SELECT pattern FROM term)").count(),
             4,
