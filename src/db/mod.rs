@@ -65,9 +65,9 @@ pub fn build_pool(
 /// How pooled connections name themselves in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "rapport";
 
-/// Opens a connection with the configured `statement_timeout`, named `application_name`. JIT compilation is off: it
-/// pays off for long analytical queries, while here a search plan with a high cost estimate
-/// ran for 2.6 ms after 54 ms of compiling (docs/performance.md).
+/// Opens a connection with the configured `statement_timeout`, named `application_name`.
+/// JIT compilation is off: it pays off for long analytical queries, while here a search plan
+/// with a high cost estimate ran for 2.6 ms after 54 ms of compiling (docs/performance.md).
 pub async fn connect(
     url: &str,
     statement_timeout: Duration,

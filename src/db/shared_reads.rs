@@ -2,7 +2,7 @@
 //! PostgreSQL pipelined: under load a worker sends the queries of several requests in one
 //! write and PostgreSQL answers them back to back, where with a pooled connection each
 //! request costs both sides a round of system calls and wake-ups of its own (measured:
-//! `GET /customers/{id}` 21.1k → 25.2k requests/s, docs/performance.md).
+//! `GET /customers/{id}` 21.1k → 26.3k requests/s, docs/performance.md).
 //!
 //! Only for single statements that are fast by construction (a primary-key look-up): a slow
 //! one would hold up every read queued behind it. Transactions and writes keep the pool.
@@ -73,25 +73,20 @@ impl SharedReads {
         if let Some(conn) = self.current.borrow().clone() {
             return Some(conn);
         }
-        let opened = tokio::time::timeout(
-            spec.connect_timeout,
-            connect(&spec.url, spec.statement_timeout, APPLICATION_NAME),
-        )
-        .await;
+        let opening = connect(&spec.url, spec.statement_timeout, APPLICATION_NAME);
+        let opened = match tokio::time::timeout(spec.connect_timeout, opening).await {
+            Ok(opened) => opened.map_err(|error| error.to_string()),
+            Err(_) => Err(format!("timed out after {:?}", spec.connect_timeout)),
+        };
         match opened {
-            Ok(Ok(conn)) => {
+            Ok(conn) => {
                 let conn = Rc::new(conn);
                 *self.current.borrow_mut() = Some(conn.clone());
                 self.failed_at.set(None);
                 Some(conn)
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 tracing::warn!(%error, "shared read connection not opened; reads use the pool");
-                self.failed_at.set(Some(Instant::now()));
-                None
-            }
-            Err(_) => {
-                tracing::warn!("shared read connection timed out; reads use the pool");
                 self.failed_at.set(Some(Instant::now()));
                 None
             }
