@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::db::keyset::older_than;
 use crate::db::schema::audit_log;
 
 /// Who made a change.
@@ -137,12 +138,8 @@ pub async fn for_customer(
         .order((audit_log::created_at.desc(), audit_log::id.desc()))
         .limit(limit)
         .into_boxed();
-    if let Some((at, id)) = before {
-        query = query.filter(
-            audit_log::created_at
-                .lt(at)
-                .or(audit_log::created_at.eq(at).and(audit_log::id.lt(id))),
-        );
+    if let Some(cursor) = before {
+        query = query.filter(older_than(audit_log::created_at, audit_log::id, cursor));
     }
     query.load(conn).await
 }

@@ -2,6 +2,7 @@
 //! that hands a handler either a pooled connection or the request's idempotency transaction.
 
 pub mod embedded;
+pub mod keyset;
 pub mod prepared;
 pub mod schema;
 pub mod shared_reads;

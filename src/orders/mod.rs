@@ -19,6 +19,7 @@ use validator::Validate;
 use crate::audit::{self, Actor, Subject};
 use crate::customers::attached::{TimelineCursor, TimelineEntry};
 use crate::customers::{CustomerRow, Level, Money};
+use crate::db::keyset::older_than;
 use crate::db::schema::{customers, order_lines, orders};
 use crate::text_enum;
 
@@ -280,12 +281,8 @@ pub fn timeline<'c>(
             .order((orders::ordered_at.desc(), orders::id.desc()))
             .limit(limit)
             .into_boxed();
-        if let Some((at, id)) = before {
-            query = query.filter(
-                orders::ordered_at
-                    .lt(at)
-                    .or(orders::ordered_at.eq(at).and(orders::id.lt(id))),
-            );
+        if let Some(cursor) = before {
+            query = query.filter(older_than(orders::ordered_at, orders::id, cursor));
         }
         let rows = query.load(conn).await?;
         Ok(rows

@@ -17,6 +17,7 @@ use crate::audit::{self, Actor, Subject};
 use crate::auth::{Authorized, OrdersRead, OrdersWrite};
 use crate::customers::fields::{CustomerFields, normalise_phone, optional_phone, optional_text};
 use crate::customers::{CustomerRow, Level, queries as customer_queries};
+use crate::db::keyset::older_than;
 use crate::db::schema::{order_lines, orders};
 use crate::db::{self, DbConn};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -403,11 +404,7 @@ async fn list(
         .limit(limit + 1)
         .into_boxed();
     if let Some(OrderCursor(at, id)) = page.after()? {
-        query = query.filter(
-            orders::ordered_at
-                .lt(at)
-                .or(orders::ordered_at.eq(at).and(orders::id.lt(id))),
-        );
+        query = query.filter(older_than(orders::ordered_at, orders::id, (at, id)));
     }
     if let Some(customer) = filters.customer_id {
         query = query.filter(orders::customer_id.eq(customer));

@@ -308,3 +308,53 @@ async fn who_may_record_orders() {
         "writing does not grant reading"
     );
 }
+
+#[actix_web::test]
+async fn order_and_history_pages_walk_every_row_once_through_ties() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let who = json!({"source": "shop", "external_ref": "PAGES"});
+    // Five orders share one `ordered_at`, and each order's audit entries share their
+    // transaction's `created_at`: the cursor has to break ties by id in both lists.
+    for n in 0..7 {
+        let mut body = new_order(&format!("p{n}"), who.clone(), "paid", 100);
+        if n >= 5 {
+            body["ordered_at"] = json!(format!("2026-04-0{n}T00:00:00Z"));
+        }
+        let created = app.post("/api/v1/orders", Some(&admin), &body).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+    }
+    let ids = |items: Vec<Value>| -> Vec<String> {
+        items
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all_orders = app.get("/api/v1/orders?limit=100", Some(&admin)).await;
+    let all_orders = ids(all_orders.body["data"].as_array().unwrap().clone());
+    assert_eq!(all_orders.len(), 7);
+    let walked = ids(app
+        .walk_pages("/api/v1/orders?limit=2", Some(&admin), usize::MAX)
+        .await);
+    assert_eq!(
+        walked, all_orders,
+        "order pages of 2 give every order once, in order"
+    );
+
+    let customer =
+        app.get("/api/v1/orders?limit=1", Some(&admin)).await.body["data"][0]["customer_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let history = format!("/api/v1/customers/{customer}/history");
+    let all_entries = app.get(&format!("{history}?limit=200"), Some(&admin)).await;
+    let all_entries = ids(all_entries.body["data"].as_array().unwrap().clone());
+    assert!(all_entries.len() >= 14, "{all_entries:?}");
+    let walked = ids(app
+        .walk_pages(&format!("{history}?limit=3"), Some(&admin), usize::MAX)
+        .await);
+    assert_eq!(
+        walked, all_entries,
+        "history pages of 3 give every entry once, in order"
+    );
+}
