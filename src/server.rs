@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_cors::Cors;
@@ -118,7 +118,7 @@ impl Context {
         self
     }
 
-    /// Gives every HTTP worker a connection that its short reads share
+    /// Gives the HTTP workers one connection that their short reads share
     /// ([`crate::db::shared_reads`]); without it they use the pool.
     pub fn with_shared_reads(mut self, spec: SharedReadsSpec) -> Self {
         self.shared_reads = Some(spec);
@@ -133,6 +133,7 @@ impl Context {
     /// The HTTP server on `listener`, not yet awaited.
     pub fn http_server(&self, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
         let context = self.clone();
+        let shared_reads = Arc::new(SharedReads::new(context.shared_reads.clone()));
         let mut server = HttpServer::new(move || {
             let mut context = context.clone();
             if let Some(spec) = &context.worker_pools {
@@ -149,8 +150,7 @@ impl Context {
                     }
                 }
             }
-            let shared_reads = Rc::new(SharedReads::new(context.shared_reads.clone()));
-            build_app(context, shared_reads)
+            build_app(context, shared_reads.clone())
         })
         .listen(listener)?
         .shutdown_timeout(20)
@@ -192,7 +192,7 @@ impl Context {
 /// The application with its state, middleware and routes, for one worker.
 fn build_app(
     ctx: Context,
-    shared_reads: Rc<SharedReads>,
+    shared_reads: Arc<SharedReads>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,

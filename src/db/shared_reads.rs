@@ -1,14 +1,16 @@
-//! One connection per HTTP worker that concurrent short reads share, so their queries reach
-//! PostgreSQL pipelined: under load a worker sends the queries of several requests in one
-//! write and PostgreSQL answers them back to back, where with a pooled connection each
+//! One connection that the concurrent short reads of every HTTP worker share, so their
+//! queries reach PostgreSQL pipelined: under load the queries of several requests leave in
+//! one write and PostgreSQL answers them back to back, where with a pooled connection each
 //! request costs both sides a round of system calls and wake-ups of its own (measured:
-//! `GET /customers/{id}` 21.1k → 26.3k requests/s, docs/performance.md).
+//! `GET /customers/{id}` 21.1k → 26.3k requests/s, docs/performance.md). It is one for the
+//! process, not one per worker: the deeper each pipelined batch and the fewer backends take
+//! turns on the cores, the cheaper each read (11.7–12.3k → 18.8–19.0k requests/s on two
+//! cores), although a worker other than the one that opened it wakes that worker's thread.
 //!
 //! Only for single statements that are fast by construction (a primary-key look-up): a slow
 //! one would hold up every read queued behind it. Transactions and writes keep the pool.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
@@ -36,13 +38,13 @@ pub struct SharedReadsSpec {
     pub statement_timeout: Duration,
 }
 
-/// A worker's shared read connection, opened on first use and replaced after a failure.
+/// The process's shared read connection, opened on first use and replaced after a failure.
 pub struct SharedReads {
     spec: Option<SharedReadsSpec>,
-    current: RefCell<Option<Rc<AsyncPgConnection>>>,
+    current: Mutex<Option<Arc<AsyncPgConnection>>>,
     /// Held while opening, so that a burst of first requests opens one connection.
     opening: tokio::sync::Mutex<()>,
-    failed_at: Cell<Option<Instant>>,
+    failed_at: Mutex<Option<Instant>>,
 }
 
 impl SharedReads {
@@ -50,27 +52,28 @@ impl SharedReads {
     pub fn new(spec: Option<SharedReadsSpec>) -> Self {
         Self {
             spec,
-            current: RefCell::new(None),
+            current: Mutex::new(None),
             opening: tokio::sync::Mutex::new(()),
-            failed_at: Cell::new(None),
+            failed_at: Mutex::new(None),
         }
     }
 
     /// The shared connection, opening it if needed; `None` when disabled or unreachable.
-    async fn connection(&self) -> Option<Rc<AsyncPgConnection>> {
+    async fn connection(&self) -> Option<Arc<AsyncPgConnection>> {
         let spec = self.spec.as_ref()?;
-        if let Some(conn) = self.current.borrow().clone() {
+        if let Some(conn) = self.current.lock().unwrap().clone() {
             return Some(conn);
         }
         if self
             .failed_at
-            .get()
+            .lock()
+            .unwrap()
             .is_some_and(|at| at.elapsed() < RETRY_CONNECT_AFTER)
         {
             return None;
         }
         let _opening = self.opening.lock().await;
-        if let Some(conn) = self.current.borrow().clone() {
+        if let Some(conn) = self.current.lock().unwrap().clone() {
             return Some(conn);
         }
         let opening = connect(&spec.url, spec.statement_timeout, APPLICATION_NAME);
@@ -80,14 +83,14 @@ impl SharedReads {
         };
         match opened {
             Ok(conn) => {
-                let conn = Rc::new(conn);
-                *self.current.borrow_mut() = Some(conn.clone());
-                self.failed_at.set(None);
+                let conn = Arc::new(conn);
+                *self.current.lock().unwrap() = Some(conn.clone());
+                *self.failed_at.lock().unwrap() = None;
                 Some(conn)
             }
             Err(error) => {
                 tracing::warn!(%error, "shared read connection not opened; reads use the pool");
-                self.failed_at.set(Some(Instant::now()));
+                *self.failed_at.lock().unwrap() = Some(Instant::now());
                 None
             }
         }
@@ -95,9 +98,9 @@ impl SharedReads {
 
     /// Stops handing out `conn` (if it is still the current one); reads in flight on it
     /// finish or fail, and it closes when the last of them lets go.
-    fn forget(&self, conn: &Rc<AsyncPgConnection>) {
-        let mut current = self.current.borrow_mut();
-        if current.as_ref().is_some_and(|c| Rc::ptr_eq(c, conn)) {
+    fn forget(&self, conn: &Arc<AsyncPgConnection>) {
+        let mut current = self.current.lock().unwrap();
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             *current = None;
         }
     }
@@ -106,7 +109,7 @@ impl SharedReads {
 /// Extractor for handlers whose database work is one short read: runs it on the worker's
 /// shared connection, or on a pooled one when that is unavailable.
 pub struct SharedRead {
-    shared: Option<Rc<SharedReads>>,
+    shared: Option<Arc<SharedReads>>,
     pool: Option<web::Data<Pool>>,
 }
 
@@ -141,7 +144,7 @@ impl FromRequest for SharedRead {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(Ok(Self {
-            shared: req.app_data::<Rc<SharedReads>>().cloned(),
+            shared: req.app_data::<Arc<SharedReads>>().cloned(),
             pool: req.app_data::<web::Data<Pool>>().cloned(),
         }))
     }

@@ -226,14 +226,10 @@ impl TestApp {
             .await
             .unwrap();
         let database_url = with_database(&cluster.admin_url, &database);
-        let mut argv = vec![
-            "--jwt-secret",
-            JWT_SECRET,
-            "--database-url",
-            &database_url,
-            "--workers",
-            "1",
-        ];
+        let mut argv = vec!["--jwt-secret", JWT_SECRET, "--database-url", &database_url];
+        if !args.contains(&"--workers") {
+            argv.extend_from_slice(&["--workers", "1"]);
+        }
         argv.extend_from_slice(args);
         let settings = Settings::from_args(argv).unwrap();
         let pool = db::build_pool(

@@ -253,7 +253,7 @@ async fn load(stack: &Stack, until: Instant, tag: &str) -> Vec<(String, Instant,
         seen
     };
     // One reader pages the list (pooled connections), one reads a customer by id (the
-    // worker's shared read connection).
+    // shared read connection).
     let reader = |r: usize| async move {
         let path = if r == 0 {
             "/api/v1/customers?limit=5".to_owned()

@@ -385,12 +385,12 @@ async fn shared_read_backends(app: &TestApp) -> Vec<i32> {
     .collect()
 }
 
-/// Concurrent reads by id go pipelined over one shared connection per worker, each answered
-/// with its own customer; when that connection dies, the read that finds out is retried on a
-/// pooled connection and the next one opens a new shared connection.
+/// Concurrent reads by id, whichever of two workers serves them, go pipelined over one shared
+/// connection, each answered with its own customer; when that connection dies, the read that
+/// finds out is retried on a pooled connection and the next one opens a new shared connection.
 #[actix_web::test]
 async fn reads_by_id_share_one_connection_and_survive_losing_it() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(&["--workers", "2"]).await;
     let admin = app.admin_token().await;
     let mut paths = Vec::new();
     for i in 0..40 {
@@ -413,7 +413,7 @@ async fn reads_by_id_share_one_connection_and_survive_losing_it() {
     assert_eq!(
         before.len(),
         1,
-        "one worker (the test app's), one shared connection"
+        "two workers (40 concurrent connections spread over both), one shared connection"
     );
 
     let mut conn = app.context.pool().get().await.unwrap();
