@@ -106,8 +106,8 @@ impl SharedReads {
     }
 }
 
-/// Extractor for handlers whose database work is one short read: runs it on the worker's
-/// shared connection, or on a pooled one when that is unavailable.
+/// Extractor for handlers whose database work is one short read: runs it on the shared
+/// connection, or on a pooled one when that is unavailable.
 pub struct SharedRead {
     shared: Option<Arc<SharedReads>>,
     pool: Option<web::Data<Pool>>,

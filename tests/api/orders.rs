@@ -324,16 +324,16 @@ async fn order_and_history_pages_walk_every_row_once_through_ties() {
         let created = app.post("/api/v1/orders", Some(&admin), &body).await;
         assert_eq!(created.status, 201, "{}", created.text);
     }
-    let ids = |items: Vec<Value>| -> Vec<String> {
+    let ids = |items: &[Value]| -> Vec<String> {
         items
             .iter()
             .map(|item| item["id"].as_str().unwrap().to_owned())
             .collect()
     };
     let all_orders = app.get("/api/v1/orders?limit=100", Some(&admin)).await;
-    let all_orders = ids(all_orders.body["data"].as_array().unwrap().clone());
+    let all_orders = ids(all_orders.body["data"].as_array().unwrap());
     assert_eq!(all_orders.len(), 7);
-    let walked = ids(app
+    let walked = ids(&app
         .walk_pages("/api/v1/orders?limit=2", Some(&admin), usize::MAX)
         .await);
     assert_eq!(
@@ -348,9 +348,9 @@ async fn order_and_history_pages_walk_every_row_once_through_ties() {
             .to_owned();
     let history = format!("/api/v1/customers/{customer}/history");
     let all_entries = app.get(&format!("{history}?limit=200"), Some(&admin)).await;
-    let all_entries = ids(all_entries.body["data"].as_array().unwrap().clone());
+    let all_entries = ids(all_entries.body["data"].as_array().unwrap());
     assert!(all_entries.len() >= 14, "{all_entries:?}");
-    let walked = ids(app
+    let walked = ids(&app
         .walk_pages(&format!("{history}?limit=3"), Some(&admin), usize::MAX)
         .await);
     assert_eq!(
