@@ -217,8 +217,31 @@ impl FromRequest for DbConn {
     }
 }
 
-/// `EXPLAIN` of a query, with its bind values, for tests and benchmarks that check plans.
-pub struct Explain<Q>(pub Q);
+/// `EXPLAIN` of a query, with its bind values, for tests and benchmarks that check plans;
+/// with `ANALYZE` it runs the query, so a test can see which of its gated branches ran.
+pub struct Explain<Q> {
+    query: Q,
+    analyze: bool,
+}
+
+impl<Q> Explain<Q> {
+    /// The plan PostgreSQL would run.
+    pub fn plan(query: Q) -> Self {
+        Self {
+            query,
+            analyze: false,
+        }
+    }
+
+    /// The plan as run, with the rows each node produced (`never executed` for branches a
+    /// gate turned off).
+    pub fn analyze(query: Q) -> Self {
+        Self {
+            query,
+            analyze: true,
+        }
+    }
+}
 
 impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
     diesel::query_builder::QueryFragment<diesel::pg::Pg> for Explain<Q>
@@ -227,8 +250,12 @@ impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
-        out.push_sql("EXPLAIN ");
-        self.0.walk_ast(out.reborrow())
+        out.push_sql(if self.analyze {
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) "
+        } else {
+            "EXPLAIN "
+        });
+        self.query.walk_ast(out.reborrow())
     }
 }
 

@@ -210,6 +210,49 @@ async fn customer_input_is_validated() {
     assert_eq!(ok["referred_by"], other["id"]);
 }
 
+/// Terms with five digits in a row are looked up by their five-digit grams
+/// (`customers::queries::search`); a customer who has every gram of a term but not the term
+/// itself must not match, and digits anywhere in the search text (e-mails too) count.
+#[actix_web::test]
+async fn digit_searches_match_the_digits_in_a_row_only() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let grams_apart = create(
+        &app,
+        &admin,
+        json!({"display_name": "Grams Apart", "phones": ["+8612345023456"]}),
+    )
+    .await;
+    let in_email = create(
+        &app,
+        &admin,
+        json!({"display_name": "In Email", "emails": ["x123456@example.com"]}),
+    )
+    .await;
+    let search = |q: &str| {
+        let (app, admin) = (&app, &admin);
+        let path = format!("/api/v1/customers?q={q}");
+        async move { ids(&app.get(&path, Some(admin)).await) }
+    };
+    assert_eq!(
+        search("123456").await,
+        vec![id(&in_email)],
+        "not the grams apart"
+    );
+    assert_eq!(search("02345").await, vec![id(&grams_apart)], "one gram");
+    assert_eq!(
+        search("%2B8612345").await,
+        vec![id(&grams_apart)],
+        "with the plus sign"
+    );
+    assert_eq!(
+        search("2345").await,
+        vec![id(&in_email), id(&grams_apart)],
+        "four digits: by trigrams"
+    );
+    assert!(search("99999").await.is_empty());
+}
+
 #[actix_web::test]
 async fn filters_search_and_sort_return_the_right_rows() {
     let app = TestApp::spawn().await;
