@@ -1,2 +1,2 @@
-ALTER TABLE customers DROP COLUMN search_grams;
+DROP INDEX customers_search_grams_idx;
 DROP FUNCTION search_digit_grams(text);
