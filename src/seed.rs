@@ -173,11 +173,12 @@ async fn suspend_indexes(conn: &mut AsyncPgConnection) -> QueryResult<()> {
         .load(conn)
         .await?;
         for item in &suspended {
-            // Trigram indexes take longest to build, so they start first; foreign keys would
-            // wait for the locks of index builds on the tables they join, so they come last.
+            // The search text's GIN indexes (trigrams, digit grams) take longest to build, so
+            // they start first; foreign keys would wait for the locks of index builds on the
+            // tables they join, so they come last.
             diesel::sql_query(
                 "INSERT INTO seed_suspended (name, definition, cost)
-                 VALUES ($1, $2, CASE WHEN $2 LIKE '%gin_trgm_ops%' THEN 2 WHEN $2 LIKE 'ALTER TABLE%' THEN 0 ELSE 1 END)",
+                 VALUES ($1, $2, CASE WHEN $2 LIKE '%USING gin (search%' THEN 2 WHEN $2 LIKE 'ALTER TABLE%' THEN 0 ELSE 1 END)",
             )
             .bind::<Text, _>(&item.name)
             .bind::<Text, _>(&item.definition)
