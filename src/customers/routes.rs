@@ -44,6 +44,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[into_params(parameter_in = Query)]
 pub struct CustomerQuery {
     /// Case-insensitive text found in the name, company, e-mails or phones.
+    #[param(max_length = 200)]
     pub q: Option<String>,
     pub level: Option<Level>,
     pub tier: Option<Tier>,
@@ -66,8 +67,21 @@ pub struct CustomerQuery {
     pub sort: Option<String>,
 }
 
+/// Longest search term, in characters: each character adds index keys to look up (trigrams,
+/// digit grams), and 8,000 digits cost the database about a second.
+const MAX_SEARCH_CHARS: usize = 200;
+
 impl CustomerQuery {
     fn filters(&self, raw_query: &str) -> ApiResult<ListFilters> {
+        if self
+            .q
+            .as_ref()
+            .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "q must be at most {MAX_SEARCH_CHARS} characters"
+            )));
+        }
         if self.birthday_month.is_some_and(|m| !(1..=12).contains(&m)) {
             return Err(ApiError::BadRequest(
                 "birthday_month must be between 1 and 12".into(),

@@ -301,6 +301,10 @@ async fn filters_search_and_sort_return_the_right_rows() {
         "e-mail"
     );
     assert!(get("q=nobody-has-this").await.is_empty());
+    assert!(
+        get(&format!("q={}", "9".repeat(200))).await.is_empty(),
+        "200 characters are allowed"
+    );
     assert_eq!(set(get("level=core").await), expect(&[&all[0]]));
     assert_eq!(set(get("tier=major").await), expect(&[&all[1]]));
     assert_eq!(set(get("stage=decline").await), expect(&[&all[1]]));
@@ -343,6 +347,7 @@ async fn filters_search_and_sort_return_the_right_rows() {
         get("sort=-name").await,
         vec![all[2].clone(), all[1].clone(), all[0].clone()]
     );
+    let too_long = format!("q={}", "1".repeat(201));
     for bad in [
         "sort=password",
         "sort=-phones",
@@ -350,6 +355,7 @@ async fn filters_search_and_sort_return_the_right_rows() {
         "level=vip",
         "attr.Bad=1",
         "owner_id=nope",
+        &too_long,
     ] {
         let res = app
             .get(&format!("/api/v1/customers?{bad}"), Some(&admin))
