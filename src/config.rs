@@ -86,9 +86,9 @@ pub struct Settings {
     pub log_format: LogFormat,
 
     /// Database connections for requests, shared out among the HTTP workers (each gets its own
-    /// pool of at least 2); start-up, probes and housekeeping use 2 more. Fewer is faster while
-    /// queries are short: on 2 cores `GET /customers/{id}` served 5,500 rps with 32, 6,100 with
-    /// 8 and 7,100 with 4. Raise it for long requests (exports) or a larger database server.
+    /// pool of at least 2); start-up, probes and housekeeping use 2 more, and reads by id share
+    /// one more. Fewer is faster while queries are short (measured in docs/performance.md);
+    /// raise it for long requests (exports) or a larger database server.
     #[arg(long, env = "RAPPORT_DB_POOL_SIZE", default_value_t = 8, global = true)]
     pub db_pool_size: usize,
 
