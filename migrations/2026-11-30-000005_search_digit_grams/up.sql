@@ -25,7 +25,7 @@ END $$;
 -- An expression index rather than a stored column: the table does not grow, a bulk load with
 -- the index suspended (`rapport seed`) computes the grams once, at the rebuild, and adding it
 -- here builds an index instead of rewriting the table (a stored generated column took 86 s
--- and an exclusive lock for a million customers on a 2-core machine; this takes ~10 s, during
+-- and an exclusive lock for a million customers on a 2-core machine; this takes ~23 s, during
 -- which writes to customers wait). Changing the function means rebuilding the index.
 CREATE INDEX customers_search_grams_idx ON customers USING gin (search_digit_grams(search_text))
     WHERE deleted_at IS NULL;

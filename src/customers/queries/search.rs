@@ -37,6 +37,12 @@ use diesel::sql_types::Text;
 
 use super::{BoxedCondition, CustomerRow, Sort};
 
+/// The row's search text contains the term. The pattern comes from a sub-select, not a
+/// bind: PostgreSQL then cannot estimate its matches for a custom plan either, so after five
+/// runs it settles on the generic plan (otherwise it re-planned each page of a rare term,
+/// 1 ms, since its estimate was lower).
+const MATCHES_TERM: &str = "customers.search_text LIKE (SELECT pattern FROM term)";
+
 /// Rows of the list the first window walks, per row asked for.
 const FIRST_WINDOW_PER_ROW: i64 = 25;
 /// How far a walk may go on, in rows per row asked for, when the first window was dense.
@@ -104,13 +110,6 @@ impl SearchPage {
         Ok(())
     }
 
-    /// The pattern comes from a sub-select, not a bind: PostgreSQL then cannot estimate its
-    /// matches for a custom plan either, so after five runs it settles on the generic plan
-    /// (otherwise it re-planned each page of a rare term, 1 ms, since its estimate was lower).
-    fn push_match(&self, out: &mut AstPass<'_, '_, Pg>) {
-        out.push_sql("customers.search_text LIKE (SELECT pattern FROM term)");
-    }
-
     /// The ids of the first `take` matches among the next `window` rows of the list (past the
     /// row the CTE `after` holds, if any): only the sort index can produce the derived table's
     /// order. The walk reads nothing but the id and the search text, which the default sort's
@@ -135,7 +134,7 @@ impl SearchPage {
             " ORDER BY {} LIMIT {window}) AS customers WHERE ",
             self.sort.order_sql()
         ));
-        self.push_match(out);
+        out.push_sql(MATCHES_TERM);
         if let Some(gate) = gate {
             out.push_sql(&format!(" AND {gate}"));
         }
@@ -170,12 +169,11 @@ impl SearchPage {
     /// serve, so PostgreSQL cannot `AND` in that index's long lists of digit trigrams: they are
     /// what the branch avoids (`13000` at a million customers: 4.0 → 1.6 ms).
     fn push_indexed<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>, extra: &str) -> QueryResult<()> {
-        let by_trigrams = "customers.search_text LIKE (SELECT pattern FROM term) \
-                           AND cardinality((SELECT grams FROM term)) = 0";
+        let by_trigrams = format!("{MATCHES_TERM} AND cardinality((SELECT grams FROM term)) = 0");
         let by_grams = "search_digit_grams(customers.search_text) @> (SELECT grams FROM term) \
                         AND customers.search_text || '' LIKE (SELECT pattern FROM term) \
                         AND cardinality((SELECT grams FROM term)) > 0";
-        for (i, filter) in [by_trigrams, by_grams].into_iter().enumerate() {
+        for (i, filter) in [by_trigrams.as_str(), by_grams].into_iter().enumerate() {
             if i > 0 {
                 out.push_sql(" UNION ALL ");
             }
