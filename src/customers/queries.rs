@@ -899,7 +899,7 @@ fn list_conditions(
     }
     if let Some(month) = filters.birthday_month {
         conditions.push(Box::new(
-            sql::<Bool>("extract(month FROM customers.birthday) = ").bind::<Integer, _>(month),
+            sql::<Bool>("extract(month FROM customers.birthday)::int = ").bind::<Integer, _>(month),
         ));
     }
     if let Some(after) = filters.created_after {
