@@ -131,7 +131,8 @@ pub struct Settings {
     #[arg(long, env = "RAPPORT_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
 
-    /// HTTP worker threads (default: one per CPU core).
+    /// HTTP worker threads (default: one per CPU core, less one when the database is on this
+    /// machine).
     #[arg(long, env = "RAPPORT_WORKERS", global = true)]
     pub workers: Option<usize>,
 }
