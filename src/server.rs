@@ -447,7 +447,7 @@ mod tests {
             "postgres://rapport:secret@localhost/rapport",
             "postgresql://[::1]:5433/rapport?sslmode=disable",
             "postgres:///rapport",
-            "postgres://user@/rapport?host=/var/run/postgresql",
+            "postgres://user@/rapport?host=/sockets/postgresql",
             "postgres://127.0.0.2/rapport",
         ] {
             assert!(database_is_local(url), "{url}");
