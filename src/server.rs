@@ -375,30 +375,28 @@ fn default_workers(cores: usize, database_url: &str) -> usize {
     }
 }
 
-/// Whether a PostgreSQL URL names this machine: `localhost`, a loopback address, or a Unix
-/// socket (no host, or a `host=/path` parameter).
+/// Whether a PostgreSQL URL (or key=value connection string) names this machine: every host
+/// it names is `localhost`, a loopback address or a Unix socket, or it names none (the default
+/// socket). Read by tokio-postgres's own parser, the one the connection uses; a string it
+/// cannot read counts as elsewhere.
 fn database_is_local(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let (authority, query) = match rest.split_once('?') {
-        Some((before, query)) => (before.split('/').next().unwrap_or_default(), query),
-        None => (rest.split('/').next().unwrap_or_default(), ""),
+    use tokio_postgres::config::Host;
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+        return false;
     };
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = match host_port.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => host_port.split(':').next().unwrap_or_default(),
-    };
-    let socket = query
-        .split('&')
-        .any(|pair| pair.starts_with("host=/") || pair.starts_with("host=%2F"));
-    host.is_empty()
-        || socket
-        || host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    let loopback = |ip: &std::net::IpAddr| ip.is_loopback();
+    if !config.get_hostaddrs().is_empty() {
+        return config.get_hostaddrs().iter().all(loopback);
+    }
+    config.get_hosts().iter().all(|host| match host {
+        Host::Tcp(name) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| loopback(&ip))
+        }
+        Host::Unix(_) => true,
+    })
 }
 
 /// The configured secret (at least 32 bytes), or one generated once and kept in the data folder.
@@ -449,6 +447,7 @@ mod tests {
             "postgres:///rapport",
             "postgres://user@/rapport?host=/sockets/postgresql",
             "postgres://127.0.0.2/rapport",
+            "host=localhost dbname=rapport",
         ] {
             assert!(database_is_local(url), "{url}");
         }
@@ -457,6 +456,7 @@ mod tests {
             "postgres://10.0.0.5/rapport",
             "postgres://user:p@ss@[2001:db8::1]:5432/rapport",
             "postgres://db.example.com/rapport?host=db2.example.com",
+            "host=db.internal dbname=rapport",
         ] {
             assert!(!database_is_local(url), "{url}");
         }
