@@ -8,9 +8,14 @@ use serde_json::json;
 use crate::common::TestApp;
 
 fn rapport(app: &TestApp, args: &[&str]) -> std::process::Output {
+    rapport_on(&app.database_url, args)
+}
+
+/// The `rapport` binary run with `args` against the database at `database_url`.
+fn rapport_on(database_url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_rapport"))
         .args(args)
-        .env("DATABASE_URL", &app.database_url)
+        .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
         .output()
         .expect("run rapport")
@@ -252,7 +257,7 @@ async fn seed_by_a_role_that_may_not_skip_triggers() {
     // A member of the owner's role owns what it owns, but is not a superuser.
     for statement in [
         format!("CREATE ROLE {role} LOGIN PASSWORD 'seed' NOSUPERUSER"),
-        format!("GRANT {} TO {role}", quoted_current_user(&mut conn).await),
+        format!("DO $$ BEGIN EXECUTE format('GRANT %I TO {role}', current_user); END $$"),
     ] {
         diesel::sql_query(statement)
             .execute(&mut conn)
@@ -262,12 +267,10 @@ async fn seed_by_a_role_that_may_not_skip_triggers() {
     let (scheme, rest) = app.database_url.split_once("://").unwrap();
     let (_, host) = rest.split_once('@').unwrap();
     let url = format!("{scheme}://{role}:seed@{host}");
-    let out = Command::new(env!("CARGO_BIN_EXE_rapport"))
-        .args(["seed", "--customers", "30", "--orders-per-customer", "1"])
-        .env("DATABASE_URL", &url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run rapport");
+    let out = rapport_on(
+        &url,
+        &["seed", "--customers", "30", "--orders-per-customer", "1"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     diesel::sql_query(format!("DROP ROLE {role}"))
         .execute(&mut conn)
@@ -283,17 +286,4 @@ async fn seed_by_a_role_that_may_not_skip_triggers() {
         .get("/api/v1/customers?q=example.com&limit=100", Some(&admin))
         .await;
     assert_eq!(found.body["data"].as_array().unwrap().len(), 30);
-}
-
-async fn quoted_current_user(conn: &mut diesel_async::AsyncPgConnection) -> String {
-    #[derive(diesel::QueryableByName)]
-    struct User {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        name: String,
-    }
-    let user: User = diesel::sql_query("SELECT quote_ident(current_user) AS name")
-        .get_result(conn)
-        .await
-        .unwrap();
-    user.name
 }
