@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -12,6 +13,8 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::db::keyset::older_than;
 use crate::db::schema::audit_log;
+use crate::error::ApiResult;
+use crate::kit::registry::{CustomerHooks, Erase, TimelineCursor, TimelineEntry};
 
 /// Who made a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +35,8 @@ impl From<&Principal> for Actor {
 }
 
 impl Actor {
-    fn parts(self) -> (&'static str, Option<Uuid>) {
+    /// The actor as its stored columns: type and id.
+    pub fn parts(self) -> (&'static str, Option<Uuid>) {
         match self {
             Self::User(id) => ("user", Some(id)),
             Self::ApiKey(id) => ("api_key", Some(id)),
@@ -177,6 +181,52 @@ pub async fn redact_customer(
         }
     }
     Ok(redacted)
+}
+
+/// The history's place on the customer: its entries on the timeline and in the export. Its
+/// erasure is each domain's: a domain redacts the values it erases from its own entries.
+pub fn customer_hooks() -> CustomerHooks {
+    CustomerHooks {
+        domain: "history",
+        tables: &["audit_log"],
+        timeline: Some(timeline),
+        merge: None,
+        export: Some(export),
+        erase: Erase::NothingPersonal(
+            "each domain's erase step redacts what it erased from its own entries",
+        ),
+    }
+}
+
+fn timeline<'c>(
+    conn: &'c mut AsyncPgConnection,
+    customer: Uuid,
+    before: TimelineCursor,
+    limit: i64,
+) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
+    Box::pin(async move {
+        let entries = for_customer(conn, customer, before, limit).await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| TimelineEntry {
+                at: e.created_at,
+                kind: "audit".into(),
+                id: e.id,
+                summary: format!("{} {} by {}", e.entity_type, e.action, e.actor_type),
+                data: serde_json::json!({"entity_type": e.entity_type, "entity_id": e.entity_id, "action": e.action, "changes": e.changes}),
+            })
+            .collect())
+    })
+}
+
+fn export<'c>(
+    conn: &'c mut AsyncPgConnection,
+    customer: Uuid,
+) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
+    Box::pin(async move {
+        let entries = for_customer(conn, customer, None, i64::MAX).await?;
+        Ok(("history", serde_json::to_value(entries).unwrap_or_default()))
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod kit;
 pub mod openapi;
 pub mod orders;
 pub mod seed;

@@ -350,7 +350,7 @@ async fn create(
             settings.db_statement_timeout,
         )?;
         let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-        let user = create_user(&mut conn, new)
+        let user = create_user(&mut conn, &rapport::kit::write::Writer::system(), new)
             .await
             .map_err(|e| e.problem().detail)?;
         println!("created {} user {} ({})", user.role, user.email, user.id);

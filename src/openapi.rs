@@ -8,6 +8,7 @@ use utoipa::openapi::Required;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::server::ServerBuilder;
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder, schema::Type};
 use utoipa_actix_web::AppExt;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -65,7 +66,98 @@ pub fn document() -> utoipa::openapi::OpenApi {
     add_shared_parts(&mut doc);
     name_operations(&mut doc);
     link_created_resources(&mut doc);
-    doc
+    describe_responses(&mut doc);
+    doc.servers = Some(vec![
+        ServerBuilder::new()
+            .url("http://localhost:8080")
+            .description(Some(
+                "A local instance (`cargo run --release`); use your deployment's address",
+            ))
+            .build(),
+    ]);
+    drop_null_defaults(drop_unused_schemas(doc))
+}
+
+/// Gives every response without a description its status's reason phrase: OpenAPI requires
+/// one, and a handler's `(status = 200, body = X)` says all there is to say.
+fn describe_responses(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        for (_, operation) in operations_mut(item) {
+            let Some(operation) = operation else { continue };
+            for (status, response) in operation.responses.responses.iter_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                if response.description.is_empty() {
+                    response.description = status
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|code| actix_web::http::StatusCode::from_u16(code).ok())
+                        .and_then(|code| code.canonical_reason())
+                        .unwrap_or("Response")
+                        .to_owned();
+                }
+            }
+        }
+    }
+}
+
+/// Every `$ref` target named anywhere in `value`.
+fn referenced(value: &serde_json::Value, found: &mut std::collections::HashSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner.as_str()) {
+                    ("$ref", Some(target)) => {
+                        found.insert(target.to_owned());
+                    }
+                    _ => referenced(inner, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| referenced(v, found)),
+        _ => {}
+    }
+}
+
+/// Removes schema components nothing refers to: generic pages (`Page<T>`) inline their
+/// item type, which utoipa registers as well.
+fn drop_unused_schemas(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    loop {
+        let mut found = std::collections::HashSet::new();
+        referenced(&serde_json::to_value(&doc).unwrap_or_default(), &mut found);
+        let Some(components) = doc.components.as_mut() else {
+            return doc;
+        };
+        let before = components.schemas.len();
+        components
+            .schemas
+            .retain(|name, _| found.contains(&format!("#/components/schemas/{name}")));
+        if components.schemas.len() == before {
+            return doc;
+        }
+    }
+}
+
+/// Removes `default: null` from every schema. utoipa states a field's `Default` (a merge
+/// patch's absent field) as `default: null`, and generators read a default as "the server
+/// always fills it in": openapi-typescript then makes every such request field required.
+fn drop_null_defaults(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.get("default").is_some_and(serde_json::Value::is_null) {
+                    map.remove("default");
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&doc).unwrap_or_default();
+    strip(&mut value);
+    serde_json::from_value(value).unwrap_or(doc)
 }
 
 /// The operations of a path item with their methods.

@@ -26,6 +26,7 @@ use crate::http::metrics::Metrics;
 use crate::http::observe::observe;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::security::security_headers;
+use crate::kit::registry::Registry;
 use crate::openapi;
 
 /// Batch endpoints accept bodies this many times the standard limit.
@@ -46,6 +47,7 @@ pub struct Context {
     readiness: web::Data<Readiness>,
     limits: web::Data<BodyLimits>,
     routes: web::Data<RouteTable>,
+    registry: web::Data<Registry>,
     /// `/openapi.json`, serialised once and shared by every worker.
     doc_json: web::Data<web::Bytes>,
     cors_origins: Vec<String>,
@@ -92,6 +94,7 @@ impl Context {
                 large: settings.max_body_bytes.saturating_mul(LARGE_BODY_FACTOR),
             }),
             routes: web::Data::new(RouteTable::from_openapi(&doc)),
+            registry: web::Data::new(registry()),
             doc_json: web::Data::new(web::Bytes::from(
                 serde_json::to_vec(&doc).unwrap_or_default(),
             )),
@@ -105,6 +108,11 @@ impl Context {
             worker_pools: None,
             shared_reads: None,
         }
+    }
+
+    /// Every domain's hooks into the customer.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The shared pool (background work, and requests unless workers have their own).
@@ -195,6 +203,15 @@ impl Context {
     }
 }
 
+/// Every domain that holds data about a customer, with its hooks (timeline, merge, export,
+/// erase): a new domain adds its line here.
+pub fn registry() -> Registry {
+    Registry::new(vec![
+        crate::orders::customer_hooks(),
+        crate::audit::customer_hooks(),
+    ])
+}
+
 /// The application with its state, middleware and routes, for one worker.
 fn build_app(
     ctx: Context,
@@ -220,6 +237,7 @@ fn build_app(
         .app_data(ctx.readiness.clone())
         .app_data(ctx.limits.clone())
         .app_data(ctx.routes.clone())
+        .app_data(ctx.registry.clone())
         .app_data(shared_reads)
         .app_data(web::PathConfig::default().error_handler(path_error))
         .service(

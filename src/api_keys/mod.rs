@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -14,11 +14,12 @@ use validator::Validate;
 use crate::auth::{AdminOnly, AuthState, Authorized, Scope, secrets};
 use crate::db::DbConn;
 use crate::db::schema::api_keys;
-use crate::error::{ApiResult, Problem};
-use crate::http::etag::{created, versioned};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::kit::write::{self, Action, Locked, Versioned, Writer};
 
 /// Every API key starts with this, so a bearer token is told apart from a JWT at a glance
 /// (and secret scanners can recognise leaked keys).
@@ -34,18 +35,87 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(revoke);
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// A key row. Its digest is never serialised, so never audited or announced.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = api_keys)]
 struct ApiKeyRow {
     id: Uuid,
     name: String,
     prefix: String,
+    #[serde(skip)]
+    key_hash: Vec<u8>,
     scopes: Vec<String>,
     version: i64,
+    created_by: Option<Uuid>,
     created_at: DateTime<Utc>,
+    #[serde(skip)]
     last_used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
 }
+
+impl Versioned for ApiKeyRow {
+    const KIND: &'static str = "api_key";
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// Keys have no `updated_at`: a revocation is stamped by `revoked_at`.
+    fn stamp(&mut self, version: i64, _: DateTime<Utc>) {
+        self.version = version;
+    }
+
+    fn customer_id(&self) -> Option<Uuid> {
+        None
+    }
+
+    fn view(&self) -> serde_json::Value {
+        serde_json::to_value(ApiKey::from(self.clone())).unwrap_or_default()
+    }
+
+    async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Self> {
+        Ok(api_keys::table
+            .find(id)
+            .select(ApiKeyRow::as_select())
+            .for_update()
+            .first(conn)
+            .await?)
+    }
+
+    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
+        Ok(diesel::insert_into(api_keys::table)
+            .values((
+                api_keys::id.eq(self.id),
+                api_keys::name.eq(&self.name),
+                api_keys::prefix.eq(&self.prefix),
+                api_keys::key_hash.eq(&self.key_hash),
+                api_keys::scopes.eq(&self.scopes),
+                api_keys::created_by.eq(self.created_by),
+            ))
+            .returning(ApiKeyRow::as_returning())
+            .get_result(conn)
+            .await?)
+    }
+
+    /// Only a revocation changes a key.
+    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
+        Ok(diesel::update(api_keys::table.find(self.id))
+            .set((
+                api_keys::revoked_at.eq(self.revoked_at),
+                api_keys::version.eq(self.version),
+            ))
+            .returning(ApiKeyRow::as_returning())
+            .get_result(conn)
+            .await?)
+    }
+}
+
+/// A revocation.
+const REVOKED: Action = Action::named("revoked", "revoked");
 
 /// An API key, without its secret.
 #[derive(Debug, Serialize, ToSchema)]
@@ -118,17 +188,23 @@ async fn create(
     scopes.sort_by_key(|s| s.as_str());
     scopes.dedup();
     let key = format!("{KEY_PREFIX}{}", secrets::random_token(32));
-    let row: ApiKeyRow = diesel::insert_into(api_keys::table)
-        .values((
-            api_keys::id.eq(Uuid::now_v7()),
-            api_keys::name.eq(name.trim()),
-            api_keys::prefix.eq(&key[..SHOWN_PREFIX_LEN]),
-            api_keys::key_hash.eq(secrets::digest(&key)),
-            api_keys::scopes.eq(scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
-            api_keys::created_by.eq(caller.principal.user_id()),
-        ))
-        .returning(ApiKeyRow::as_returning())
-        .get_result(&mut conn)
+    let new = ApiKeyRow {
+        id: Uuid::now_v7(),
+        name: name.trim().to_owned(),
+        prefix: key[..SHOWN_PREFIX_LEN].to_owned(),
+        key_hash: secrets::digest(&key),
+        scopes: scopes.iter().map(|s| s.as_str()).collect(),
+        version: 1,
+        created_by: caller.principal.user_id(),
+        created_at: Utc::now(),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let writer = Writer::of(&caller.principal);
+    let row = conn
+        .transaction::<_, ApiError, _>(async move |conn| {
+            write::create(conn, &writer, new, Action::CREATED).await
+        })
         .await?;
     let (id, version) = (row.id, row.version);
     let body = CreatedApiKey {
@@ -195,23 +271,20 @@ async fn get_one(
 )]
 #[delete("/api-keys/{id}")]
 async fn revoke(
-    _: Authorized<AdminOnly>,
+    caller: Authorized<AdminOnly>,
     mut conn: DbConn,
     auth: web::Data<AuthState>,
     id: web::Path<Uuid>,
+    if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
-    let found: Option<Uuid> = diesel::update(api_keys::table.find(*id))
-        .set((
-            api_keys::revoked_at.eq(diesel::dsl::sql::<
-                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-            >("coalesce(revoked_at, now())")),
-            api_keys::version.eq(api_keys::version + 1),
-        ))
-        .returning(api_keys::id)
-        .get_result(&mut conn)
-        .await
-        .optional()?;
-    found.ok_or_else(|| crate::error::ApiError::NotFound("no such API key".into()))?;
-    auth.forget_api_key(*id);
+    let (writer, id) = (Writer::of(&caller.principal), *id);
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let current: Locked<ApiKeyRow> = write::lock(conn, &writer, id, &if_match).await?;
+        let mut revoked = current.to_change();
+        revoked.revoked_at = revoked.revoked_at.or(Some(Utc::now()));
+        write::save(conn, &writer, current, revoked, REVOKED).await
+    })
+    .await?;
+    auth.forget_api_key(id);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -171,6 +171,37 @@ impl Principal {
     }
 }
 
+/// Who may write a row beyond what the route's scope grants: the one ownership rule, which
+/// every domain states per row and [`ensure_may_write`] enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Whoever the route admits.
+    Anyone,
+    /// Managers, admins and keys; agents only when they are `owner` (an unowned row is not
+    /// theirs). `what` names the rows agents may write, for the `403`: "the customers they own".
+    Owned {
+        owner: Option<Uuid>,
+        what: &'static str,
+    },
+}
+
+/// `403` unless `principal` may write a row of this ownership. `None` is the system itself
+/// (CSV import, seeding, background jobs), which may write anything.
+pub fn ensure_may_write(principal: Option<&Principal>, ownership: Ownership) -> ApiResult<()> {
+    match (principal, ownership) {
+        (
+            Some(Principal::User {
+                id,
+                role: Role::Agent,
+            }),
+            Ownership::Owned { owner, what },
+        ) if owner != Some(*id) => Err(ApiError::Forbidden(format!(
+            "agents may only change {what}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl FromRequest for Principal {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;

@@ -12,9 +12,9 @@ use serde_json::{Map, Value};
 use super::fields::CustomerFields;
 use super::queries::{self, CustomerCursor, ListFilters, Sort, UpsertOutcome};
 use super::{Customer, CustomerRow};
-use crate::audit::Actor;
 use crate::error::ApiError;
 use crate::http::json::{self, Validated};
+use crate::kit::write::Writer;
 
 const LIST_COLUMNS: [&str; 6] = ["phones", "emails", "tags", "hobbies", "likes", "dislikes"];
 const TEXT_COLUMNS: [&str; 21] = [
@@ -183,12 +183,12 @@ async fn import_row(conn: &mut AsyncPgConnection, body: Value) -> Result<UpsertO
     conn.transaction::<_, ApiError, _>(async move |conn| {
         if fields.source.value().is_some() && fields.external_ref.value().is_some() {
             Ok(
-                queries::upsert_by_reference(conn, Actor::System, None, fields)
+                queries::upsert_by_reference(conn, &Writer::system(), fields)
                     .await?
                     .0,
             )
         } else {
-            queries::insert_new(conn, Actor::System, None, fields)
+            queries::insert_new(conn, &Writer::system(), fields)
                 .await
                 .map(|_| UpsertOutcome::Created)
         }

@@ -2,7 +2,7 @@
 //! place on the ladder, in the value pyramid and in the lifecycle, and the value figures
 //! that orders keep up to date.
 
-pub mod attached;
+pub mod api;
 pub mod csv;
 pub mod fields;
 pub mod queries;
@@ -18,6 +18,7 @@ use validator::Validate;
 
 use crate::db::schema::customers;
 use crate::http::timestamps::{optional_timestamp, timestamp};
+use crate::kit::Money;
 use crate::text_enum;
 
 text_enum! {
@@ -77,16 +78,6 @@ text_enum! {
         UpperMiddle = "upper_middle",
         High = "high",
     }
-}
-
-/// An amount of money in minor units (cents, fen) with its ISO 4217 currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Money {
-    #[schema(example = 1250)]
-    pub amount_minor: i64,
-    /// ISO 4217 code; `XXX` ("no currency") before the first purchase.
-    #[schema(example = "CNY")]
-    pub currency: String,
 }
 
 /// A postal address, optionally with coordinates (for visit check-ins).

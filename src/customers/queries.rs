@@ -10,31 +10,24 @@ use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Bool, Integer, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::fields::CustomerFields;
-use super::{CustomerRow, Level, Stage, Tier, attached};
-use crate::audit::{self, Actor, Subject};
-use crate::auth::{Principal, Role};
+use super::{CustomerRow, Level, Stage, Tier};
+use crate::audit;
+use crate::auth::{Ownership, Principal, Role};
 use crate::db::prepared::{ByIdTemplate, Cached};
 use crate::db::schema::{customers, users};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::etag::IfMatch;
+use crate::kit::events;
+use crate::kit::registry::Registry;
+use crate::kit::write::{self, Action, Locked, Versioned, Writer};
 
 mod search;
 pub use search::SearchPage;
-
-/// The audit subject of a customer.
-pub fn subject(id: Uuid) -> Subject {
-    Subject {
-        entity_type: "customer",
-        entity_id: id,
-        customer_id: Some(id),
-    }
-}
 
 /// The typed query that reads one [`CustomerRow`] by id.
 type FindCustomer = diesel::dsl::Select<
@@ -42,14 +35,64 @@ type FindCustomer = diesel::dsl::Select<
     diesel::dsl::AsSelect<CustomerRow, Pg>,
 >;
 
-fn json(row: &CustomerRow) -> Value {
-    serde_json::to_value(row).unwrap_or_default()
-}
-
 fn gone(row: &CustomerRow) -> ApiError {
     match row.merged_into {
         Some(survivor) => ApiError::NotFound(format!("this customer was merged into {survivor}")),
         None => ApiError::NotFound("no such customer".into()),
+    }
+}
+
+impl Versioned for CustomerRow {
+    const KIND: &'static str = "customer";
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn stamp(&mut self, version: i64, now: DateTime<Utc>) {
+        self.version = version;
+        self.updated_at = now;
+    }
+
+    fn customer_id(&self) -> Option<Uuid> {
+        Some(self.id)
+    }
+
+    fn ownership(&self) -> Ownership {
+        Ownership::Owned {
+            owner: self.owner_id,
+            what: "the customers they own",
+        }
+    }
+
+    fn view(&self) -> Value {
+        serde_json::to_value(super::Customer::from(self.clone())).unwrap_or_default()
+    }
+
+    async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Self> {
+        lock_live(conn, id).await
+    }
+
+    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
+        diesel::insert_into(customers::table)
+            .values(self)
+            .returning(CustomerRow::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(reference_conflict)
+    }
+
+    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
+        diesel::update(customers::table.find(self.id))
+            .set(self)
+            .returning(CustomerRow::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(reference_conflict)
     }
 }
 
@@ -120,19 +163,6 @@ pub async fn lock_by_reference(
     }
 }
 
-/// `403` unless the caller may write a customer owned by `owner`: agents only their own.
-pub fn ensure_may_write(principal: Option<&Principal>, owner: Option<Uuid>) -> ApiResult<()> {
-    match principal {
-        Some(Principal::User {
-            id,
-            role: Role::Agent,
-        }) if owner != Some(*id) => Err(ApiError::Forbidden(
-            "agents may only change the customers they own".into(),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Checks what the row points at: the owner is an active user, the referrer a live customer
 /// (`409`: the request is well formed, the records it names are not there).
 async fn check_references(conn: &mut AsyncPgConnection, row: &CustomerRow) -> ApiResult<()> {
@@ -174,6 +204,7 @@ async fn check_references(conn: &mut AsyncPgConnection, row: &CustomerRow) -> Ap
     }
 }
 
+/// `409` naming the reference when `(source, external_ref)` is taken.
 fn reference_conflict(error: diesel::result::Error) -> ApiError {
     match ApiError::from(error) {
         ApiError::Conflict(_) => {
@@ -187,8 +218,7 @@ fn reference_conflict(error: diesel::result::Error) -> ApiError {
 /// someone else, which is refused.
 pub async fn insert_new(
     conn: &mut AsyncPgConnection,
-    actor: Actor,
-    principal: Option<&Principal>,
+    writer: &Writer,
     fields: CustomerFields,
 ) -> ApiResult<CustomerRow> {
     let now = Utc::now();
@@ -196,7 +226,7 @@ pub async fn insert_new(
     if let Some(Principal::User {
         id,
         role: Role::Agent,
-    }) = principal
+    }) = writer.principal()
     {
         row.owner_id = Some(*id);
     }
@@ -204,103 +234,54 @@ pub async fn insert_new(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    ensure_may_write(principal, row.owner_id)?;
+    // The right comes before the references: an agent naming another owner is refused
+    // whether or not that owner exists.
+    writer.ensure_may_write(row.ownership())?;
     check_references(conn, &row).await?;
-    let saved: CustomerRow = diesel::insert_into(customers::table)
-        .values(&row)
-        .returning(CustomerRow::as_returning())
-        .get_result(conn)
-        .await
-        .map_err(reference_conflict)?;
-    audit::record(
-        conn,
-        actor,
-        subject(saved.id),
-        "created",
-        audit::diff(None, &json(&saved)),
-    )
-    .await?;
-    Ok(saved)
+    write::create(conn, writer, row, Action::CREATED).await
 }
 
-/// Applies fields to a locked live customer, checking ownership before and after. Rules the
-/// changed customer as a whole would break are `409`: they depend on what was stored.
+/// Applies fields to a locked live customer. Rules the changed customer as a whole would
+/// break are `409`: they depend on what was stored.
 pub async fn apply_update(
     conn: &mut AsyncPgConnection,
-    actor: Actor,
-    principal: Option<&Principal>,
-    current: CustomerRow,
+    writer: &Writer,
+    current: Locked<CustomerRow>,
     fields: CustomerFields,
 ) -> ApiResult<CustomerRow> {
-    ensure_may_write(principal, current.owner_id)?;
-    let now = Utc::now();
-    let mut row = current.clone();
-    let errors = fields.apply(&mut row, now);
+    let mut row = current.to_change();
+    let errors = fields.apply(&mut row, Utc::now());
     if !errors.is_empty() {
         return Err(ApiError::Rules(errors));
     }
-    ensure_may_write(principal, row.owner_id)?;
+    writer.ensure_may_write(row.ownership())?;
     check_references(conn, &row).await?;
-    save(conn, actor, &current, row, "updated").await
-}
-
-/// Writes a changed row with a new version and audits the difference.
-pub async fn save(
-    conn: &mut AsyncPgConnection,
-    actor: Actor,
-    before: &CustomerRow,
-    mut after: CustomerRow,
-    action: &str,
-) -> ApiResult<CustomerRow> {
-    let changes = audit::diff(Some(&json(before)), &json(&after));
-    if changes.as_object().is_none_or(|c| c.is_empty()) {
-        return Ok(after);
-    }
-    after.version = before.version + 1;
-    after.updated_at = Utc::now();
-    let saved: CustomerRow = diesel::update(customers::table.find(before.id))
-        .set(&after)
-        .returning(CustomerRow::as_returning())
-        .get_result(conn)
-        .await
-        .map_err(reference_conflict)?;
-    audit::record(conn, actor, subject(before.id), action, changes).await?;
-    Ok(saved)
+    write::save(conn, writer, current, row, Action::UPDATED).await
 }
 
 /// PATCH: If-Match, ownership, validation, audit.
 pub async fn patch(
     conn: &mut AsyncPgConnection,
-    principal: &Principal,
+    writer: &Writer,
     id: Uuid,
     if_match: &IfMatch,
     fields: CustomerFields,
 ) -> ApiResult<CustomerRow> {
-    let current = lock_live(conn, id).await?;
-    if_match.check(current.version)?;
-    apply_update(
-        conn,
-        Actor::from(principal),
-        Some(principal),
-        current,
-        fields,
-    )
-    .await
+    let current = write::lock(conn, writer, id, if_match).await?;
+    apply_update(conn, writer, current, fields).await
 }
 
 /// Soft delete: the customer drops out of lists and reads.
 pub async fn soft_delete(
     conn: &mut AsyncPgConnection,
-    principal: &Principal,
+    writer: &Writer,
     id: Uuid,
     if_match: &IfMatch,
 ) -> ApiResult<()> {
-    let current = lock_live(conn, id).await?;
-    if_match.check(current.version)?;
-    ensure_may_write(Some(principal), current.owner_id)?;
-    let mut row = current.clone();
+    let current: Locked<CustomerRow> = write::lock(conn, writer, id, if_match).await?;
+    let mut row = current.to_change();
     row.deleted_at = Some(Utc::now());
-    save(conn, Actor::from(principal), &current, row, "deleted").await?;
+    write::save(conn, writer, current, row, Action::DELETED).await?;
     Ok(())
 }
 
@@ -315,8 +296,7 @@ pub enum UpsertOutcome {
 /// Creates or updates the customer named by the fields' `(source, external_ref)`.
 pub async fn upsert_by_reference(
     conn: &mut AsyncPgConnection,
-    actor: Actor,
-    principal: Option<&Principal>,
+    writer: &Writer,
     fields: CustomerFields,
 ) -> ApiResult<(UpsertOutcome, CustomerRow)> {
     let (Some(source), Some(external_ref)) = (
@@ -331,40 +311,40 @@ pub async fn upsert_by_reference(
     };
     match lock_by_reference(conn, &source, &external_ref).await? {
         Some(current) => {
-            let saved = apply_update(conn, actor, principal, current, fields).await?;
+            let current = write::adopt(writer, current)?;
+            let saved = apply_update(conn, writer, current, fields).await?;
             Ok((UpsertOutcome::Updated, saved))
         }
         None => Ok((
             UpsertOutcome::Created,
-            insert_new(conn, actor, principal, fields).await?,
+            insert_new(conn, writer, fields).await?,
         )),
     }
 }
 
-/// Merge step: customers referred by the duplicate are now referred by the survivor.
-pub fn move_referrals<'c>(
-    conn: &'c mut AsyncPgConnection,
+/// Customers referred by the duplicate of a merge are now referred by the survivor.
+async fn move_referrals(
+    conn: &mut AsyncPgConnection,
     survivor: Uuid,
     duplicate: Uuid,
-) -> BoxFuture<'c, QueryResult<()>> {
-    Box::pin(async move {
-        diesel::update(
-            customers::table
-                .filter(customers::referred_by.eq(duplicate))
-                .filter(customers::id.ne(survivor)),
-        )
-        .set(customers::referred_by.eq(survivor))
-        .execute(conn)
-        .await
-        .map(|_| ())
-    })
+) -> QueryResult<usize> {
+    diesel::update(
+        customers::table
+            .filter(customers::referred_by.eq(duplicate))
+            .filter(customers::id.ne(survivor)),
+    )
+    .set(customers::referred_by.eq(survivor))
+    .execute(conn)
+    .await
 }
 
-/// Folds `duplicate` into `survivor`: moves everything attached to it, fills the survivor's
-/// gaps from it, soft-deletes it with a pointer, and recomputes the survivor's figures.
+/// Folds `duplicate` into `survivor`: fills the survivor's gaps from it, soft-deletes it with
+/// a pointer, then runs every domain's merge step (which moves what it holds and may change
+/// the survivor again: orders recompute its figures). Returns the survivor as it ends.
 pub async fn merge(
     conn: &mut AsyncPgConnection,
-    principal: &Principal,
+    registry: &Registry,
+    writer: &Writer,
     survivor_id: Uuid,
     duplicate_id: Uuid,
 ) -> ApiResult<CustomerRow> {
@@ -404,27 +384,37 @@ pub async fn merge(
         .await
         .map_err(not_found(field_of(second)))?;
     let (survivor, duplicate) = if a.id == survivor_id { (a, b) } else { (b, a) };
-    ensure_may_write(Some(principal), survivor.owner_id)?;
-    ensure_may_write(Some(principal), duplicate.owner_id)?;
-    let actor = Actor::from(principal);
+    let survivor = write::adopt(writer, survivor)?;
+    let duplicate = write::adopt(writer, duplicate)?;
+    let gaps = duplicate.row().clone();
 
-    for step in attached::MERGE {
-        step(conn, survivor.id, duplicate.id).await?;
-    }
     // The duplicate gives up its reference first: it is unique, and may pass to the survivor.
-    let mut retired = duplicate.clone();
+    let mut retired = duplicate.to_change();
     retired.deleted_at = Some(Utc::now());
-    retired.merged_into = Some(survivor.id);
+    retired.merged_into = Some(survivor_id);
     retired.source = None;
     retired.external_ref = None;
     retired.referred_by = None;
-    save(conn, actor, &duplicate, retired, "merged_away").await?;
+    write::save(conn, writer, duplicate, retired, MERGED_AWAY).await?;
 
-    let mut merged = survivor.clone();
-    fill_gaps(&mut merged, &duplicate);
-    let merged = save(conn, actor, &survivor, merged, "merged").await?;
-    Ok(crate::orders::recompute_figures(conn, actor, &merged).await?)
+    let mut merged = survivor.to_change();
+    fill_gaps(&mut merged, &gaps);
+    write::save(conn, writer, survivor, merged, MERGED).await?;
+    move_referrals(conn, survivor_id, gaps.id).await?;
+    for step in registry.merge_steps() {
+        step(conn, writer, survivor_id, gaps.id).await?;
+    }
+    lock_live(conn, survivor_id).await
 }
+
+/// The duplicate of a merge: deleted, pointing at the survivor.
+const MERGED_AWAY: Action = Action {
+    audit: "merged_away",
+    event: "deleted",
+    removes: true,
+};
+/// The survivor of a merge.
+const MERGED: Action = Action::named("merged", "merged");
 
 /// Takes from `other` what `row` lacks: empty fields, and the union of list fields.
 fn fill_gaps(row: &mut CustomerRow, other: &CustomerRow) {
@@ -523,56 +513,73 @@ pub const PERSONAL_FIELDS: [&str; 22] = [
 /// blanks the erased values in the history. Irreversible.
 pub async fn erase(
     conn: &mut AsyncPgConnection,
-    principal: &Principal,
+    registry: &Registry,
+    writer: &Writer,
     id: Uuid,
 ) -> ApiResult<CustomerRow> {
-    let current = lock_live(conn, id).await?;
-    ensure_may_write(Some(principal), current.owner_id)?;
-    if current.erased_at.is_some() {
+    let current: Locked<CustomerRow> = write::lock(conn, writer, id, &IfMatch::Absent).await?;
+    if current.row().erased_at.is_some() {
         return Err(ApiError::Conflict(
             "this customer's personal data was already erased".into(),
         ));
     }
-    let actor = Actor::from(principal);
     let now = Utc::now();
     let mut blank = CustomerRow::new(now);
-    blank.id = current.id;
+    blank.id = id;
     blank.display_name = "Erased customer".into();
+    let was = current.row();
     let kept = CustomerRow {
-        kind: current.kind.clone(),
-        level: current.level.clone(),
-        tier: current.tier.clone(),
-        lifecycle_stage: current.lifecycle_stage.clone(),
-        churn_reason: current.churn_reason.clone(),
-        owner_id: current.owner_id,
-        region: current.region.clone(),
-        referred_by: current.referred_by,
-        source: current.source.clone(),
-        external_ref: current.external_ref.clone(),
-        currency: current.currency.clone(),
-        order_count: current.order_count,
-        total_spent_minor: current.total_spent_minor,
-        first_purchase_at: current.first_purchase_at,
-        last_purchase_at: current.last_purchase_at,
+        kind: was.kind.clone(),
+        level: was.level.clone(),
+        tier: was.tier.clone(),
+        lifecycle_stage: was.lifecycle_stage.clone(),
+        churn_reason: was.churn_reason.clone(),
+        owner_id: was.owner_id,
+        region: was.region.clone(),
+        referred_by: was.referred_by,
+        source: was.source.clone(),
+        external_ref: was.external_ref.clone(),
+        currency: was.currency.clone(),
+        order_count: was.order_count,
+        total_spent_minor: was.total_spent_minor,
+        first_purchase_at: was.first_purchase_at,
+        last_purchase_at: was.last_purchase_at,
         erased_at: Some(now),
-        erased_by: Some(actor.label()),
-        created_at: current.created_at,
+        erased_by: Some(writer.actor().label()),
+        created_at: was.created_at,
         ..blank
     };
-    let saved = save(conn, actor, &current, kept, "erased").await?;
+    let saved = write::save(conn, writer, current, kept, ERASED).await?;
     audit::redact_customer(conn, id, &PERSONAL_FIELDS).await?;
+    let view = saved.view();
+    let erased: serde_json::Map<String, Value> = PERSONAL_FIELDS
+        .iter()
+        .filter_map(|field| Some(((*field).to_owned(), view.get(*field)?.clone())))
+        .collect();
+    events::redact_customer(conn, id, CustomerRow::KIND, Value::Object(erased)).await?;
+    crate::http::idempotency::redact_responses_naming(conn, id).await?;
+    for step in registry.erase_steps() {
+        step(conn, writer, id).await?;
+    }
     Ok(saved)
 }
 
+/// An erasure.
+const ERASED: Action = Action::named("erased", "erased");
+
 /// Everything held on a customer, for a data-subject access request.
-pub async fn export(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Value> {
+pub async fn export(
+    conn: &mut AsyncPgConnection,
+    registry: &Registry,
+    id: Uuid,
+) -> ApiResult<Value> {
     let row = find_live(conn, id).await?;
     let mut bundle = serde_json::Map::new();
     bundle.insert(
         "customer".into(),
         serde_json::to_value(super::Customer::from(row)).unwrap_or_default(),
     );
-    for section in attached::EXPORT {
+    for section in registry.export_sections() {
         let (name, value) = section(conn, id).await?;
         bundle.insert(name.into(), value);
     }

@@ -10,11 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
-use super::attached::{self, TimelineEntry};
 use super::fields::{BatchItem, CustomerFields, CustomerPatch, NewCustomer};
 use super::queries::{self, CustomerCursor, ListFilters, Sort, UpsertOutcome};
 use super::{Customer, CustomerRow, Level, Stage, Tier};
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, AuditEntry};
 use crate::auth::{Authorized, CustomersRead, CustomersWrite};
 use crate::db::DbConn;
 use crate::db::shared_reads::SharedRead;
@@ -23,6 +22,8 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::{self as json_body, ValidJson, Validated};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::kit::registry::{self, Registry, TimelineEntry};
+use crate::kit::write::Writer;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -171,11 +172,11 @@ async fn create(
     mut conn: DbConn,
     body: ValidJson<CustomerFields>,
 ) -> ApiResult<HttpResponse> {
-    let principal = caller.principal;
+    let writer = Writer::of(&caller.principal);
     let fields = body.0;
     let row = conn
         .transaction::<_, ApiError, _>(async move |conn| {
-            queries::insert_new(conn, Actor::from(&principal), Some(&principal), fields).await
+            queries::insert_new(conn, &writer, fields).await
         })
         .await?;
     let (location, version) = (format!("/api/v1/customers/{}", row.id), row.version);
@@ -219,20 +220,14 @@ async fn batch(
     mut conn: DbConn,
     body: ValidJson<BatchRequest, true>,
 ) -> ApiResult<web::Json<BatchResponse>> {
-    let principal = caller.principal;
+    let writer = Writer::of(&caller.principal);
     let items = batch_items(body.0.items)?;
     let mut results = Vec::with_capacity(items.len());
     for fields in items {
-        let principal = principal.clone();
+        let writer = &writer;
         let outcome = conn
             .transaction::<_, ApiError, _>(async move |conn| {
-                queries::upsert_by_reference(
-                    conn,
-                    Actor::from(&principal),
-                    Some(&principal),
-                    fields,
-                )
-                .await
+                queries::upsert_by_reference(conn, writer, fields).await
             })
             .await;
         results.push(match outcome {
@@ -316,16 +311,17 @@ pub struct MergeRequest {
 async fn merge(
     caller: Authorized<CustomersWrite>,
     mut conn: DbConn,
+    registry: web::Data<Registry>,
     body: ValidJson<MergeRequest>,
 ) -> ApiResult<HttpResponse> {
-    let principal = caller.principal;
+    let writer = Writer::of(&caller.principal);
     let MergeRequest {
         survivor_id,
         duplicate_id,
     } = body.0;
     let row = conn
         .transaction::<_, ApiError, _>(async move |conn| {
-            queries::merge(conn, &principal, survivor_id, duplicate_id).await
+            queries::merge(conn, &registry, &writer, survivor_id, duplicate_id).await
         })
         .await?;
     Ok(customer_ok(row))
@@ -369,10 +365,10 @@ async fn update(
     if_match: IfMatch,
     body: ValidJson<CustomerFields>,
 ) -> ApiResult<HttpResponse> {
-    let (principal, id, fields) = (caller.principal, *id, body.0);
+    let (writer, id, fields) = (Writer::of(&caller.principal), *id, body.0);
     let row = conn
         .transaction::<_, ApiError, _>(async move |conn| {
-            queries::patch(conn, &principal, id, &if_match, fields).await
+            queries::patch(conn, &writer, id, &if_match, fields).await
         })
         .await?;
     Ok(customer_ok(row))
@@ -392,9 +388,9 @@ async fn remove(
     id: web::Path<Uuid>,
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
-    let (principal, id) = (caller.principal, *id);
+    let (writer, id) = (Writer::of(&caller.principal), *id);
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        queries::soft_delete(conn, &principal, id, &if_match).await
+        queries::soft_delete(conn, &writer, id, &if_match).await
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -416,6 +412,7 @@ struct EventCursor(DateTime<Utc>, Uuid);
 async fn timeline(
     _: Authorized<CustomersRead>,
     mut conn: DbConn,
+    registry: web::Data<Registry>,
     id: web::Path<Uuid>,
     page: Query<PageParams>,
 ) -> ApiResult<web::Json<Page<TimelineEntry>>> {
@@ -424,11 +421,11 @@ async fn timeline(
         .after::<EventCursor>()?
         .map(|EventCursor(at, id)| (at, id));
     queries::find_live(&conn, *id).await?;
-    let mut lists = Vec::with_capacity(attached::TIMELINE.len());
-    for source in attached::TIMELINE {
+    let mut lists = Vec::new();
+    for source in registry.timelines() {
         lists.push(source(&mut conn, *id, before, limit + 1).await?);
     }
-    let entries = attached::merge_newest_first(lists, limit as usize + 1);
+    let entries = registry::merge_newest_first(lists, limit as usize + 1);
     Ok(web::Json(Page::from_rows(entries, limit, |e| {
         EventCursor(e.at, e.id)
     })))
@@ -471,9 +468,10 @@ async fn history(
 async fn export(
     _: Authorized<CustomersRead>,
     mut conn: DbConn,
+    registry: web::Data<Registry>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Value>> {
-    Ok(web::Json(queries::export(&mut conn, *id).await?))
+    Ok(web::Json(queries::export(&mut conn, &registry, *id).await?))
 }
 
 /// Erase a customer's personal data: replaced by placeholders here and in the history,
@@ -489,11 +487,14 @@ async fn export(
 async fn erase(
     caller: Authorized<CustomersWrite>,
     mut conn: DbConn,
+    registry: web::Data<Registry>,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let (principal, id) = (caller.principal, *id);
+    let (writer, id) = (Writer::of(&caller.principal), *id);
     let row = conn
-        .transaction::<_, ApiError, _>(async move |conn| queries::erase(conn, &principal, id).await)
+        .transaction::<_, ApiError, _>(async move |conn| {
+            queries::erase(conn, &registry, &writer, id).await
+        })
         .await?;
     Ok(customer_ok(row))
 }

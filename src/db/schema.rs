@@ -113,6 +113,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    events (id) {
+        id -> Uuid,
+        seq -> Int8,
+        txid -> Int8,
+        #[sql_name = "type"]
+        event_type -> Text,
+        occurred_at -> Timestamptz,
+        subject_type -> Text,
+        subject_id -> Uuid,
+        customer_id -> Nullable<Uuid>,
+        actor_type -> Text,
+        actor_id -> Nullable<Uuid>,
+        data -> Jsonb,
+    }
+}
+
+diesel::table! {
     idempotency_keys (principal, key) {
         principal -> Text,
         key -> Text,
@@ -147,6 +164,7 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        password_changed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -160,6 +178,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_log,
     customers,
+    events,
     idempotency_keys,
     order_lines,
     orders,

@@ -283,3 +283,20 @@ pub async fn purge_expired(pool: &Pool) -> ApiResult<usize> {
         .execute(&mut conn)
         .await?)
 }
+
+/// Replaces every stored response that names `id` with `{"id": ..., "erased": true}`: after
+/// a customer's erasure a replay must not hand back what was erased, and must still not run
+/// the request again. Scans the table, which holds a day of keys (erasures are rare).
+pub async fn redact_responses_naming(
+    conn: &mut AsyncPgConnection,
+    id: uuid::Uuid,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE idempotency_keys \
+         SET body = convert_to(json_build_object('id', $1, 'erased', true)::text, 'UTF8') \
+         WHERE position(convert_to($1::text, 'UTF8') IN body) > 0",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .execute(conn)
+    .await
+}

@@ -16,11 +16,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
 
-use crate::audit::{self, Actor, Subject};
-use crate::customers::attached::{TimelineCursor, TimelineEntry};
-use crate::customers::{CustomerRow, Level, Money};
+use crate::customers::api::{self as customers, CustomerRow, Figures};
 use crate::db::keyset::older_than;
-use crate::db::schema::{customers, order_lines, orders};
+use crate::db::schema::{order_lines, orders};
+use crate::error::ApiResult;
+use crate::kit::Money;
+use crate::kit::registry::{CustomerHooks, Erase, TimelineCursor, TimelineEntry};
+use crate::kit::write::{Versioned, Writer};
 use crate::text_enum;
 
 text_enum! {
@@ -162,6 +164,98 @@ impl Order {
     }
 }
 
+/// An order with its lines: what the write path stores, audits (the order's own columns) and
+/// announces (the order as the API shows it).
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderRecord {
+    #[serde(flatten)]
+    pub row: OrderRow,
+    #[serde(skip)]
+    pub lines: Vec<OrderLine>,
+}
+
+impl Versioned for OrderRecord {
+    const KIND: &'static str = "order";
+
+    fn id(&self) -> Uuid {
+        self.row.id
+    }
+
+    fn version(&self) -> i64 {
+        self.row.version
+    }
+
+    fn stamp(&mut self, version: i64, now: DateTime<Utc>) {
+        self.row.version = version;
+        self.row.updated_at = now;
+    }
+
+    fn customer_id(&self) -> Option<Uuid> {
+        Some(self.row.customer_id)
+    }
+
+    fn view(&self) -> Value {
+        serde_json::to_value(Order::new(&self.row, self.lines.clone())).unwrap_or_default()
+    }
+
+    async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Self> {
+        let row: OrderRow = orders::table
+            .find(id)
+            .select(OrderRow::as_select())
+            .for_update()
+            .first(conn)
+            .await?;
+        let lines = lines_of(conn, &[id]).await?.remove(&id).unwrap_or_default();
+        Ok(Self { row, lines })
+    }
+
+    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
+        let row = &self.row;
+        let saved: OrderRow = diesel::insert_into(orders::table)
+            .values((
+                orders::id.eq(row.id),
+                orders::source.eq(&row.source),
+                orders::external_id.eq(&row.external_id),
+                orders::customer_id.eq(row.customer_id),
+                orders::status.eq(&row.status),
+                orders::currency.eq(&row.currency),
+                orders::subtotal_minor.eq(row.subtotal_minor),
+                orders::discount_minor.eq(row.discount_minor),
+                orders::shipping_minor.eq(row.shipping_minor),
+                orders::total_minor.eq(row.total_minor),
+                orders::ordered_at.eq(row.ordered_at),
+            ))
+            .returning(OrderRow::as_returning())
+            .get_result(conn)
+            .await?;
+        diesel::insert_into(order_lines::table)
+            .values(&self.lines)
+            .execute(conn)
+            .await?;
+        Ok(Self {
+            row: saved,
+            lines: self.lines.clone(),
+        })
+    }
+
+    /// Only the status changes once an order is recorded.
+    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
+        let saved: OrderRow = diesel::update(orders::table.find(self.row.id))
+            .set((
+                orders::status.eq(&self.row.status),
+                orders::version.eq(self.row.version),
+                orders::updated_at.eq(self.row.updated_at),
+            ))
+            .returning(OrderRow::as_returning())
+            .get_result(conn)
+            .await?;
+        Ok(Self {
+            row: saved,
+            lines: self.lines.clone(),
+        })
+    }
+}
+
 /// The lines of several orders, by order.
 pub async fn lines_of(
     conn: &mut AsyncPgConnection,
@@ -194,7 +288,7 @@ pub async fn with_lines(
 }
 
 #[derive(QueryableByName)]
-struct Figures {
+struct CountedOrders {
     #[diesel(sql_type = Integer)]
     order_count: i32,
     #[diesel(sql_type = BigInt)]
@@ -208,14 +302,14 @@ struct Figures {
 }
 
 /// Recomputes a customer's value figures from their counted orders (so a replay, a refund or
-/// a merge can never double-count), moves a first-time buyer up to `active`, and records
-/// the change in the audit log. The caller holds the customer's row lock.
+/// a merge can never double-count) and stores them through the customer's rules. The
+/// caller holds the customer's row lock.
 pub async fn recompute_figures(
     conn: &mut AsyncPgConnection,
-    actor: Actor,
-    customer: &CustomerRow,
-) -> QueryResult<CustomerRow> {
-    let figures: Figures = diesel::sql_query(
+    writer: &Writer,
+    customer: CustomerRow,
+) -> ApiResult<CustomerRow> {
+    let counted: CountedOrders = diesel::sql_query(
         "SELECT count(*)::int AS order_count, coalesce(sum(total_minor), 0)::bigint AS total_minor, \
          min(ordered_at) AS first_at, max(ordered_at) AS last_at, min(currency) AS currency \
          FROM orders WHERE customer_id = $1 AND status IN ('paid', 'fulfilled')",
@@ -223,57 +317,39 @@ pub async fn recompute_figures(
     .bind::<diesel::sql_types::Uuid, _>(customer.id)
     .get_result(conn)
     .await?;
-    let mut after = customer.clone();
-    after.order_count = figures.order_count;
-    after.total_spent_minor = figures.total_minor;
-    after.first_purchase_at = figures.first_at;
-    after.last_purchase_at = figures.last_at;
-    after.currency = figures.currency.or(after.currency);
-    let first_time_buyer = [Level::Potential, Level::Prospect, Level::Registered]
-        .iter()
-        .any(|l| l.as_str() == after.level);
-    if figures.order_count > 0 && first_time_buyer {
-        after.level = Level::Active.as_str().to_owned();
-    }
-    let before = serde_json::to_value(customer).unwrap_or_default();
-    let changes = audit::diff(
-        Some(&before),
-        &serde_json::to_value(&after).unwrap_or_default(),
-    );
-    if changes.as_object().is_none_or(|c| c.is_empty()) {
-        return Ok(after);
-    }
-    // Only the figures change: update those columns alone (no rewrite of the whole card).
-    let saved: CustomerRow = diesel::update(customers::table.find(customer.id))
-        .set((
-            customers::order_count.eq(after.order_count),
-            customers::total_spent_minor.eq(after.total_spent_minor),
-            customers::first_purchase_at.eq(after.first_purchase_at),
-            customers::last_purchase_at.eq(after.last_purchase_at),
-            customers::currency.eq(&after.currency),
-            customers::level.eq(&after.level),
-            customers::version.eq(customers::version + 1),
-            customers::updated_at.eq(Utc::now()),
-        ))
-        .returning(CustomerRow::as_returning())
-        .get_result(conn)
-        .await?;
-    let subject = Subject {
-        entity_type: "customer",
-        entity_id: customer.id,
-        customer_id: Some(customer.id),
+    let figures = Figures {
+        order_count: counted.order_count,
+        total_spent_minor: counted.total_minor,
+        first_purchase_at: counted.first_at,
+        last_purchase_at: counted.last_at,
+        currency: counted.currency,
     };
-    audit::record(conn, actor, subject, "figures_updated", changes).await?;
-    Ok(saved)
+    customers::set_figures(conn, writer, customer, figures).await
+}
+
+/// Orders on the customer: their timeline and export sections, and a merge moves them.
+/// Nothing to erase: an order says what was bought, when, for how much and from which shop,
+/// and the figures stay as aggregates.
+pub fn customer_hooks() -> CustomerHooks {
+    CustomerHooks {
+        domain: "orders",
+        tables: &["orders"],
+        timeline: Some(timeline),
+        merge: Some(move_to_survivor),
+        export: Some(export),
+        erase: Erase::NothingPersonal(
+            "orders and their lines hold products, amounts, times and shop references only",
+        ),
+    }
 }
 
 /// Timeline source: the customer's orders.
-pub fn timeline<'c>(
+fn timeline<'c>(
     conn: &'c mut AsyncPgConnection,
     customer: Uuid,
     before: TimelineCursor,
     limit: i64,
-) -> BoxFuture<'c, QueryResult<Vec<TimelineEntry>>> {
+) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
     Box::pin(async move {
         let mut query = orders::table
             .filter(orders::customer_id.eq(customer))
@@ -309,12 +385,13 @@ pub fn timeline<'c>(
     })
 }
 
-/// Merge step: the duplicate's orders move to the survivor.
-pub fn move_to_survivor<'c>(
+/// Merge step: the duplicate's orders move to the survivor, whose figures now count them.
+fn move_to_survivor<'c>(
     conn: &'c mut AsyncPgConnection,
+    writer: &'c Writer,
     survivor: Uuid,
     duplicate: Uuid,
-) -> BoxFuture<'c, QueryResult<()>> {
+) -> BoxFuture<'c, ApiResult<()>> {
     Box::pin(async move {
         diesel::update(orders::table.filter(orders::customer_id.eq(duplicate)))
             .set((
@@ -322,16 +399,18 @@ pub fn move_to_survivor<'c>(
                 orders::updated_at.eq(Utc::now()),
             ))
             .execute(conn)
-            .await
-            .map(|_| ())
+            .await?;
+        let survivor = customers::lock_live(conn, survivor).await?;
+        recompute_figures(conn, writer, survivor).await?;
+        Ok(())
     })
 }
 
 /// Export section: every order of the customer with its lines.
-pub fn export<'c>(
+fn export<'c>(
     conn: &'c mut AsyncPgConnection,
     customer: Uuid,
-) -> BoxFuture<'c, QueryResult<(&'static str, Value)>> {
+) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
     Box::pin(async move {
         let rows: Vec<OrderRow> = orders::table
             .filter(orders::customer_id.eq(customer))

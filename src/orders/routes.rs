@@ -12,19 +12,21 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
-use super::{Order, OrderLine, OrderRow, OrderStatus, recompute_figures, with_lines};
-use crate::audit::{self, Actor, Subject};
+use super::{
+    Order, OrderLine, OrderRecord, OrderRow, OrderStatus, lines_of, recompute_figures, with_lines,
+};
 use crate::auth::{Authorized, OrdersRead, OrdersWrite};
-use crate::customers::fields::{CustomerFields, normalise_phone, optional_phone, optional_text};
-use crate::customers::{CustomerRow, Level, queries as customer_queries};
+use crate::customers::api::{self as customers, CustomerRow, ReferencedCustomer};
+use crate::customers::fields::{normalise_phone, optional_phone, optional_text};
 use crate::db::keyset::older_than;
-use crate::db::schema::{order_lines, orders};
+use crate::db::schema::orders;
 use crate::db::{self, DbConn};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
-use crate::http::json::{Field, ValidJson};
+use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::kit::write::{self, Action, Writer};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -212,10 +214,10 @@ async fn create(
     mut conn: DbConn,
     body: ValidJson<NewOrder>,
 ) -> ApiResult<HttpResponse> {
-    let actor = Actor::from(&caller.principal);
+    let writer = Writer::of(&caller.principal);
     let order = body.0;
-    let (row, lines, is_new) = conn
-        .transaction::<_, ApiError, _>(async move |conn| record(conn, actor, order).await)
+    let (OrderRecord { row, lines }, is_new) = conn
+        .transaction::<_, ApiError, _>(async move |conn| record(conn, &writer, order).await)
         .await?;
     let version = row.version;
     let view = Order::new(&row, lines);
@@ -232,9 +234,9 @@ async fn create(
 
 async fn record(
     conn: &mut AsyncPgConnection,
-    actor: Actor,
+    writer: &Writer,
     order: NewOrder,
-) -> ApiResult<(OrderRow, Vec<OrderLine>, bool)> {
+) -> ApiResult<(OrderRecord, bool)> {
     db::lock_key(
         conn,
         &format!("order\n{}\n{}", order.source, order.external_id),
@@ -247,12 +249,12 @@ async fn record(
         .first(conn)
         .await
         .optional()?;
-    if let Some(existing) = existing {
-        let lines = super::lines_of(conn, &[existing.id])
+    if let Some(row) = existing {
+        let lines = lines_of(conn, &[row.id])
             .await?
-            .remove(&existing.id)
+            .remove(&row.id)
             .unwrap_or_default();
-        return Ok((existing, lines, false));
+        return Ok((OrderRecord { row, lines }, false));
     }
     // Bounded by the line limits (500 × 100,000 × 10^10 < 2^63), so it cannot overflow.
     let subtotal: i64 = order
@@ -260,9 +262,6 @@ async fn record(
         .iter()
         .map(|l| i64::from(l.quantity) * l.unit_price_minor)
         .sum();
-    let discount = order.discount_minor.unwrap_or(0);
-    let shipping = order.shipping_minor.unwrap_or(0);
-    let total = order.total_minor;
     if order.ordered_at > Utc::now() + Duration::minutes(5) {
         return Err(ApiError::invalid(
             "ordered_at",
@@ -270,7 +269,7 @@ async fn record(
             "cannot be in the future",
         ));
     }
-    let customer = resolve_customer(conn, actor, &order.customer).await?;
+    let customer = resolve_customer(conn, writer, order.customer).await?;
     let status = order.status.unwrap_or(OrderStatus::Placed);
     let counted_elsewhere =
         customer.order_count > 0 && customer.currency.as_deref() != Some(order.currency.as_str());
@@ -285,24 +284,8 @@ async fn record(
         ));
     }
     let id = Uuid::now_v7();
-    let row: OrderRow = diesel::insert_into(orders::table)
-        .values((
-            orders::id.eq(id),
-            orders::source.eq(&order.source),
-            orders::external_id.eq(&order.external_id),
-            orders::customer_id.eq(customer.id),
-            orders::status.eq(status.as_str()),
-            orders::currency.eq(&order.currency),
-            orders::subtotal_minor.eq(subtotal),
-            orders::discount_minor.eq(discount),
-            orders::shipping_minor.eq(shipping),
-            orders::total_minor.eq(total),
-            orders::ordered_at.eq(order.ordered_at),
-        ))
-        .returning(OrderRow::as_returning())
-        .get_result(conn)
-        .await?;
-    let lines: Vec<OrderLine> = order
+    let now = Utc::now();
+    let lines = order
         .lines
         .into_iter()
         .enumerate()
@@ -312,72 +295,50 @@ async fn record(
             ..line
         })
         .collect();
-    diesel::insert_into(order_lines::table)
-        .values(&lines)
-        .execute(conn)
-        .await?;
-    let subject = Subject {
-        entity_type: "order",
-        entity_id: id,
-        customer_id: Some(customer.id),
+    let new = OrderRecord {
+        row: OrderRow {
+            id,
+            source: order.source,
+            external_id: order.external_id,
+            customer_id: customer.id,
+            status: status.as_str().to_owned(),
+            currency: order.currency,
+            subtotal_minor: subtotal,
+            discount_minor: order.discount_minor.unwrap_or(0),
+            shipping_minor: order.shipping_minor.unwrap_or(0),
+            total_minor: order.total_minor,
+            ordered_at: order.ordered_at,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        },
+        lines,
     };
-    audit::record(
-        conn,
-        actor,
-        subject,
-        "created",
-        audit::diff(None, &serde_json::to_value(&row).unwrap_or_default()),
-    )
-    .await?;
-    recompute_figures(conn, actor, &customer).await?;
-    Ok((row, lines, true))
+    let saved = write::create(conn, writer, new, Action::CREATED).await?;
+    recompute_figures(conn, writer, customer).await?;
+    Ok((saved, true))
 }
 
 /// The order's customer, locked; created as `registered` when named by an unknown reference.
 async fn resolve_customer(
     conn: &mut AsyncPgConnection,
-    actor: Actor,
-    who: &OrderCustomer,
+    writer: &Writer,
+    who: OrderCustomer,
 ) -> ApiResult<CustomerRow> {
-    let not_found = |field: &str| ApiError::rule(field, "not_found", "no such customer");
-    match (who.id, &who.source, &who.external_ref) {
-        (Some(id), None, None) => {
-            customer_queries::lock_live(conn, id)
-                .await
-                .map_err(|e| match e {
-                    ApiError::NotFound(_) => not_found("customer.id"),
-                    other => other,
-                })
-        }
+    match (who.id, who.source, who.external_ref) {
+        (Some(id), None, None) => customers::lock_live(conn, id).await.map_err(|e| match e {
+            ApiError::NotFound(_) => ApiError::rule("customer.id", "not_found", "no such customer"),
+            other => other,
+        }),
         (None, Some(source), Some(external_ref)) => {
-            if let Some(found) =
-                customer_queries::lock_by_reference(conn, source, external_ref).await?
-            {
-                return Ok(found);
-            }
-            let fields = CustomerFields {
-                display_name: Field::Value(
-                    who.display_name
-                        .clone()
-                        .unwrap_or_else(|| format!("{source} {external_ref}")),
-                ),
-                emails: who
-                    .email
-                    .clone()
-                    .map_or(Field::Absent, |e| Field::Value(vec![e])),
-                phones: who
-                    .phone
-                    .clone()
-                    .map_or(Field::Absent, |p| Field::Value(vec![p])),
-                source: Field::Value(source.clone()),
-                external_ref: Field::Value(external_ref.clone()),
-                level: Field::Value(Level::Registered),
-                ..CustomerFields::default()
+            let named = ReferencedCustomer {
+                source,
+                external_ref,
+                display_name: who.display_name,
+                email: who.email,
+                phone: who.phone,
             };
-            let fields = crate::http::json::Validated::validated(fields).map_err(|errors| {
-                ApiError::Validation(errors.into_iter().map(|e| e.within("customer")).collect())
-            })?;
-            customer_queries::insert_new(conn, actor, None, fields).await
+            customers::lock_or_create(conn, writer, named, "customer").await
         }
         // `one_customer_reference` refused every other shape when the body was read.
         _ => Err(ApiError::invalid(
@@ -471,49 +432,36 @@ async fn update(
     if_match: IfMatch,
     body: ValidJson<OrderPatch>,
 ) -> ApiResult<HttpResponse> {
-    let actor = Actor::from(&caller.principal);
+    let writer = Writer::of(&caller.principal);
     let (id, next) = (*id, body.0.status);
-    let row = conn
+    let saved = conn
         .transaction::<_, ApiError, _>(async move |conn| {
-            let current: OrderRow = orders::table
-                .find(id)
-                .select(OrderRow::as_select())
-                .for_update()
-                .first(conn)
-                .await?;
-            if_match.check(current.version)?;
-            let status = OrderStatus::from_column(&current.status);
+            let current: write::Locked<OrderRecord> =
+                write::lock(conn, &writer, id, &if_match).await?;
+            let status = OrderStatus::from_column(&current.row().row.status);
             if status == next {
-                return Ok(current);
+                return Ok(current.to_change());
             }
             if !status.may_become(next) {
                 return Err(ApiError::Conflict(format!(
                     "an order that is {status} cannot become {next}"
                 )));
             }
-            let customer = customer_queries::lock_row(conn, current.customer_id).await?;
-            let updated: OrderRow = diesel::update(orders::table.find(id))
-                .set((
-                    orders::status.eq(next.as_str()),
-                    orders::version.eq(orders::version + 1),
-                    orders::updated_at.eq(Utc::now()),
-                ))
-                .returning(OrderRow::as_returning())
-                .get_result(conn)
-                .await?;
-            let subject = Subject {
-                entity_type: "order",
-                entity_id: id,
-                customer_id: Some(customer.id),
-            };
-            let change = serde_json::json!({"status": {"old": status, "new": next}});
-            audit::record(conn, actor, subject, "status_changed", change).await?;
-            recompute_figures(conn, actor, &customer).await?;
-            Ok(updated)
+            let customer = customers::lock_row(conn, current.row().row.customer_id).await?;
+            let mut changed = current.to_change();
+            changed.row.status = next.as_str().to_owned();
+            let saved = write::save(conn, &writer, current, changed, STATUS_CHANGED).await?;
+            recompute_figures(conn, &writer, customer).await?;
+            Ok(saved)
         })
         .await?;
-    let order = with_lines(&mut conn, std::slice::from_ref(&row))
-        .await?
-        .remove(0);
-    Ok(versioned(StatusCode::OK, &order, row.version))
+    let version = saved.row.version;
+    Ok(versioned(
+        StatusCode::OK,
+        &Order::new(&saved.row, saved.lines),
+        version,
+    ))
 }
+
+/// A change of an order's status.
+const STATUS_CHANGED: Action = Action::named("status_changed", "updated");

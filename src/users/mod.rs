@@ -13,18 +13,104 @@ use validator::Validate;
 use crate::auth::{Role, passwords};
 use crate::db::schema::users;
 use crate::error::{ApiError, ApiResult};
+use crate::kit::write::{self, Action, Versioned, Writer};
 
-/// A user row, without the password hash.
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// A user row. The password hash is never serialised (so never audited or announced) and
+/// not debug-printed.
+#[derive(Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = users)]
 pub struct UserRow {
     pub id: Uuid,
     pub email: String,
+    #[serde(skip)]
+    pub password_hash: String,
     pub role: String,
     pub active: bool,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Audited instead of the hash.
+    pub password_changed_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Versioned for UserRow {
+    const KIND: &'static str = "user";
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn stamp(&mut self, version: i64, now: DateTime<Utc>) {
+        self.version = version;
+        self.updated_at = now;
+    }
+
+    fn customer_id(&self) -> Option<Uuid> {
+        None
+    }
+
+    fn view(&self) -> serde_json::Value {
+        serde_json::to_value(User::from(self.clone())).unwrap_or_default()
+    }
+
+    async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Self> {
+        Ok(users::table
+            .find(id)
+            .select(UserRow::as_select())
+            .for_update()
+            .first(conn)
+            .await?)
+    }
+
+    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
+        diesel::insert_into(users::table)
+            .values((
+                users::id.eq(self.id),
+                users::email.eq(&self.email),
+                users::password_hash.eq(&self.password_hash),
+                users::role.eq(&self.role),
+                users::password_changed_at.eq(self.password_changed_at),
+            ))
+            .returning(UserRow::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(|e| match ApiError::from(e) {
+                ApiError::Conflict(_) => {
+                    ApiError::Conflict("a user with this e-mail already exists".into())
+                }
+                other => other,
+            })
+    }
+
+    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
+        Ok(diesel::update(users::table.find(self.id))
+            .set((
+                users::role.eq(&self.role),
+                users::active.eq(self.active),
+                users::password_hash.eq(&self.password_hash),
+                users::password_changed_at.eq(self.password_changed_at),
+                users::version.eq(self.version),
+                users::updated_at.eq(self.updated_at),
+            ))
+            .returning(UserRow::as_returning())
+            .get_result(conn)
+            .await?)
+    }
 }
 
 /// A staff user as the API shows it (never with a password hash).
@@ -68,24 +154,25 @@ pub struct NewUser {
 }
 
 /// Creates a user; `409` when the e-mail is taken (compared case-insensitively).
-pub async fn create_user(conn: &mut AsyncPgConnection, new: NewUser) -> ApiResult<UserRow> {
+pub async fn create_user(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    new: NewUser,
+) -> ApiResult<UserRow> {
     let hash = passwords::hash(new.password).await?;
-    diesel::insert_into(users::table)
-        .values((
-            users::id.eq(Uuid::now_v7()),
-            users::email.eq(new.email.trim()),
-            users::password_hash.eq(hash),
-            users::role.eq(new.role.as_str()),
-        ))
-        .returning(UserRow::as_returning())
-        .get_result(conn)
-        .await
-        .map_err(|e| match ApiError::from(e) {
-            ApiError::Conflict(_) => {
-                ApiError::Conflict("a user with this e-mail already exists".into())
-            }
-            other => other,
-        })
+    let now = Utc::now();
+    let row = UserRow {
+        id: Uuid::now_v7(),
+        email: new.email.trim().to_owned(),
+        password_hash: hash,
+        role: new.role.as_str().to_owned(),
+        active: true,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        password_changed_at: Some(now),
+    };
+    write::create(conn, writer, row, Action::CREATED).await
 }
 
 /// Creates the bootstrap admin if there is no user at all. Returns whether it did.
@@ -105,6 +192,6 @@ pub async fn bootstrap_admin(
     };
     new.validate()
         .map_err(|e| ApiError::Validation(crate::http::json::field_errors(&e)))?;
-    create_user(conn, new).await?;
+    create_user(conn, &Writer::system(), new).await?;
     Ok(true)
 }

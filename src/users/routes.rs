@@ -11,7 +11,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::{NewUser, User, UserRow, create_user};
-use crate::auth::{AdminOnly, AuthState, Authorized, Role, passwords};
+use crate::auth::{AdminOnly, AuthState, Authorized, Principal, Role, passwords};
 use crate::db::DbConn;
 use crate::db::schema::{refresh_tokens, users};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -19,6 +19,7 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::kit::write::{self, Action, Locked, Writer};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -62,11 +63,12 @@ pub struct UserFilters {
 )]
 #[post("/users")]
 async fn create(
-    _: Authorized<AdminOnly>,
+    caller: Authorized<AdminOnly>,
     mut conn: DbConn,
     body: ValidJson<NewUser>,
 ) -> ApiResult<HttpResponse> {
-    let row = create_user(&mut conn, body.0).await?;
+    let writer = Writer::of(&caller.principal);
+    let row = create_user(&mut conn, &writer, body.0).await?;
     let version = row.version;
     Ok(created(
         format!("/api/v1/users/{}", row.id),
@@ -145,23 +147,17 @@ async fn update(
     if_match: IfMatch,
     body: ValidJson<UserPatch>,
 ) -> ApiResult<HttpResponse> {
-    let row = apply_change(
-        &mut conn,
-        caller.principal.user_id(),
-        *id,
-        &if_match,
-        body.0,
-    )
-    .await?;
+    let row = apply_change(&mut conn, &caller.principal, *id, &if_match, body.0).await?;
     auth.forget_user(row.id);
     let version = row.version;
     Ok(versioned(StatusCode::OK, &User::from(row), version))
 }
 
-/// Applies a patch under a row lock, enforcing If-Match and the admin rules.
+/// Applies a patch through the write path, enforcing If-Match and the admin rules; a new
+/// password or a deactivation signs the user out everywhere.
 async fn apply_change(
     conn: &mut DbConn,
-    caller: Option<Uuid>,
+    caller: &Principal,
     id: Uuid,
     if_match: &IfMatch,
     patch: UserPatch,
@@ -170,23 +166,19 @@ async fn apply_change(
         Some(password) => Some(passwords::hash(password).await?),
         None => None,
     };
+    let writer = Writer::of(caller);
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let current: UserRow = users::table
-            .find(id)
-            .select(UserRow::as_select())
-            .for_update()
-            .first(conn)
-            .await?;
-        if_match.check(current.version)?;
-        let role = patch
-            .role
-            .map(Role::as_str)
-            .unwrap_or(&current.role)
-            .to_owned();
-        let active = patch.active.unwrap_or(current.active);
-        let loses_admin = current.role == "admin" && current.active && (role != "admin" || !active);
+        let current: Locked<UserRow> = write::lock(conn, &writer, id, if_match).await?;
+        let mut after = current.to_change();
+        if let Some(role) = patch.role {
+            after.role = role.as_str().to_owned();
+        }
+        after.active = patch.active.unwrap_or(after.active);
+        let was = current.row();
+        let loses_admin =
+            was.role == "admin" && was.active && (after.role != "admin" || !after.active);
         if loses_admin {
-            if caller == Some(id) {
+            if caller.user_id() == Some(id) {
                 return Err(ApiError::Conflict(
                     "you cannot demote or deactivate yourself".into(),
                 ));
@@ -202,23 +194,12 @@ async fn apply_change(
                 return Err(ApiError::Conflict("this is the last active admin".into()));
             }
         }
-        let signs_out = !active || password_hash.is_some();
-        let row: UserRow = diesel::update(users::table.find(id))
-            .set((
-                users::role.eq(role),
-                users::active.eq(active),
-                users::version.eq(users::version + 1),
-                users::updated_at.eq(Utc::now()),
-            ))
-            .returning(UserRow::as_returning())
-            .get_result(conn)
-            .await?;
+        let signs_out = !after.active || password_hash.is_some();
         if let Some(hash) = password_hash {
-            diesel::update(users::table.find(id))
-                .set(users::password_hash.eq(hash))
-                .execute(conn)
-                .await?;
+            after.password_hash = hash;
+            after.password_changed_at = Some(Utc::now());
         }
+        let row = write::save(conn, &writer, current, after, Action::UPDATED).await?;
         if signs_out {
             diesel::update(refresh_tokens::table)
                 .filter(refresh_tokens::user_id.eq(id))

@@ -11,6 +11,7 @@ use rapport::auth::Role;
 use rapport::config::Settings;
 use rapport::db::shared_reads::SharedReadsSpec;
 use rapport::db::{self, embedded::EmbeddedPostgres};
+use rapport::kit::write::Writer;
 use rapport::server::Context;
 use rapport::users::{NewUser, create_user};
 use serde_json::Value;
@@ -346,7 +347,9 @@ impl TestApp {
             password: PASSWORD.into(),
             role,
         };
-        let row = create_user(&mut conn, new).await.unwrap();
+        let row = create_user(&mut conn, &Writer::system(), new)
+            .await
+            .unwrap();
         (row.id, email)
     }
 

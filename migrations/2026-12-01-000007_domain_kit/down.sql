@@ -1,0 +1,2 @@
+ALTER TABLE users DROP COLUMN password_changed_at;
+DROP TABLE events;

@@ -1,0 +1,92 @@
+//! What other domains may ask of the customer file: find and lock a customer, create one
+//! named by a shop's reference, and set the value figures their records add up to. Every
+//! change goes through the customer's own rules and the write path.
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+
+use super::fields::CustomerFields;
+use super::{Level, queries};
+use crate::error::{ApiError, ApiResult};
+use crate::http::json::{Field, Validated};
+use crate::kit::write::{self, Action, Writer};
+
+pub use super::CustomerRow;
+pub use super::queries::{lock_live, lock_row};
+
+/// A customer another system knows by its own reference, with what a new one starts with.
+#[derive(Debug, Clone, Default)]
+pub struct ReferencedCustomer {
+    pub source: String,
+    pub external_ref: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// The live customer with this reference, locked; created as `registered` when there is
+/// none. Field errors name `field_prefix.*`.
+pub async fn lock_or_create(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    who: ReferencedCustomer,
+    field_prefix: &str,
+) -> ApiResult<CustomerRow> {
+    if let Some(found) = queries::lock_by_reference(conn, &who.source, &who.external_ref).await? {
+        return Ok(found);
+    }
+    let fields = CustomerFields {
+        display_name: Field::Value(
+            who.display_name
+                .unwrap_or_else(|| format!("{} {}", who.source, who.external_ref)),
+        ),
+        emails: who.email.map_or(Field::Absent, |e| Field::Value(vec![e])),
+        phones: who.phone.map_or(Field::Absent, |p| Field::Value(vec![p])),
+        source: Field::Value(who.source),
+        external_ref: Field::Value(who.external_ref),
+        level: Field::Value(Level::Registered),
+        ..CustomerFields::default()
+    };
+    let fields = fields.validated().map_err(|errors| {
+        ApiError::Validation(errors.into_iter().map(|e| e.within(field_prefix)).collect())
+    })?;
+    queries::insert_new(conn, writer, fields).await
+}
+
+/// A customer's value figures, as their counted orders add up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Figures {
+    pub order_count: i32,
+    pub total_spent_minor: i64,
+    pub first_purchase_at: Option<DateTime<Utc>>,
+    pub last_purchase_at: Option<DateTime<Utc>>,
+    /// The currency of the counted orders; `None` keeps the customer's.
+    pub currency: Option<String>,
+}
+
+/// A change of figures.
+const FIGURES_UPDATED: Action = Action::named("figures_updated", "updated");
+
+/// Sets the figures of a customer the caller has locked, and moves a first-time buyer up to
+/// `active`.
+pub async fn set_figures(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    customer: CustomerRow,
+    figures: Figures,
+) -> ApiResult<CustomerRow> {
+    let locked = write::adopt(writer, customer)?;
+    let mut after = locked.to_change();
+    after.order_count = figures.order_count;
+    after.total_spent_minor = figures.total_spent_minor;
+    after.first_purchase_at = figures.first_purchase_at;
+    after.last_purchase_at = figures.last_purchase_at;
+    after.currency = figures.currency.or(after.currency);
+    let first_time_buyer = [Level::Potential, Level::Prospect, Level::Registered]
+        .iter()
+        .any(|l| l.as_str() == after.level);
+    if figures.order_count > 0 && first_time_buyer {
+        after.level = Level::Active.as_str().to_owned();
+    }
+    write::save(conn, writer, locked, after, FIGURES_UPDATED).await
+}

@@ -1,0 +1,79 @@
+//! Domain events (`customer.created`, `order.updated`, ...): one row per change, written by
+//! the write path in the transaction that makes the change. A change that rolls back leaves
+//! no event, and a committed change always has its event: webhook delivery and the change
+//! feed read this table as a transactional outbox, in commit order (`docs/architecture.md`).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::audit::{Actor, Subject};
+use crate::db::schema::events;
+
+/// One event about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// `<subject kind>.<what happened>`: `customer.updated`.
+    pub event_type: String,
+    pub subject: Subject,
+    pub actor: Actor,
+    /// The resource after the change as the API shows it; for a deletion `{"id": ...}`.
+    pub data: Value,
+}
+
+/// Records an event in the caller's transaction.
+pub async fn record(conn: &mut AsyncPgConnection, event: NewEvent) -> QueryResult<()> {
+    let (actor_type, actor_id) = event.actor.parts();
+    diesel::insert_into(events::table)
+        .values((
+            events::id.eq(Uuid::now_v7()),
+            events::event_type.eq(event.event_type),
+            events::subject_type.eq(event.subject.entity_type),
+            events::subject_id.eq(event.subject.entity_id),
+            events::customer_id.eq(event.subject.customer_id),
+            events::actor_type.eq(actor_type),
+            events::actor_id.eq(actor_id),
+            events::data.eq(event.data),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// A recorded event.
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct Event {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub subject_type: String,
+    pub subject_id: Uuid,
+    pub customer_id: Option<Uuid>,
+    pub actor_type: String,
+    pub actor_id: Option<Uuid>,
+    pub data: Value,
+}
+
+/// Overwrites, in every event of `subject_type` about a customer, the keys of `erased` with
+/// their erased values: events keep what happened, not what was erased.
+pub async fn redact_customer(
+    conn: &mut AsyncPgConnection,
+    customer_id: Uuid,
+    subject_type: &str,
+    erased: Value,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE events SET data = data || $3 \
+         WHERE customer_id = $1 AND subject_type = $2 AND jsonb_typeof(data) = 'object'",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(customer_id)
+    .bind::<diesel::sql_types::Text, _>(subject_type)
+    .bind::<diesel::sql_types::Jsonb, _>(erased)
+    .execute(conn)
+    .await
+}

@@ -1,0 +1,13 @@
+//! The domain kit: what every domain stands on, so that each domain module holds only its
+//! routes, types and queries (docs/architecture.md, "Adding a domain").
+//!
+//! - [`write`]: the one write path (lock, `If-Match`, rights, diff, version, audit, event);
+//! - [`events`]: the domain events it records, read later by webhooks and the change feed;
+//! - [`registry`]: how a domain plugs into the customer (timeline, merge, export, erase).
+
+pub mod events;
+mod money;
+pub mod registry;
+pub mod write;
+
+pub use money::Money;

@@ -1,0 +1,128 @@
+//! How domains plug into the customer. Each domain declares, in its own module, what it
+//! holds about a customer and its four steps — timeline, merge, export, erase — as one
+//! [`CustomerHooks`]; the app assembles the [`Registry`] where it is built
+//! (`server::registry`). The customer handlers walk the registry, so `customers` imports no
+//! other domain, and adding a domain touches no customer code.
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::write::Writer;
+use crate::error::ApiResult;
+
+/// One event in a customer's timeline.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    /// `order`, `audit`, ... (one per domain).
+    #[schema(example = "order")]
+    pub kind: String,
+    /// The id of the order, audit entry, ... the entry is about.
+    pub id: Uuid,
+    #[schema(example = "Order 10045 from webshop: 125.00 CNY, paid")]
+    pub summary: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+/// Position in a timeline: entries strictly older than `(at, id)`.
+pub type TimelineCursor = Option<(DateTime<Utc>, Uuid)>;
+
+/// Up to `limit` entries of one domain for a customer, newest first, before the cursor.
+pub type TimelineSource = for<'c> fn(
+    &'c mut AsyncPgConnection,
+    Uuid,
+    TimelineCursor,
+    i64,
+) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>>;
+
+/// Moves one domain's records from a duplicate (second id) to the survivor of a merge
+/// (first id), after the two customer rows are merged.
+pub type MergeStep =
+    for<'c> fn(&'c mut AsyncPgConnection, &'c Writer, Uuid, Uuid) -> BoxFuture<'c, ApiResult<()>>;
+
+/// One named section of a customer's data export.
+pub type ExportSection =
+    for<'c> fn(&'c mut AsyncPgConnection, Uuid) -> BoxFuture<'c, ApiResult<(&'static str, Value)>>;
+
+/// Removes or anonymises what one domain holds about a customer, in the erase's transaction.
+pub type EraseStep =
+    for<'c> fn(&'c mut AsyncPgConnection, &'c Writer, Uuid) -> BoxFuture<'c, ApiResult<()>>;
+
+/// What erasing a customer does to a domain's data.
+#[derive(Clone, Copy)]
+pub enum Erase {
+    /// The domain's own step.
+    Step(EraseStep),
+    /// Nothing: the domain's rows about a customer hold no personal data (said why, so a
+    /// reviewer can check it; the erase tests search every table for the erased values).
+    NothingPersonal(&'static str),
+}
+
+/// One domain's hooks into the customer.
+#[derive(Clone, Copy)]
+pub struct CustomerHooks {
+    /// The domain's name (`orders`).
+    pub domain: &'static str,
+    /// The tables whose rows name a customer (`customer_id`) that this domain owns; a test
+    /// checks that every such table of the schema is claimed by a registered domain.
+    pub tables: &'static [&'static str],
+    pub timeline: Option<TimelineSource>,
+    pub merge: Option<MergeStep>,
+    pub export: Option<ExportSection>,
+    pub erase: Erase,
+}
+
+/// Every registered domain's hooks, in registration order.
+#[derive(Clone, Default)]
+pub struct Registry {
+    hooks: Vec<CustomerHooks>,
+}
+
+impl Registry {
+    /// A registry of these domains.
+    pub fn new(hooks: Vec<CustomerHooks>) -> Self {
+        Self { hooks }
+    }
+
+    /// Every registered domain.
+    pub fn domains(&self) -> &[CustomerHooks] {
+        &self.hooks
+    }
+
+    /// Every timeline source.
+    pub fn timelines(&self) -> impl Iterator<Item = TimelineSource> + '_ {
+        self.hooks.iter().filter_map(|h| h.timeline)
+    }
+
+    /// Every merge step.
+    pub fn merge_steps(&self) -> impl Iterator<Item = MergeStep> + '_ {
+        self.hooks.iter().filter_map(|h| h.merge)
+    }
+
+    /// Every export section.
+    pub fn export_sections(&self) -> impl Iterator<Item = ExportSection> + '_ {
+        self.hooks.iter().filter_map(|h| h.export)
+    }
+
+    /// Every erase step.
+    pub fn erase_steps(&self) -> impl Iterator<Item = EraseStep> + '_ {
+        self.hooks.iter().filter_map(|h| match h.erase {
+            Erase::Step(step) => Some(step),
+            Erase::NothingPersonal(_) => None,
+        })
+    }
+}
+
+/// Merges the newest-first lists of every source and keeps the first `limit`.
+pub fn merge_newest_first(lists: Vec<Vec<TimelineEntry>>, limit: usize) -> Vec<TimelineEntry> {
+    let mut all: Vec<TimelineEntry> = lists.into_iter().flatten().collect();
+    all.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
+    all.truncate(limit);
+    all
+}

@@ -1,0 +1,238 @@
+//! The one write path of versioned resources. Every create, change and soft delete goes
+//! through [`create`] or [`lock`] then [`save`], inside the caller's transaction:
+//!
+//! 1. lock the row (`SELECT ... FOR UPDATE`) and check `If-Match` against its version;
+//! 2. check the writer's right to the row as it is ([`Versioned::ownership`]);
+//! 3. the domain applies its change to a copy;
+//! 4. check the right again on the changed row (an agent cannot give a row away);
+//! 5. diff the two; no difference writes nothing;
+//! 6. bump `version` and `updated_at`, store the row;
+//! 7. write the audit entry and the domain event.
+//!
+//! A domain implements [`Versioned`] for its row and never writes these steps itself.
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::events::{self, NewEvent};
+use crate::audit::{self, Actor, Subject};
+use crate::auth::{Ownership, Principal, ensure_may_write};
+use crate::error::ApiResult;
+use crate::http::etag::IfMatch;
+
+/// Who makes a change: the actor recorded in the audit log and events, and the principal
+/// whose rights are checked (`None` for the system itself: imports, seeding, jobs).
+#[derive(Debug, Clone)]
+pub struct Writer {
+    actor: Actor,
+    principal: Option<Principal>,
+}
+
+impl Writer {
+    /// A request's caller.
+    pub fn of(principal: &Principal) -> Self {
+        Self {
+            actor: Actor::from(principal),
+            principal: Some(principal.clone()),
+        }
+    }
+
+    /// The server or the command line.
+    pub fn system() -> Self {
+        Self {
+            actor: Actor::System,
+            principal: None,
+        }
+    }
+
+    /// The actor recorded for the change.
+    pub fn actor(&self) -> Actor {
+        self.actor
+    }
+
+    /// The caller whose rights apply, if any.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
+    /// `403` unless this writer may write a row of this ownership.
+    pub fn ensure_may_write(&self, ownership: Ownership) -> ApiResult<()> {
+        ensure_may_write(self.principal(), ownership)
+    }
+}
+
+/// What a write did, as the audit log and the event type name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action {
+    /// The audit entry's action: `created`, `figures_updated`, ...
+    pub audit: &'static str,
+    /// The event type's second half: `customer.<event>`.
+    pub event: &'static str,
+    /// Whether the resource is gone afterwards: its event then carries only its id.
+    pub removes: bool,
+}
+
+impl Action {
+    /// A change recorded under its own audit name and event type.
+    pub const fn named(audit: &'static str, event: &'static str) -> Self {
+        Self {
+            audit,
+            event,
+            removes: false,
+        }
+    }
+
+    pub const CREATED: Self = Self::named("created", "created");
+    pub const UPDATED: Self = Self::named("updated", "updated");
+    /// A (soft) deletion.
+    pub const DELETED: Self = Self {
+        audit: "deleted",
+        event: "deleted",
+        removes: true,
+    };
+}
+
+/// A row that goes through the write path. The trait's async methods are the domain's own
+/// SQL; everything around them is the kit's.
+pub trait Versioned: Serialize + Clone + Sized {
+    /// The kind of resource (`customer`, `order`): the audit entity type, the events'
+    /// subject and the first half of their types.
+    const KIND: &'static str;
+
+    fn id(&self) -> Uuid;
+    fn version(&self) -> i64;
+    /// Stamps a stored change: the next version, changed now.
+    fn stamp(&mut self, version: i64, now: DateTime<Utc>);
+    /// The customer the row concerns, so that its history shows on their timeline.
+    fn customer_id(&self) -> Option<Uuid>;
+    /// Who may write the row.
+    fn ownership(&self) -> Ownership {
+        Ownership::Anyone
+    }
+    /// The row as the API shows it: the events' data.
+    fn view(&self) -> Value;
+    /// The row as the audit log compares it (by default its serialised form).
+    fn audited(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// The row, locked for update; `404` when there is none to write.
+    fn lock(conn: &mut AsyncPgConnection, id: Uuid)
+    -> impl Future<Output = ApiResult<Self>> + Send;
+    /// Inserts the row, returning it as stored.
+    fn insert(&self, conn: &mut AsyncPgConnection) -> impl Future<Output = ApiResult<Self>> + Send;
+    /// Stores the changed row, returning it as stored.
+    fn update(&self, conn: &mut AsyncPgConnection) -> impl Future<Output = ApiResult<Self>> + Send;
+}
+
+/// A row locked for a write whose precondition and writer's right were checked: the only
+/// way to reach [`save`].
+#[derive(Debug)]
+pub struct Locked<T> {
+    row: T,
+}
+
+impl<T: Versioned> Locked<T> {
+    /// The row as stored.
+    pub fn row(&self) -> &T {
+        &self.row
+    }
+
+    /// A copy to change and pass to [`save`].
+    pub fn to_change(&self) -> T {
+        self.row.clone()
+    }
+}
+
+fn subject<T: Versioned>(row: &T) -> Subject {
+    Subject {
+        entity_type: T::KIND,
+        entity_id: row.id(),
+        customer_id: row.customer_id(),
+    }
+}
+
+/// Locks the row, checks `If-Match` (`412`) and the writer's right to it (`403`).
+pub async fn lock<T: Versioned>(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    id: Uuid,
+    if_match: &IfMatch,
+) -> ApiResult<Locked<T>> {
+    let row = T::lock(conn, id).await?;
+    if_match.check(row.version())?;
+    adopt(writer, row)
+}
+
+/// A row the domain locked by other means (by a unique reference), with the writer's right
+/// checked; no precondition applies.
+pub fn adopt<T: Versioned>(writer: &Writer, row: T) -> ApiResult<Locked<T>> {
+    writer.ensure_may_write(row.ownership())?;
+    Ok(Locked { row })
+}
+
+/// Stores `after` in place of the locked row: the writer's right to the result, then (if
+/// anything changed) the new version, the audit entry and the event. Returns the row as
+/// stored, or the unchanged row when nothing differs.
+pub async fn save<T: Versioned>(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    before: Locked<T>,
+    mut after: T,
+    action: Action,
+) -> ApiResult<T> {
+    writer.ensure_may_write(after.ownership())?;
+    let changes = audit::diff(Some(&before.row.audited()), &after.audited());
+    if changes.as_object().is_none_or(|c| c.is_empty()) {
+        return Ok(before.row);
+    }
+    after.stamp(before.row.version() + 1, Utc::now());
+    let saved = after.update(conn).await?;
+    record(conn, writer, &saved, action, changes).await?;
+    Ok(saved)
+}
+
+/// Inserts a new row after checking the writer's right to it, with its audit entry and
+/// event.
+pub async fn create<T: Versioned>(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    row: T,
+    action: Action,
+) -> ApiResult<T> {
+    writer.ensure_may_write(row.ownership())?;
+    let saved = row.insert(conn).await?;
+    let changes = audit::diff(None, &saved.audited());
+    record(conn, writer, &saved, action, changes).await?;
+    Ok(saved)
+}
+
+async fn record<T: Versioned>(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    saved: &T,
+    action: Action,
+    changes: Value,
+) -> ApiResult<()> {
+    let subject = subject(saved);
+    audit::record(conn, writer.actor(), subject, action.audit, changes).await?;
+    let data = if action.removes {
+        json!({ "id": saved.id() })
+    } else {
+        saved.view()
+    };
+    events::record(
+        conn,
+        NewEvent {
+            event_type: format!("{}.{}", T::KIND, action.event),
+            subject,
+            actor: writer.actor(),
+            data,
+        },
+    )
+    .await?;
+    Ok(())
+}
