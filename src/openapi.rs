@@ -29,6 +29,7 @@ where the token is an access token from `POST /api/v1/auth/login` or an API key.
 pagination; errors are RFC 9457 problem documents. Every response carries `X-Request-Id` and the \
 `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
+        contact(name = "Rapport maintainers"),
     ),
     tags(
         (name = "auth", description = "Sign in, token rotation, the current caller"),
@@ -69,9 +70,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
     describe_responses(&mut doc);
     doc.servers = Some(vec![
         ServerBuilder::new()
-            .url("http://localhost:8080")
+            .url("/")
             .description(Some(
-                "A local instance (`cargo run --release`); use your deployment's address",
+                "The server this document is served from (`/openapi.json`)",
             ))
             .build(),
     ]);
@@ -237,7 +238,7 @@ pub fn document_json() -> String {
 }
 
 /// Problem responses any route may give, by status: (status, component name, description).
-const SHARED_RESPONSES: [(&str, &str, &str); 10] = [
+const SHARED_RESPONSES: [(&str, &str, &str); 11] = [
     (
         "400",
         "BadRequest",
@@ -254,6 +255,11 @@ const SHARED_RESPONSES: [(&str, &str, &str); 10] = [
         "The credential does not grant this operation",
     ),
     ("404", "NotFound", "No such resource"),
+    (
+        "409",
+        "IdempotencyKeyInUse",
+        "A request with this Idempotency-Key is still running: retry once it has finished",
+    ),
     (
         "412",
         "PreconditionFailed",
@@ -272,7 +278,7 @@ const SHARED_RESPONSES: [(&str, &str, &str); 10] = [
     (
         "422",
         "ValidationFailed",
-        "The body is well-formed but invalid; `errors` names each field",
+        "The body is well-formed but invalid (`errors` names each field), or the Idempotency-Key was used with another body",
     ),
     (
         "429",
@@ -322,9 +328,8 @@ fn add_shared_parts(doc: &mut utoipa::openapi::OpenApi) {
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_id = path.contains('{');
         for (method, operation) in operations_mut(item) {
-            let conditional = matches!(method, "put" | "patch" | "delete");
             if let Some(operation) = operation {
-                add_shared_responses(operation, has_id, conditional);
+                add_shared_responses(operation, method, has_id);
             }
         }
     }
@@ -332,7 +337,8 @@ fn add_shared_parts(doc: &mut utoipa::openapi::OpenApi) {
 
 /// Adds what the shared layer gives every operation: bearer security unless public, the
 /// problem responses it can produce, and `If-Match` on writes to a single object.
-fn add_shared_responses(operation: &mut Operation, has_id: bool, conditional: bool) {
+fn add_shared_responses(operation: &mut Operation, method: &str, has_id: bool) {
+    let conditional = matches!(method, "put" | "patch" | "delete");
     // `security(())` on a handler marks it public; everything else needs a bearer token.
     let public = operation
         .security
@@ -344,6 +350,12 @@ fn add_shared_responses(operation: &mut Operation, has_id: bool, conditional: bo
         operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
     }
     let has_body = operation.request_body.is_some();
+    if method == "post" {
+        operation
+            .parameters
+            .get_or_insert_with(Vec::new)
+            .push(RefOr::T(idempotency_key_parameter()));
+    }
     if conditional && has_id {
         operation
             .parameters
@@ -354,8 +366,10 @@ fn add_shared_responses(operation: &mut Operation, has_id: bool, conditional: bo
         let applies = match status {
             "401" | "403" => !public,
             "404" => has_id,
+            "409" => method == "post",
             "412" => conditional && has_id,
-            "413" | "415" | "422" => has_body,
+            "413" | "415" => has_body,
+            "422" => has_body || method == "post",
             _ => true,
         };
         if applies && !operation.responses.responses.contains_key(status) {
@@ -365,6 +379,24 @@ fn add_shared_responses(operation: &mut Operation, has_id: bool, conditional: bo
             );
         }
     }
+}
+
+/// The `Idempotency-Key` header parameter every `POST` accepts.
+fn idempotency_key_parameter() -> Parameter {
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some("A key of your choosing (1 to 255 printable ASCII characters): a retry with the same key and body within 24 hours replays the first response (`Idempotent-Replayed: true`) instead of running again"))
+        .schema(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[!-~]{1,255}$"))
+                .format(Some(utoipa::openapi::SchemaFormat::Custom(
+                    "idempotency-key".into(),
+                ))),
+        ))
+        .build()
 }
 
 /// The `If-Match` header parameter of a conditional write.
@@ -428,6 +460,15 @@ mod tests {
                 "link to unknown operation {link}"
             );
         }
+    }
+
+    /// Generators read a default as "always filled in" (openapi-typescript then makes the
+    /// field required), so no schema may state `default: null`.
+    #[test]
+    fn no_schema_states_a_null_default() {
+        let doc = super::document_json();
+        assert!(!doc.contains("\"default\": null"), "a null default is left");
+        assert!(doc.contains("\"Idempotency-Key\""));
     }
 
     #[test]

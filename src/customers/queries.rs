@@ -409,12 +409,14 @@ pub async fn merge(
 
 /// The duplicate of a merge: deleted, pointing at the survivor.
 const MERGED_AWAY: Action = Action {
-    audit: "merged_away",
-    event: "deleted",
     removes: true,
+    ..Action::named("merged_away", "deleted")
 };
-/// The survivor of a merge.
-const MERGED: Action = Action::named("merged", "merged");
+/// The survivor of a merge, recorded even when the duplicate filled no gap.
+const MERGED: Action = Action {
+    always: true,
+    ..Action::named("merged", "merged")
+};
 
 /// Takes from `other` what `row` lacks: empty fields, and the union of list fields.
 fn fill_gaps(row: &mut CustomerRow, other: &CustomerRow) {

@@ -73,6 +73,9 @@ pub struct Action {
     pub event: &'static str,
     /// Whether the resource is gone afterwards: its event then carries only its id.
     pub removes: bool,
+    /// Whether the write is recorded even when the row itself does not change (a merge
+    /// that fills no gap still moved the duplicate's records).
+    pub always: bool,
 }
 
 impl Action {
@@ -82,6 +85,7 @@ impl Action {
             audit,
             event,
             removes: false,
+            always: false,
         }
     }
 
@@ -89,9 +93,8 @@ impl Action {
     pub const UPDATED: Self = Self::named("updated", "updated");
     /// A (soft) deletion.
     pub const DELETED: Self = Self {
-        audit: "deleted",
-        event: "deleted",
         removes: true,
+        ..Self::named("deleted", "deleted")
     };
 }
 
@@ -175,7 +178,8 @@ pub fn adopt<T: Versioned>(writer: &Writer, row: T) -> ApiResult<Locked<T>> {
 }
 
 /// Stores `after` in place of the locked row: the writer's right to the result, then (if
-/// anything changed) the new version, the audit entry and the event. Returns the row as
+/// anything changed, or the action is always recorded) the new version, the audit entry and
+/// the event. Returns the row as
 /// stored, or the unchanged row when nothing differs.
 pub async fn save<T: Versioned>(
     conn: &mut AsyncPgConnection,
@@ -186,7 +190,7 @@ pub async fn save<T: Versioned>(
 ) -> ApiResult<T> {
     writer.ensure_may_write(after.ownership())?;
     let changes = audit::diff(Some(&before.row.audited()), &after.audited());
-    if changes.as_object().is_none_or(|c| c.is_empty()) {
+    if changes.as_object().is_none_or(|c| c.is_empty()) && !action.always {
         return Ok(before.row);
     }
     after.stamp(before.row.version() + 1, Utc::now());

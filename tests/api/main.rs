@@ -1,11 +1,13 @@
 //! Integration tests: the real HTTP app against a real PostgreSQL, one database per test.
 
 mod common;
+mod kit;
 
 mod api_keys;
 mod auth;
 mod cli;
 mod customers;
+mod domain_kit;
 mod faults;
 mod http;
 mod operations;

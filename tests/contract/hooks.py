@@ -7,10 +7,17 @@ response, so that is what positive tests send; the cursor walk itself is covered
 integration tests.
 """
 
+import uuid
+
 import schemathesis
 from hypothesis import strategies as st
 
 schemathesis.openapi.format("cursor", st.just(""))
+
+# `format: idempotency-key` is a key the client has not used before: a reused key with another
+# request is documented as refused (422), so positive tests send a fresh one, as clients do.
+# Replays themselves are covered by the integration tests.
+schemathesis.openapi.format("idempotency-key", st.builds(lambda: str(uuid.uuid4())))
 
 # Dates the API documents as "not in the future" (birthdays, order times) and "from 1900":
 # generate within that window. The window is a rule of the prose, not of the schema, because

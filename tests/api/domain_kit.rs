@@ -1,0 +1,293 @@
+//! The domain kit's guarantees, through customers, orders, users and API keys: one write path
+//! (preconditions, rights, audit, events), the registry's reach, and the conformance checks
+//! each domain runs.
+
+use std::collections::HashSet;
+
+use rapport::auth::Role;
+use serde_json::json;
+
+use crate::common::TestApp;
+use crate::kit::{conformance, id_of};
+
+#[actix_web::test]
+async fn customers_meet_the_conformance_checks() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let customer = manager.customer(json!({})).await;
+    let path = format!("/api/v1/customers/{}", id_of(&customer));
+    let agent = app.client(Role::Agent).await;
+    let own = agent.customer(json!({})).await;
+    assert_eq!(own["owner_id"], agent.user_id.unwrap().to_string());
+    conformance::stale_if_match_is_refused(&manager, &path, &json!({"notes": "n"})).await;
+    conformance::agents_cannot_write_anothers(&app, &path, &json!({"notes": "x"})).await;
+    conformance::post_replays_under_idempotency_key(
+        &manager,
+        "/api/v1/customers",
+        &json!({"display_name": "Replayed"}),
+    )
+    .await;
+    let mut expected = HashSet::new();
+    for _ in 0..5 {
+        expected.insert(id_of(&manager.customer(json!({})).await));
+    }
+    conformance::list_walk_visits_every_row_once(
+        &manager,
+        "/api/v1/customers?limit=2",
+        &expected,
+        async || {
+            manager.customer(json!({})).await;
+        },
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn customer_writes_emit_their_events_and_failures_emit_none() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let customer = manager.customer(json!({"display_name": "Evented"})).await;
+    let id = id_of(&customer);
+    let created = conformance::write_emitted(&app, &id, "customer.created").await;
+    assert_eq!(
+        created["display_name"], "Evented",
+        "the event holds the customer"
+    );
+
+    let path = format!("/api/v1/customers/{id}");
+    manager.patch(&path, &json!({"notes": "changed"})).await;
+    let updated = conformance::write_emitted(&app, &id, "customer.updated").await;
+    assert_eq!(updated["notes"], "changed");
+    let events = app.events_of(&id).await.len();
+    manager.patch(&path, &json!({"notes": "changed"})).await;
+    assert_eq!(
+        app.events_of(&id).await.len(),
+        events,
+        "no change, no event"
+    );
+
+    conformance::failed_write_emits_nothing(&app, async || {
+        manager
+            .patch(&path, &json!({"owner_id": uuid::Uuid::now_v7()}))
+            .await
+    })
+    .await;
+    conformance::failed_write_emits_nothing(&app, async || {
+        manager
+            .send(
+                "PATCH",
+                &path,
+                Some(&json!({"notes": "x"})),
+                &[("If-Match", "\"1\"")],
+            )
+            .await
+    })
+    .await;
+
+    let duplicate = id_of(&manager.customer(json!({})).await);
+    let merged = manager
+        .post(
+            "/api/v1/customers/merge",
+            &json!({"survivor_id": id, "duplicate_id": duplicate}),
+        )
+        .await;
+    assert_eq!(merged.status, 200, "{}", merged.text);
+    assert!(
+        app.events_of(&id)
+            .await
+            .iter()
+            .any(|(t, _)| t == "customer.merged")
+    );
+    let gone = conformance::write_emitted(&app, &duplicate, "customer.deleted").await;
+    assert_eq!(
+        gone,
+        json!({"id": duplicate}),
+        "a deletion carries the id only"
+    );
+
+    manager.post(&format!("{path}/erase"), &json!({})).await;
+    conformance::write_emitted(&app, &id, "customer.erased").await;
+    let other = id_of(&manager.customer(json!({})).await);
+    let deleted = manager.delete(&format!("/api/v1/customers/{other}")).await;
+    assert_eq!(deleted.status, 204);
+    conformance::write_emitted(&app, &other, "customer.deleted").await;
+}
+
+#[actix_web::test]
+async fn orders_emit_created_and_updated_once() {
+    let app = TestApp::spawn().await;
+    let manager = app
+        .key_client(&["customers:write", "orders:write", "orders:read"])
+        .await;
+    let customer = id_of(&manager.customer(json!({})).await);
+    let order = manager.order(&customer, "ev-1", 1000).await;
+    let order_id = id_of(&order);
+    let created = conformance::write_emitted(&app, &order_id, "order.created").await;
+    assert_eq!(
+        created["lines"][0]["sku"], "SKU-1",
+        "the event holds the order"
+    );
+    assert_eq!(created["customer_id"], customer.as_str());
+    let figures = conformance::write_emitted(&app, &customer, "customer.updated").await;
+    assert_eq!(
+        figures["order_count"], 1,
+        "the figures' change is announced"
+    );
+
+    let events = app.event_count().await;
+    let repeat = manager
+        .post(
+            "/api/v1/orders",
+            &json!({"source": "test", "external_id": "ev-1", "customer": {"id": customer},
+                    "currency": "CNY", "total_minor": 1000, "ordered_at": "2026-11-01T10:00:00Z",
+                    "lines": [{"sku": "SKU-1", "name": "Item", "quantity": 1, "unit_price_minor": 1000}]}),
+        )
+        .await;
+    assert_eq!(repeat.status, 200, "{}", repeat.text);
+    assert_eq!(
+        app.event_count().await,
+        events,
+        "a repeated order emits nothing"
+    );
+
+    let refunded = manager
+        .patch(
+            &format!("/api/v1/orders/{order_id}"),
+            &json!({"status": "refunded"}),
+        )
+        .await;
+    assert_eq!(refunded.status, 200, "{}", refunded.text);
+    let updated = conformance::write_emitted(&app, &order_id, "order.updated").await;
+    assert_eq!(updated["status"], "refunded");
+    conformance::failed_write_emits_nothing(&app, async || {
+        manager
+            .patch(
+                &format!("/api/v1/orders/{order_id}"),
+                &json!({"status": "paid"}),
+            )
+            .await
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn role_changes_deactivations_passwords_and_revocations_are_audited() {
+    let app = TestApp::spawn().await;
+    let admin = app.client(Role::Admin).await;
+    let (user, _) = app.create_user(Role::Agent).await;
+    let user = user.to_string();
+    let path = format!("/api/v1/users/{user}");
+    assert_eq!(
+        admin.patch(&path, &json!({"role": "manager"})).await.status,
+        200
+    );
+    assert_eq!(
+        admin.patch(&path, &json!({"active": false})).await.status,
+        200
+    );
+    assert_eq!(
+        admin
+            .patch(&path, &json!({"password": "another long password"}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.audit_actions(&user).await,
+        ["created", "updated", "updated", "updated"]
+    );
+    let changes = app.events_of(&user).await;
+    assert_eq!(changes.last().unwrap().0, "user.updated");
+    for table in ["audit_log", "events"] {
+        let hashes = app
+            .count(&format!(
+                "SELECT count(*) AS count FROM {table} t, users u WHERE t::text LIKE '%' || u.password_hash || '%'"
+            ))
+            .await;
+        assert_eq!(hashes, 0, "{table} holds a password hash");
+    }
+    let password_audited = app
+        .count(&format!(
+            "SELECT count(*) AS count FROM audit_log WHERE entity_id = '{user}' AND changes ? 'password_changed_at'"
+        ))
+        .await;
+    assert_eq!(password_audited, 2, "created, then changed");
+
+    let key = admin
+        .create(
+            "/api/v1/api-keys",
+            &json!({"name": "shop", "scopes": ["orders:write"]}),
+        )
+        .await;
+    let key_id = id_of(&key);
+    let key_path = format!("/api/v1/api-keys/{key_id}");
+    assert_eq!(admin.delete(&key_path).await.status, 204);
+    assert_eq!(
+        admin.delete(&key_path).await.status,
+        204,
+        "twice is harmless"
+    );
+    assert_eq!(app.audit_actions(&key_id).await, ["created", "revoked"]);
+    let revoked = conformance::write_emitted(&app, &key_id, "api_key.revoked").await;
+    assert!(revoked["revoked_at"].is_string());
+    assert!(!revoked.to_string().contains(key["key"].as_str().unwrap()));
+}
+
+#[actix_web::test]
+async fn every_table_naming_a_customer_is_claimed_by_a_registered_domain() {
+    let app = TestApp::spawn().await;
+    let registry = rapport::server::registry();
+    let claimed: HashSet<&str> = registry
+        .domains()
+        .iter()
+        .flat_map(|d| d.tables.iter().copied())
+        .collect();
+    // The kit's own ledgers: each domain's erase step redacts its entries there.
+    let kit = ["events"];
+    for table in app.tables_naming_customers().await {
+        assert!(
+            claimed.contains(table.as_str()) || kit.contains(&table.as_str()),
+            "{table} names customers but no registered domain claims it (its erase would be forgotten)"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn erase_reaches_every_table() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let secrets = ["Gu Wenxin", "wenxin@private.example", "+8613712345678"];
+    let key = "erase-reach-1";
+    let created = manager
+        .send(
+            "POST",
+            "/api/v1/customers",
+            Some(&json!({"display_name": secrets[0], "emails": [secrets[1]], "phones": [secrets[2]]})),
+            &[("Idempotency-Key", key)],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = id_of(&created.body);
+    manager
+        .patch(
+            &format!("/api/v1/customers/{id}"),
+            &json!({"notes": "met at the fair"}),
+        )
+        .await;
+    manager.order(&id, "erase-1", 500).await;
+    conformance::erase_reaches_everything(&manager, &id, &secrets).await;
+    let replay = manager
+        .send(
+            "POST",
+            "/api/v1/customers",
+            Some(&json!({"display_name": secrets[0], "emails": [secrets[1]], "phones": [secrets[2]]})),
+            &[("Idempotency-Key", key)],
+        )
+        .await;
+    assert_eq!(
+        replay.header("idempotent-replayed"),
+        Some("true"),
+        "still not run twice"
+    );
+    assert!(!replay.text.contains(secrets[0]));
+}
