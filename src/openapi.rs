@@ -391,10 +391,7 @@ fn idempotency_key_parameter() -> Parameter {
         .schema(Some(
             utoipa::openapi::ObjectBuilder::new()
                 .schema_type(Type::String)
-                .pattern(Some("^[!-~]{1,255}$"))
-                .format(Some(utoipa::openapi::SchemaFormat::Custom(
-                    "idempotency-key".into(),
-                ))),
+                .pattern(Some("^[!-~]{1,255}$")),
         ))
         .build()
 }

@@ -368,7 +368,9 @@ pub async fn database_url(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| {
-            format!("no DATABASE_URL is set, and the embedded PostgreSQL could not start: {e}")
+            format!(
+                "no DATABASE_URL is set, and the embedded PostgreSQL could not start: {e} (set DATABASE_URL to use a running server instead)"
+            )
         })?;
     tracing::info!(
         port = cluster.port(),

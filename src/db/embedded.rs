@@ -8,10 +8,12 @@
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
 
 /// Name of the database and role Rapport uses inside its private cluster.
 pub const DATABASE: &str = "rapport";
@@ -42,6 +44,10 @@ pub enum EmbeddedError {
         "running as root, the cluster must run as the `postgres` system user, which does not exist; create it (useradd --system postgres) or run Rapport as an ordinary user"
     )]
     NoPostgresUser,
+    #[error(
+        "the embedded cluster must run as `postgres`, which cannot reach {dir}; set RAPPORT_DATA_DIR to a folder it can reach, or DATABASE_URL"
+    )]
+    Unreachable { dir: String },
     #[error("{step} failed: {detail}")]
     Command { step: String, detail: String },
     #[error("{0}")]
@@ -67,8 +73,8 @@ impl EmbeddedPostgres {
         let binaries_major = major_version(&bin_dir)?;
         fs::create_dir_all(data_dir)?;
         let data_dir = data_dir.canonicalize()?;
-        let cluster_dir = data_dir.join("postgres");
         let run_as = cluster_user()?;
+        let cluster_dir = cluster_location(&data_dir, run_as.as_ref())?;
         let password_file = data_dir.join("postgres.password");
 
         let mut cluster = Self {
@@ -103,6 +109,11 @@ impl EmbeddedPostgres {
             }
         }
         Ok(cluster)
+    }
+
+    /// The cluster's own folder.
+    pub fn cluster_dir(&self) -> &Path {
+        &self.cluster_dir
     }
 
     /// URL of the `rapport` database (the role owns it; initdb created both).
@@ -215,7 +226,7 @@ impl EmbeddedPostgres {
         let password = random_password();
         write_private(password_file, &password)?;
         // initdb reads the superuser password from a file its own user can read.
-        let pwfile = password_file.with_extension("initdb");
+        let pwfile = self.cluster_dir.with_extension("initdb");
         write_private(&pwfile, &password)?;
         if let Some(user) = &self.run_as {
             chown(
@@ -325,6 +336,58 @@ fn run(mut cmd: Command, step: &str) -> Result<Output, EmbeddedError> {
             ),
         })
     }
+}
+
+/// Where the cluster's files live: `data_dir/postgres`, unless the cluster runs as another
+/// user (we are root) who cannot reach the data folder — a checkout in `/root`, mode 0700 —
+/// in which case they go in that user's home, `~postgres/rapport/<digest of data_dir>/postgres`
+/// (the password file stays in the data folder).
+fn cluster_location(
+    data_dir: &Path,
+    run_as: Option<&nix::unistd::User>,
+) -> Result<PathBuf, EmbeddedError> {
+    let own = data_dir.join("postgres");
+    let Some(user) = run_as else { return Ok(own) };
+    if reachable_by(data_dir, user) {
+        return Ok(own);
+    }
+    let digest = Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
+    let tag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let home = &user.dir;
+    let parent = home.join("rapport").join(tag);
+    let made: Vec<PathBuf> = [home.clone(), home.join("rapport"), parent.clone()]
+        .into_iter()
+        .filter(|dir| !dir.exists())
+        .collect();
+    fs::create_dir_all(&parent)?;
+    for dir in &made {
+        chown(dir, Some(user.uid.as_raw()), Some(user.gid.as_raw()))?;
+    }
+    if !reachable_by(&parent, user) {
+        return Err(EmbeddedError::Unreachable {
+            dir: parent.display().to_string(),
+        });
+    }
+    tracing::info!(cluster = %parent.display(), "the data folder is out of the postgres user's reach; the embedded cluster lives here");
+    Ok(parent.join("postgres"))
+}
+
+/// Whether `user` may enter `dir`: every folder on the way grants it search (execute).
+fn reachable_by(dir: &Path, user: &nix::unistd::User) -> bool {
+    dir.ancestors().all(|folder| {
+        let Ok(meta) = fs::metadata(folder) else {
+            return false;
+        };
+        let mode = meta.permissions().mode();
+        let bit = if meta.uid() == user.uid.as_raw() {
+            0o100
+        } else if meta.gid() == user.gid.as_raw() {
+            0o010
+        } else {
+            0o001
+        };
+        mode & bit != 0
+    })
 }
 
 /// The user the cluster runs as: `postgres` when we are root, else ourselves.

@@ -287,3 +287,44 @@ async fn seed_by_a_role_that_may_not_skip_triggers() {
         .await;
     assert_eq!(found.body["data"].as_array().unwrap().len(), 30);
 }
+
+/// As root, with the data folder where the `postgres` user cannot go (a checkout in `/root`,
+/// mode 0700), the embedded cluster keeps its files in that user's home, starts, and is
+/// found again by the next start. Runs only as root (CI), where the case arises.
+#[test]
+fn the_embedded_cluster_starts_as_root_from_a_private_folder() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use rapport::db::embedded::EmbeddedPostgres;
+
+    if !nix_is_root() {
+        eprintln!("skipped: not running as root");
+        return;
+    }
+    let private = std::env::temp_dir().join(format!("rapport-private-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let data = private.join("data");
+    let first = EmbeddedPostgres::start(&data).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !first.cluster_dir().starts_with(&private),
+        "the cluster is outside the private folder: {}",
+        first.cluster_dir().display()
+    );
+    let again = EmbeddedPostgres::start(&data).unwrap();
+    assert_eq!(again.cluster_dir(), first.cluster_dir());
+    assert!(!again.started_here(), "the running cluster is found again");
+    assert_eq!(again.port(), first.port());
+    let cluster_home = first.cluster_dir().parent().unwrap().to_owned();
+    first.stop().unwrap();
+    std::fs::remove_dir_all(&cluster_home).unwrap();
+    std::fs::remove_dir_all(&private).unwrap();
+}
+
+/// Whether the tests run as root (`id -u` is 0).
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
