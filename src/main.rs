@@ -336,8 +336,8 @@ async fn create(
         }
     };
     let new = NewUser {
-        email,
-        password,
+        email: email.into(),
+        password: password.into(),
         role,
     };
     new.validate().map_err(|e| format!("invalid user: {e}"))?;

@@ -39,7 +39,9 @@ pagination; errors are RFC 9457 problem documents. Every response carries `X-Req
         (name = "orders", description = "The transaction file: orders from shops and staff"),
         (name = "operations", description = "Probes and metrics"),
     ),
-    components(schemas(Problem, FieldError))
+    // `OrderCustomer` is reshaped by hand (`orders::routes::order_customer_schema`); listing it
+    // registers the components its fields name (it is then dropped as unused itself).
+    components(schemas(Problem, FieldError, crate::orders::routes::OrderCustomer))
 )]
 struct ApiDoc;
 
@@ -76,7 +78,65 @@ pub fn document() -> utoipa::openapi::OpenApi {
             ))
             .build(),
     ]);
-    drop_null_defaults(drop_unused_schemas(doc))
+    through_json(drop_unused_schemas(doc), |value| {
+        strip_null_defaults(value);
+        untangle_composed_names(value);
+    })
+}
+
+/// Applies `edit` to the document's JSON form.
+fn through_json(
+    doc: utoipa::openapi::OpenApi,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> utoipa::openapi::OpenApi {
+    let mut value = serde_json::to_value(&doc).unwrap_or_default();
+    edit(&mut value);
+    serde_json::from_value(value).unwrap_or(doc)
+}
+
+/// utoipa names the schema of a generic field type after the wrapper and its argument, so a
+/// merge-patch `Field<Text<0, 100>>` becomes `Text_0_100_Text_0_100` and `Field<Items<Phone>>`
+/// `Items_Items_Phone`: the same schema as `Text_0_100` / `Items_Phone`. Such a name
+/// `P_C` where `C` starts with `P` is renamed `C` (one component where both exist).
+fn untangle_composed_names(doc: &mut serde_json::Value) {
+    let untangled = |name: &str| {
+        name.match_indices('_').find_map(|(i, _)| {
+            let (prefix, rest) = (&name[..i], &name[i + 1..]);
+            rest.starts_with(prefix).then(|| rest.to_owned())
+        })
+    };
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    let renames: Vec<(String, String)> = schemas
+        .keys()
+        .filter_map(|name| Some((name.clone(), untangled(name)?)))
+        .collect();
+    for (from, to) in &renames {
+        if let Some(schema) = schemas.remove(from) {
+            schemas.entry(to.clone()).or_insert(schema);
+        }
+    }
+    fn rewrite(value: &mut serde_json::Value, renames: &[(String, String)]) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(target)) = map.get_mut("$ref")
+                    && let Some((_, to)) = renames.iter().find(|(from, _)| {
+                        target.strip_prefix("#/components/schemas/") == Some(from)
+                    })
+                {
+                    *target = format!("#/components/schemas/{to}");
+                }
+                map.values_mut().for_each(|v| rewrite(v, renames));
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| rewrite(v, renames)),
+            _ => {}
+        }
+    }
+    rewrite(doc, &renames);
 }
 
 /// Gives every response without a description its status's reason phrase: OpenAPI requires
@@ -143,22 +203,17 @@ fn drop_unused_schemas(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::Op
 /// Removes `default: null` from every schema. utoipa states a field's `Default` (a merge
 /// patch's absent field) as `default: null`, and generators read a default as "the server
 /// always fills it in": openapi-typescript then makes every such request field required.
-fn drop_null_defaults(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
-    fn strip(value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::Object(map) => {
-                if map.get("default").is_some_and(serde_json::Value::is_null) {
-                    map.remove("default");
-                }
-                map.values_mut().for_each(strip);
+fn strip_null_defaults(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.get("default").is_some_and(serde_json::Value::is_null) {
+                map.remove("default");
             }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
+            map.values_mut().for_each(strip_null_defaults);
         }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_null_defaults),
+        _ => {}
     }
-    let mut value = serde_json::to_value(&doc).unwrap_or_default();
-    strip(&mut value);
-    serde_json::from_value(value).unwrap_or(doc)
 }
 
 /// The operations of a path item with their methods.

@@ -19,6 +19,7 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::kit::input::{Items, Text};
 use crate::kit::write::{self, Action, Locked, Versioned, Writer};
 
 /// Every API key starts with this, so a bearer token is told apart from a JWT at a glance
@@ -56,18 +57,8 @@ struct ApiKeyRow {
 impl Versioned for ApiKeyRow {
     const KIND: &'static str = "api_key";
 
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.version
-    }
-
-    /// Keys have no `updated_at`: a revocation is stamped by `revoked_at`.
-    fn stamp(&mut self, version: i64, _: DateTime<Utc>) {
-        self.version = version;
-    }
+    // Keys have no `updated_at`: a revocation is stamped by `revoked_at`.
+    crate::versioned_columns!(id: id, version: version);
 
     fn customer_id(&self) -> Option<Uuid> {
         None
@@ -163,13 +154,11 @@ pub struct CreatedApiKey {
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// What the key is for.
-    #[validate(length(min = 1, max = 100))]
-    #[schema(min_length = 1, max_length = 100, example = "Web shop")]
-    pub name: String,
+    #[validate(nested)]
+    pub name: Text<1, 100>,
     /// What the key may do (at least one).
-    #[validate(length(min = 1, max = 12))]
-    #[schema(min_items = 1, max_items = 12)]
-    pub scopes: Vec<Scope>,
+    #[validate(nested)]
+    pub scopes: Items<Scope, 1, 12>,
 }
 
 /// Create an API key.
@@ -184,13 +173,13 @@ async fn create(
     mut conn: DbConn,
     body: ValidJson<NewApiKey>,
 ) -> ApiResult<HttpResponse> {
-    let NewApiKey { name, mut scopes } = body.0;
+    let (name, mut scopes) = (body.0.name.into_inner(), body.0.scopes.into_inner());
     scopes.sort_by_key(|s| s.as_str());
     scopes.dedup();
     let key = format!("{KEY_PREFIX}{}", secrets::random_token(32));
     let new = ApiKeyRow {
         id: Uuid::now_v7(),
-        name: name.trim().to_owned(),
+        name,
         prefix: key[..SHOWN_PREFIX_LEN].to_owned(),
         key_hash: secrets::digest(&key),
         scopes: scopes.iter().map(|s| s.as_str()).collect(),

@@ -114,6 +114,14 @@ impl Scope {
     }
 }
 
+/// A scope is valid by construction (unknown names are refused while the body is read); this
+/// lets scope lists carry their length limits as [`crate::kit::input::Items`].
+impl validator::Validate for Scope {
+    fn validate(&self) -> Result<(), validator::ValidationErrors> {
+        Ok(())
+    }
+}
+
 /// The scopes an agent's role carries (their ownership limits are checked by each domain).
 const AGENT_SCOPES: [Scope; 8] = [
     Scope::CustomersRead,

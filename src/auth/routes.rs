@@ -17,6 +17,8 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::versioned;
 use crate::http::json::ValidJson;
 use crate::http::rate_limit::RateLimiter;
+use crate::kit::input::{EMAIL_MAX, Secret, Text};
+use crate::users::PASSWORD_MAX;
 
 /// Limits login attempts per e-mail address, against password guessing.
 pub struct LoginThrottle(pub RateLimiter);
@@ -44,20 +46,17 @@ struct RefreshTokenRow {
 /// Body of `POST /auth/login`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct LoginRequest {
-    #[validate(length(min = 1, max = 254))]
-    #[schema(min_length = 1, max_length = 254, example = "admin@example.com")]
-    pub email: String,
-    #[validate(length(min = 1, max = 128))]
-    #[schema(min_length = 1, max_length = 128, example = "a long passphrase")]
-    pub password: String,
+    #[validate(nested)]
+    pub email: Text<1, { EMAIL_MAX }>,
+    #[validate(nested)]
+    pub password: Secret<1, { PASSWORD_MAX }>,
 }
 
 /// Body of `POST /auth/refresh` and `POST /auth/logout`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct RefreshRequest {
-    #[validate(length(min = 1, max = 200))]
-    #[schema(min_length = 1, max_length = 200)]
-    pub refresh_token: String,
+    #[validate(nested)]
+    pub refresh_token: Secret<1, 200>,
 }
 
 /// A fresh access token and the refresh token to get the next one.
@@ -118,7 +117,7 @@ async fn login(
     throttle: web::Data<LoginThrottle>,
     body: ValidJson<LoginRequest>,
 ) -> ApiResult<web::Json<TokenPair>> {
-    let LoginRequest { email, password } = body.0;
+    let (email, password) = (body.0.email.into_inner(), body.0.password.into_inner());
     let email = email.trim().to_lowercase();
     if let Some(decision) = throttle.0.check(&email).filter(|d| !d.allowed) {
         return Err(ApiError::TooManyRequests {
@@ -164,7 +163,7 @@ async fn refresh(
     state: web::Data<AuthState>,
     body: ValidJson<RefreshRequest>,
 ) -> ApiResult<web::Json<TokenPair>> {
-    let digest = secrets::digest(&body.0.refresh_token);
+    let digest = secrets::digest(body.0.refresh_token.as_str());
     let state = state.into_inner();
     let outcome = conn
         .transaction::<_, ApiError, _>(async move |conn| {
@@ -230,7 +229,7 @@ async fn refresh(
 )]
 #[post("/auth/logout")]
 async fn logout(mut conn: DbConn, body: ValidJson<RefreshRequest>) -> ApiResult<HttpResponse> {
-    let digest = secrets::digest(&body.0.refresh_token);
+    let digest = secrets::digest(body.0.refresh_token.as_str());
     let family: Option<Uuid> = refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(&digest))
         .select(refresh_tokens::family_id)

@@ -38,12 +38,17 @@ pub async fn lock_or_create(
     let fields = CustomerFields {
         display_name: Field::Value(
             who.display_name
-                .unwrap_or_else(|| format!("{} {}", who.source, who.external_ref)),
+                .unwrap_or_else(|| format!("{} {}", who.source, who.external_ref))
+                .into(),
         ),
-        emails: who.email.map_or(Field::Absent, |e| Field::Value(vec![e])),
-        phones: who.phone.map_or(Field::Absent, |p| Field::Value(vec![p])),
-        source: Field::Value(who.source),
-        external_ref: Field::Value(who.external_ref),
+        emails: who
+            .email
+            .map_or(Field::Absent, |e| Field::Value(vec![e.into()].into())),
+        phones: who
+            .phone
+            .map_or(Field::Absent, |p| Field::Value(vec![p.into()].into())),
+        source: Field::Value(who.source.into()),
+        external_ref: Field::Value(who.external_ref.into()),
         level: Field::Value(Level::Registered),
         ..CustomerFields::default()
     };

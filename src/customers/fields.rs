@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
-    AllOfBuilder, AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Ref, Schema,
-    SchemaFormat, SchemaType, Type,
+    AllOfBuilder, AnyOfBuilder, ObjectBuilder, Ref, Schema, SchemaType, Type,
 };
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
@@ -18,7 +17,8 @@ use super::{
     Address, ChurnReason, CustomerRow, Gender, ImportantDate, IncomeBand, Kind, Level, Stage, Tier,
 };
 use crate::error::FieldError;
-use crate::http::json::{Field, Validated, field_errors};
+use crate::http::json::{Field, Validated, field_errors_within};
+use crate::kit::input::{Email, Items, NOT_BLANK, Phone, Text};
 
 /// Consent changes: `true` grants, `false` withdraws, absent leaves as is.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, ToSchema)]
@@ -40,50 +40,48 @@ pub struct CustomerFields {
     pub kind: Field<Kind>,
     /// 1 to 200 characters; derived from the given and family names when absent on create;
     /// never `null`.
-    #[schema(schema_with = display_name_schema, example = "Wang Li")]
-    pub display_name: Field<String>,
-    #[schema(value_type = Option<String>, max_length = 100, example = "Li")]
-    pub given_name: Field<String>,
-    #[schema(value_type = Option<String>, max_length = 100, example = "Wang")]
-    pub family_name: Field<String>,
-    #[schema(value_type = Option<String>, max_length = 200)]
-    pub company: Field<String>,
-    #[schema(value_type = Option<String>, max_length = 100)]
-    pub position: Field<String>,
-    /// Up to 10, international format; spaces, dashes, dots and brackets are removed, `00`
-    /// becomes `+`, and the result must be `+` and 7 to 15 digits.
-    #[schema(schema_with = phone_list, example = json!(["+86 138 0013 8000"]))]
-    pub phones: Field<Vec<String>>,
-    /// Up to 10; stored in lower case.
-    #[schema(schema_with = email_list, example = json!(["li.wang@example.com"]))]
-    pub emails: Field<Vec<String>>,
-    /// Up to 10.
-    #[schema(schema_with = address_list)]
-    pub addresses: Field<Vec<Address>>,
+    #[schema(example = "Wang Li")]
+    pub display_name: Field<Text<1, 200>>,
+    #[schema(nullable)]
+    pub given_name: Field<Text<0, 100>>,
+    #[schema(nullable)]
+    pub family_name: Field<Text<0, 100>>,
+    #[schema(nullable)]
+    pub company: Field<Text<0, 200>>,
+    #[schema(nullable)]
+    pub position: Field<Text<0, 100>>,
+    /// International format; spaces, dashes, dots and brackets are removed, `00` becomes
+    /// `+`, and the result must be `+` and 7 to 15 digits.
+    #[schema(nullable)]
+    pub phones: Field<Items<Phone, 0, 10>>,
+    /// Stored in lower case.
+    #[schema(nullable)]
+    pub emails: Field<Items<Email, 0, 10>>,
+    #[schema(nullable)]
+    pub addresses: Field<Items<Address, 0, 10>>,
     #[schema(value_type = Option<Gender>)]
     pub gender: Field<Gender>,
     /// From 1900-01-01 to today.
     #[schema(value_type = Option<NaiveDate>)]
     pub birthday: Field<NaiveDate>,
-    #[schema(schema_with = text_list::<50, 100>)]
-    pub hobbies: Field<Vec<String>>,
-    #[schema(value_type = Option<String>, max_length = 2000)]
-    pub personality: Field<String>,
-    #[schema(value_type = Option<String>, max_length = 2000)]
-    pub family_situation: Field<String>,
-    #[schema(value_type = Option<String>, max_length = 200)]
-    pub occupation: Field<String>,
+    #[schema(nullable)]
+    pub hobbies: Field<Items<Text<1, 100>, 0, 50>>,
+    #[schema(nullable)]
+    pub personality: Field<Text<0, 2000>>,
+    #[schema(nullable)]
+    pub family_situation: Field<Text<0, 2000>>,
+    #[schema(nullable)]
+    pub occupation: Field<Text<0, 200>>,
     #[schema(value_type = Option<IncomeBand>)]
     pub income_band: Field<IncomeBand>,
-    #[schema(schema_with = text_list::<50, 200>)]
-    pub likes: Field<Vec<String>>,
-    #[schema(schema_with = text_list::<50, 200>)]
-    pub dislikes: Field<Vec<String>>,
-    /// Up to 20.
-    #[schema(schema_with = important_date_list)]
-    pub important_dates: Field<Vec<ImportantDate>>,
-    #[schema(value_type = Option<String>, max_length = 10000)]
-    pub notes: Field<String>,
+    #[schema(nullable)]
+    pub likes: Field<Items<Text<1, 200>, 0, 50>>,
+    #[schema(nullable)]
+    pub dislikes: Field<Items<Text<1, 200>, 0, 50>>,
+    #[schema(nullable)]
+    pub important_dates: Field<Items<ImportantDate, 0, 20>>,
+    #[schema(nullable)]
+    pub notes: Field<Text<0, 10_000>>,
     /// `registered` when absent on create; never `null`.
     #[schema(value_type = Level)]
     pub level: Field<Level>,
@@ -99,10 +97,10 @@ pub struct CustomerFields {
     /// An active staff user. Agents may only name themselves.
     #[schema(value_type = Option<Uuid>)]
     pub owner_id: Field<Uuid>,
-    #[schema(value_type = Option<String>, max_length = 100)]
-    pub region: Field<String>,
-    #[schema(schema_with = text_list::<50, 50>, example = json!(["vip"]))]
-    pub tags: Field<Vec<String>>,
+    #[schema(nullable)]
+    pub region: Field<Text<0, 100>>,
+    #[schema(nullable)]
+    pub tags: Field<Items<Text<1, 50>, 0, 50>>,
     /// Up to 100 custom fields: names of 1 to 64 lower-case letters, digits and `_`; values
     /// strings (up to 500 characters), numbers or booleans.
     #[schema(schema_with = attributes_schema, example = json!({"shoe_size": 42}))]
@@ -111,119 +109,26 @@ pub struct CustomerFields {
     #[schema(value_type = Option<Uuid>)]
     pub referred_by: Field<Uuid>,
     /// With `external_ref`: the customer's id in another system (unique together).
-    #[schema(value_type = Option<String>, max_length = 50, example = "webshop")]
-    pub source: Field<String>,
-    #[schema(value_type = Option<String>, max_length = 200, example = "C-10045")]
-    pub external_ref: Field<String>,
+    #[schema(nullable)]
+    pub source: Field<Text<0, 50>>,
+    #[schema(nullable)]
+    pub external_ref: Field<Text<0, 200>>,
     #[schema(value_type = Option<ConsentChanges>)]
     pub consents: Field<ConsentChanges>,
 }
 
-/// The characters Rust's `trim` removes (Unicode White_Space), as a regex class body: the
-/// patterns' `\s` would differ (ECMA-262 counts U+FEFF and not U+0085).
-macro_rules! white_space {
-    () => {
-        r"\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-    };
-}
-
-/// Text that is not only white space (the server trims every text).
-const NOT_BLANK: &str = concat!("[^", white_space!(), "]");
-
-/// What `normalise_phone` accepts, as a pattern: separators anywhere, `+` or `00`, then 7 to
-/// 15 digits, the first not `0`.
-const PHONE_PATTERN: &str = concat!(
-    "^[",
-    white_space!(),
-    r"]*[-. ()\u00a0]*(\+|0[-. ()\u00a0]*0)[-. ()\u00a0]*[1-9]([-. ()\u00a0]*[0-9]){6,14}[-. ()\u00a0]*[",
-    white_space!(),
-    "]*$"
-);
-
 fn string() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
-}
-
-/// A trimmed text of 1 to `max` characters.
-fn text(max: usize) -> ObjectBuilder {
-    string()
-        .min_length(Some(1))
-        .max_length(Some(max))
-        .pattern(Some(NOT_BLANK))
-}
-
-/// `schema_with` of `display_name`: never `null`.
-pub fn display_name_schema() -> Schema {
-    text(200).into()
-}
-
-/// The string schema, also accepting `null`.
-fn or_null(string: ObjectBuilder) -> Schema {
-    string
-        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .into()
-}
-
-/// `schema_with` of an optional text of 1 to `MAX` characters, not blank.
-pub fn optional_text<const MAX: usize>() -> Schema {
-    or_null(text(MAX))
-}
-
-/// A list that `null` clears, of at most `max_items`.
-fn list(item: impl Into<RefOr<Schema>>, max_items: usize) -> Schema {
-    ArrayBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
-        .items(item.into())
-        .max_items(Some(max_items))
-        .into()
-}
-
-/// `schema_with` of the text lists (hobbies, tags, ...): up to `ITEMS` texts of 1 to `LEN`.
-pub fn text_list<const ITEMS: usize, const LEN: usize>() -> Schema {
-    list(text(LEN), ITEMS)
-}
-
-/// A phone number as `normalise_phone` accepts it.
-fn phone() -> ObjectBuilder {
-    string().max_length(Some(40)).pattern(Some(PHONE_PATTERN))
-}
-
-/// `schema_with` of `phones`.
-pub fn phone_list() -> Schema {
-    list(phone(), 10)
-}
-
-/// `schema_with` of a single phone number that may be `null`.
-pub fn optional_phone() -> Schema {
-    or_null(phone())
-}
-
-/// `schema_with` of `emails`.
-pub fn email_list() -> Schema {
-    list(
-        string()
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
-            .max_length(Some(254)),
-        10,
-    )
-}
-
-/// `schema_with` of `addresses`.
-pub fn address_list() -> Schema {
-    list(Ref::from_schema_name("Address"), 10)
-}
-
-/// `schema_with` of `important_dates`.
-pub fn important_date_list() -> Schema {
-    list(Ref::from_schema_name("ImportantDate"), 20)
 }
 
 /// `schema_with` of `attributes`.
 pub fn attributes_schema() -> Schema {
     ObjectBuilder::new()
         .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
-        .max_properties(Some(100))
-        .property_names(Some(string().pattern(Some("^[a-z0-9_]{1,64}$"))))
+        .max_properties(Some(ATTRIBUTES_MAX))
+        .property_names(Some(
+            string().pattern(Some(format!("^[a-z0-9_]{{1,{ATTRIBUTE_NAME_MAX}}}$"))),
+        ))
         .additional_properties(Some(
             ObjectBuilder::new()
                 .schema_type(SchemaType::from_iter([
@@ -231,7 +136,7 @@ pub fn attributes_schema() -> Schema {
                     Type::Number,
                     Type::Boolean,
                 ]))
-                .max_length(Some(500))
+                .max_length(Some(ATTRIBUTE_TEXT_MAX))
                 .minimum(Some(-ATTRIBUTE_NUMBER_LIMIT))
                 .maximum(Some(ATTRIBUTE_NUMBER_LIMIT)),
         ))
@@ -258,11 +163,11 @@ fn churn_rule() -> Schema {
         .into()
 }
 
-/// Both of `source` and `external_ref`, as texts.
+/// Both of `source` and `external_ref`, as texts (their limits are `CustomerFields`').
 fn with_reference() -> ObjectBuilder {
     ObjectBuilder::new()
-        .property("source", text(50))
-        .property("external_ref", text(200))
+        .property("source", string().pattern(Some(NOT_BLANK)))
+        .property("external_ref", string().pattern(Some(NOT_BLANK)))
         .required("source")
         .required("external_ref")
 }
@@ -352,6 +257,12 @@ fields_schema!(BatchItem);
 /// The largest attribute number, in either sign: exact in a double, readable back from
 /// PostgreSQL's `jsonb`, and safe in JavaScript clients.
 const ATTRIBUTE_NUMBER_LIMIT: f64 = 1e15;
+/// Custom attributes a customer may carry.
+const ATTRIBUTES_MAX: usize = 100;
+/// The longest attribute name.
+const ATTRIBUTE_NAME_MAX: usize = 64;
+/// The longest attribute text.
+const ATTRIBUTE_TEXT_MAX: usize = 500;
 
 /// Collects field errors while checking.
 #[derive(Default)]
@@ -368,86 +279,27 @@ impl Checks {
         }
     }
 
-    fn text(&mut self, name: &str, field: &mut Field<String>, max: usize) {
-        if let Field::Value(text) = field {
-            let trimmed = text.trim();
-            if trimmed.is_empty() {
-                *field = Field::Null;
-            } else if trimmed.chars().count() > max {
-                self.fail(name, "length", format!("length must be at most {max}"));
-            } else {
-                *text = trimmed.to_owned();
-            }
+    /// Checks a sent value against its type's limits, naming the field (`phones[2]`).
+    fn value<T: Validate>(&mut self, name: &str, field: &Field<T>) {
+        if let Field::Value(value) = field
+            && let Err(errors) = value.validate()
+        {
+            self.0.extend(field_errors_within(&errors, name));
         }
     }
 
-    fn list(
-        &mut self,
-        name: &str,
-        field: &mut Field<Vec<String>>,
-        max_items: usize,
-        max_len: usize,
-    ) {
-        let Field::Value(items) = field else { return };
-        if items.len() > max_items {
-            self.fail(name, "length", format!("at most {max_items} items"));
+    /// A text field that blank text clears.
+    fn text<const MAX: usize>(&mut self, name: &str, field: &mut Field<Text<0, MAX>>) {
+        if field.value().is_some_and(|text| text.as_str().is_empty()) {
+            *field = Field::Null;
         }
-        let mut seen = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let item = item.trim();
-            if item.is_empty() || item.chars().count() > max_len {
-                self.fail(
-                    format!("{name}[{i}]"),
-                    "length",
-                    format!("length must be between 1 and {max_len}"),
-                );
-            } else if !seen.iter().any(|s: &String| s == item) {
-                seen.push(item.to_owned());
-            }
-        }
-        *items = seen;
-    }
-
-    fn nested<T: Validate>(&mut self, name: &str, items: &[T], max_items: usize) {
-        if items.len() > max_items {
-            self.fail(name, "length", format!("at most {max_items} items"));
-        }
-        for (i, item) in items.iter().enumerate() {
-            if let Err(errors) = item.validate() {
-                let parent = format!("{name}[{i}]");
-                self.0
-                    .extend(field_errors(&errors).into_iter().map(|e| e.within(&parent)));
-            }
-        }
-    }
-}
-
-/// Normalises a phone number to E.164, or says why it cannot be.
-pub fn normalise_phone(raw: &str) -> Result<String, &'static str> {
-    let compact: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}'))
-        .collect();
-    let compact = match compact.strip_prefix("00") {
-        Some(rest) => format!("+{rest}"),
-        None => compact,
-    };
-    let digits = compact
-        .strip_prefix('+')
-        .ok_or("must be in international format: + and the country code")?;
-    let valid = (7..=15).contains(&digits.len())
-        && digits.chars().all(|c| c.is_ascii_digit())
-        && !digits.starts_with('0');
-    if valid {
-        Ok(compact)
-    } else {
-        Err("must be an E.164 number: + then 7 to 15 digits")
+        self.value(name, field);
     }
 }
 
 /// Whether `name` may name a custom attribute: 1 to 64 of `a-z`, `0-9`, `_`.
 pub fn is_attribute_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
+    (1..=ATTRIBUTE_NAME_MAX).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
@@ -469,66 +321,26 @@ impl Validated for CustomerFields {
                 "is required when lifecycle_stage is set to churned",
             );
         }
-        if self
-            .display_name
-            .value()
-            .is_some_and(|name| name.trim().is_empty())
-        {
-            checks.fail("display_name", "length", "length must be between 1 and 200");
-        }
-        checks.text("display_name", &mut self.display_name, 200);
-        for (name, field, max) in [
-            ("given_name", &mut self.given_name, 100),
-            ("family_name", &mut self.family_name, 100),
-            ("company", &mut self.company, 200),
-            ("position", &mut self.position, 100),
-            ("personality", &mut self.personality, 2000),
-            ("family_situation", &mut self.family_situation, 2000),
-            ("occupation", &mut self.occupation, 200),
-            ("notes", &mut self.notes, 10_000),
-            ("region", &mut self.region, 100),
-            ("source", &mut self.source, 50),
-            ("external_ref", &mut self.external_ref, 200),
-        ] {
-            checks.text(name, field, max);
-        }
-        for (name, field, items, len) in [
-            ("hobbies", &mut self.hobbies, 50, 100),
-            ("likes", &mut self.likes, 50, 200),
-            ("dislikes", &mut self.dislikes, 50, 200),
-            ("tags", &mut self.tags, 50, 50),
-            ("phones", &mut self.phones, 10, 40),
-            ("emails", &mut self.emails, 10, 254),
-        ] {
-            checks.list(name, field, items, len);
-        }
-        if let Field::Value(phones) = &mut self.phones {
-            for (i, phone) in phones.iter_mut().enumerate() {
-                match normalise_phone(phone) {
-                    Ok(normal) => *phone = normal,
-                    Err(message) => checks.fail(format!("phones[{i}]"), "phone", message),
-                }
-            }
-            phones.dedup();
-        }
-        if let Field::Value(emails) = &mut self.emails {
-            for (i, email) in emails.iter_mut().enumerate() {
-                *email = email.to_lowercase();
-                if !validator::ValidateEmail::validate_email(email) {
-                    checks.fail(
-                        format!("emails[{i}]"),
-                        "email",
-                        "must be a valid e-mail address",
-                    );
-                }
-            }
-        }
-        if let Field::Value(addresses) = &self.addresses {
-            checks.nested("addresses", addresses, 10);
-        }
-        if let Field::Value(dates) = &self.important_dates {
-            checks.nested("important_dates", dates, 20);
-        }
+        checks.value("display_name", &self.display_name);
+        checks.text("given_name", &mut self.given_name);
+        checks.text("family_name", &mut self.family_name);
+        checks.text("company", &mut self.company);
+        checks.text("position", &mut self.position);
+        checks.text("personality", &mut self.personality);
+        checks.text("family_situation", &mut self.family_situation);
+        checks.text("occupation", &mut self.occupation);
+        checks.text("notes", &mut self.notes);
+        checks.text("region", &mut self.region);
+        checks.text("source", &mut self.source);
+        checks.text("external_ref", &mut self.external_ref);
+        checks.value("hobbies", &self.hobbies);
+        checks.value("likes", &self.likes);
+        checks.value("dislikes", &self.dislikes);
+        checks.value("tags", &self.tags);
+        checks.value("phones", &self.phones);
+        checks.value("emails", &self.emails);
+        checks.value("addresses", &self.addresses);
+        checks.value("important_dates", &self.important_dates);
         if let Field::Value(birthday) = self.birthday {
             let today = Utc::now().date_naive();
             if birthday > today {
@@ -538,15 +350,19 @@ impl Validated for CustomerFields {
             }
         }
         if let Field::Value(attributes) = &self.attributes {
-            if attributes.len() > 100 {
-                checks.fail("attributes", "length", "at most 100 attributes");
+            if attributes.len() > ATTRIBUTES_MAX {
+                checks.fail(
+                    "attributes",
+                    "length",
+                    format!("at most {ATTRIBUTES_MAX} attributes"),
+                );
             }
             for (name, value) in attributes {
                 if !is_attribute_name(name) {
                     checks.fail(
                         format!("attributes.{name}"),
                         "name",
-                        "names are 1 to 64 of a-z, 0-9 and _",
+                        format!("names are 1 to {ATTRIBUTE_NAME_MAX} of a-z, 0-9 and _"),
                     );
                 } else if !(value.is_string() || value.is_number() || value.is_boolean()) {
                     checks.fail(
@@ -563,11 +379,14 @@ impl Validated for CustomerFields {
                         "range",
                         "numbers must be between -10^15 and 10^15",
                     );
-                } else if value.as_str().is_some_and(|s| s.chars().count() > 500) {
+                } else if value
+                    .as_str()
+                    .is_some_and(|s| s.chars().count() > ATTRIBUTE_TEXT_MAX)
+                {
                     checks.fail(
                         format!("attributes.{name}"),
                         "length",
-                        "length must be at most 500",
+                        format!("length must be at most {ATTRIBUTE_TEXT_MAX}"),
                     );
                 }
             }
@@ -619,22 +438,75 @@ impl<T> Field<T> {
     }
 }
 
+/// A text field's text.
+fn text<const MIN: usize, const MAX: usize>(field: Field<Text<MIN, MAX>>) -> Field<String> {
+    field.map_value(Text::into_inner)
+}
+
+/// A text list's texts, each once.
+fn texts<const LEN: usize, const ITEMS: usize>(
+    field: Field<Items<Text<1, LEN>, 0, ITEMS>>,
+) -> Field<Vec<String>> {
+    field.map_value(|items| {
+        items
+            .unique()
+            .into_inner()
+            .into_iter()
+            .map(Text::into_inner)
+            .collect()
+    })
+}
+
+/// Phone numbers in E.164, each once.
+fn phones(field: Field<Items<Phone, 0, 10>>) -> Field<Vec<String>> {
+    field.map_value(|items| {
+        let normal: Vec<Phone> = items
+            .into_inner()
+            .into_iter()
+            .map(|phone| phone.normalised().map(Phone::from).unwrap_or(phone))
+            .collect();
+        Items::<Phone, 0, 10>::from(normal)
+            .unique()
+            .into_inner()
+            .into_iter()
+            .map(Phone::into_inner)
+            .collect()
+    })
+}
+
+/// E-mail addresses in lower case, each once.
+fn emails(field: Field<Items<Email, 0, 10>>) -> Field<Vec<String>> {
+    field.map_value(|items| {
+        let lower: Vec<Email> = items
+            .into_inner()
+            .into_iter()
+            .map(|email| Email::from(email.into_inner().to_lowercase()))
+            .collect();
+        Items::<Email, 0, 10>::from(lower)
+            .unique()
+            .into_inner()
+            .into_iter()
+            .map(Email::into_inner)
+            .collect()
+    })
+}
+
 impl CustomerFields {
     /// Writes the sent fields onto a row and enforces the rules between fields. Returns
     /// the field errors that only the combination reveals.
     pub fn apply(self, row: &mut CustomerRow, now: DateTime<Utc>) -> Vec<FieldError> {
         let derived_name = match (
             &self.display_name,
-            self.given_name.value(),
-            self.family_name.value(),
+            self.given_name.value().map(Text::as_str),
+            self.family_name.value().map(Text::as_str),
         ) {
             (Field::Absent, Some(given), family) if row.display_name.is_empty() => Some(
-                format!("{} {given}", family.map(String::as_str).unwrap_or(""))
+                format!("{} {given}", family.unwrap_or(""))
                     .trim()
                     .to_owned(),
             ),
             (Field::Absent, None, Some(family)) if row.display_name.is_empty() => {
-                Some(family.clone())
+                Some(family.to_owned())
             }
             _ => None,
         };
@@ -642,28 +514,34 @@ impl CustomerFields {
             row.kind = kind.as_str().to_owned();
         }
         if let Field::Value(name) = self.display_name {
-            row.display_name = name;
+            row.display_name = name.into_inner();
         } else if let Some(name) = derived_name {
             row.display_name = name;
         }
-        set_option(&mut row.given_name, self.given_name);
-        set_option(&mut row.family_name, self.family_name);
-        set_option(&mut row.company, self.company);
-        set_option(&mut row.position, self.position);
-        set(&mut row.phones, self.phones, Vec::new);
-        set(&mut row.emails, self.emails, Vec::new);
-        set_json(&mut row.addresses, self.addresses);
+        set_option(&mut row.given_name, text(self.given_name));
+        set_option(&mut row.family_name, text(self.family_name));
+        set_option(&mut row.company, text(self.company));
+        set_option(&mut row.position, text(self.position));
+        set(&mut row.phones, phones(self.phones), Vec::new);
+        set(&mut row.emails, emails(self.emails), Vec::new);
+        set_json(
+            &mut row.addresses,
+            self.addresses.map_value(Items::into_inner),
+        );
         set_text_enum(&mut row.gender, self.gender, Gender::as_str);
         set_option(&mut row.birthday, self.birthday);
-        set(&mut row.hobbies, self.hobbies, Vec::new);
-        set_option(&mut row.personality, self.personality);
-        set_option(&mut row.family_situation, self.family_situation);
-        set_option(&mut row.occupation, self.occupation);
+        set(&mut row.hobbies, texts(self.hobbies), Vec::new);
+        set_option(&mut row.personality, text(self.personality));
+        set_option(&mut row.family_situation, text(self.family_situation));
+        set_option(&mut row.occupation, text(self.occupation));
         set_text_enum(&mut row.income_band, self.income_band, IncomeBand::as_str);
-        set(&mut row.likes, self.likes, Vec::new);
-        set(&mut row.dislikes, self.dislikes, Vec::new);
-        set_json(&mut row.important_dates, self.important_dates);
-        set_option(&mut row.notes, self.notes);
+        set(&mut row.likes, texts(self.likes), Vec::new);
+        set(&mut row.dislikes, texts(self.dislikes), Vec::new);
+        set_json(
+            &mut row.important_dates,
+            self.important_dates.map_value(Items::into_inner),
+        );
+        set_option(&mut row.notes, text(self.notes));
         if let Field::Value(level) = self.level {
             row.level = level.as_str().to_owned();
         }
@@ -677,16 +555,16 @@ impl CustomerFields {
             ChurnReason::as_str,
         );
         set_option(&mut row.owner_id, self.owner_id);
-        set_option(&mut row.region, self.region);
-        set(&mut row.tags, self.tags, Vec::new);
+        set_option(&mut row.region, text(self.region));
+        set(&mut row.tags, texts(self.tags), Vec::new);
         set(
             &mut row.attributes,
             self.attributes.map_value(Value::Object),
             || Value::Object(Map::new()),
         );
         set_option(&mut row.referred_by, self.referred_by);
-        set_option(&mut row.source, self.source);
-        set_option(&mut row.external_ref, self.external_ref);
+        set_option(&mut row.source, text(self.source));
+        set_option(&mut row.external_ref, text(self.external_ref));
         if let Field::Value(changes) = self.consents {
             apply_consents(&mut row.consents, &changes, now);
         } else if matches!(self.consents, Field::Null) {
@@ -760,22 +638,6 @@ fn apply_consents(stored: &mut Value, changes: &ConsentChanges, now: DateTime<Ut
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phones_normalise_to_e164() {
-        assert_eq!(
-            normalise_phone("+86 138-0013-8000").unwrap(),
-            "+8613800138000"
-        );
-        assert_eq!(
-            normalise_phone("0044 (20) 7946.0958").unwrap(),
-            "+442079460958"
-        );
-        assert!(normalise_phone("13800138000").is_err());
-        assert!(normalise_phone("+0123456789").is_err());
-        assert!(normalise_phone("+12ab456789").is_err());
-        assert!(normalise_phone("+123").is_err());
-    }
 
     fn fields(json: &str) -> Result<CustomerFields, Vec<FieldError>> {
         crate::http::json::parse::<CustomerFields>(json.as_bytes())

@@ -19,6 +19,7 @@ use validator::Validate;
 use crate::db::schema::customers;
 use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::Money;
+use crate::kit::input::{Latitude, Longitude, Text};
 use crate::text_enum;
 
 text_enum! {
@@ -85,43 +86,33 @@ text_enum! {
 #[serde(deny_unknown_fields)]
 pub struct Address {
     /// `home`, `work`, `billing`, ...
-    #[validate(length(max = 50))]
-    #[schema(max_length = 50)]
-    pub label: Option<String>,
-    #[validate(length(min = 1, max = 200))]
-    #[schema(min_length = 1, max_length = 200, example = "88 Century Avenue")]
-    pub line1: String,
-    #[validate(length(max = 200))]
-    #[schema(max_length = 200)]
-    pub line2: Option<String>,
-    #[validate(length(max = 100))]
-    #[schema(max_length = 100, example = "Shanghai")]
-    pub city: Option<String>,
-    #[validate(length(max = 100))]
-    #[schema(max_length = 100)]
-    pub region: Option<String>,
-    #[validate(length(max = 20))]
-    #[schema(max_length = 20)]
-    pub postal_code: Option<String>,
+    #[validate(nested)]
+    pub label: Option<Text<0, 50>>,
+    #[validate(nested)]
+    pub line1: Text<1, 200>,
+    #[validate(nested)]
+    pub line2: Option<Text<0, 200>>,
+    #[validate(nested)]
+    pub city: Option<Text<0, 100>>,
+    #[validate(nested)]
+    pub region: Option<Text<0, 100>>,
+    #[validate(nested)]
+    pub postal_code: Option<Text<0, 20>>,
     /// ISO 3166-1 alpha-2.
-    #[validate(length(equal = 2))]
-    #[schema(min_length = 2, max_length = 2, example = "CN")]
-    pub country: Option<String>,
-    #[validate(range(min = -90.0, max = 90.0))]
-    #[schema(minimum = -90.0, maximum = 90.0)]
-    pub latitude: Option<f64>,
-    #[validate(range(min = -180.0, max = 180.0))]
-    #[schema(minimum = -180.0, maximum = 180.0)]
-    pub longitude: Option<f64>,
+    #[validate(nested)]
+    pub country: Option<Text<2, 2>>,
+    #[validate(nested)]
+    pub latitude: Option<Latitude>,
+    #[validate(nested)]
+    pub longitude: Option<Longitude>,
 }
 
 /// A date that matters to the customer (重要日子): an anniversary, a child's birthday.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportantDate {
-    #[validate(length(min = 1, max = 100))]
-    #[schema(min_length = 1, max_length = 100, example = "Wedding anniversary")]
-    pub label: String,
+    #[validate(nested)]
+    pub label: Text<1, 100>,
     pub date: NaiveDate,
 }
 

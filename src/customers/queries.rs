@@ -45,18 +45,7 @@ fn gone(row: &CustomerRow) -> ApiError {
 impl Versioned for CustomerRow {
     const KIND: &'static str = "customer";
 
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.version
-    }
-
-    fn stamp(&mut self, version: i64, now: DateTime<Utc>) {
-        self.version = version;
-        self.updated_at = now;
-    }
+    crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
 
     fn customer_id(&self) -> Option<Uuid> {
         Some(self.id)
@@ -309,7 +298,7 @@ pub async fn upsert_by_reference(
             "source and external_ref identify the customer to upsert",
         ));
     };
-    match lock_by_reference(conn, &source, &external_ref).await? {
+    match lock_by_reference(conn, source.as_str(), external_ref.as_str()).await? {
         Some(current) => {
             let current = write::adopt(writer, current)?;
             let saved = apply_update(conn, writer, current, fields).await?;

@@ -22,6 +22,7 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::{self as json_body, ValidJson, Validated};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::kit::input::Items;
 use crate::kit::registry::{self, Registry, TimelineEntry};
 use crate::kit::write::Writer;
 
@@ -187,10 +188,42 @@ async fn create(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// 1 to 500 customers, each with `source` and `external_ref`.
-    #[validate(length(min = 1, max = 500))]
-    #[schema(value_type = Vec<BatchItem>, min_items = 1, max_items = 500)]
-    pub items: Vec<Value>,
+    /// Customers, each with `source` and `external_ref`.
+    #[validate(nested)]
+    pub items: Items<RawBatchItem, 1, 500>,
+}
+
+/// One batch item as received. Items are parsed and checked one by one once the whole batch
+/// is read ([`batch_items`]), so that the errors of every item are named together.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct RawBatchItem(Value);
+
+impl Validate for RawBatchItem {
+    fn validate(&self) -> Result<(), validator::ValidationErrors> {
+        Ok(())
+    }
+}
+
+impl utoipa::PartialSchema for RawBatchItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        BatchItem::schema()
+    }
+}
+
+impl ToSchema for RawBatchItem {
+    fn name() -> std::borrow::Cow<'static, str> {
+        BatchItem::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        BatchItem::schemas(schemas);
+    }
 }
 
 /// What happened to one item, in request order.
@@ -255,10 +288,11 @@ async fn batch(
 /// Parses and validates every batch item before any is written: a malformed item refuses the
 /// whole batch with `422` naming `items[i].field`, so only outcomes that depend on stored
 /// data are reported per item.
-fn batch_items(items: Vec<Value>) -> ApiResult<Vec<CustomerFields>> {
+fn batch_items(items: Items<RawBatchItem, 1, 500>) -> ApiResult<Vec<CustomerFields>> {
     let mut errors = Vec::new();
+    let items = items.into_inner();
     let mut parsed = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, RawBatchItem(item)) in items.into_iter().enumerate() {
         let fields = json_body::parse::<CustomerFields>(item.to_string().as_bytes())
             .and_then(|f| f.validated().map_err(ApiError::Validation));
         let item_errors = match fields {

@@ -65,6 +65,31 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Field<T> {
     }
 }
 
+/// A field's schema is its value's, and `null` when the field is marked `#[schema(nullable)]`
+/// (a merge patch's "clear"). Through utoipa's hook for generic field types, as its `Option`.
+impl<T: utoipa::ToSchema> utoipa::__dev::ComposeSchema for Field<T> {
+    fn compose(
+        generics: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        generics.into_iter().next().unwrap_or_else(T::schema)
+    }
+}
+
+impl<T: utoipa::ToSchema> utoipa::ToSchema for Field<T> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        T::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        T::schemas(schemas);
+    }
+}
+
 /// Serialises like `Option<T>` (absent and `null` both as `null`), for schema defaults.
 impl<T: serde::Serialize> serde::Serialize for Field<T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -255,8 +280,13 @@ fn strip_position(message: &str) -> String {
 
 /// Flattens validator's nested errors into `field` paths such as `items[2].email`.
 pub fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
+    field_errors_within(errors, "")
+}
+
+/// [`field_errors`] of a value held by the field `prefix` (`phones`, `items[2]`).
+pub fn field_errors_within(errors: &ValidationErrors, prefix: &str) -> Vec<FieldError> {
     let mut out = Vec::new();
-    collect(errors, "", &mut out);
+    collect(errors, prefix, &mut out);
     out.sort_by(|a, b| a.field.cmp(&b.field));
     out
 }

@@ -98,6 +98,27 @@ impl Action {
     };
 }
 
+/// The bookkeeping methods of a [`Versioned`] impl, from the row's field paths:
+/// `versioned_columns!(id: id, version: version, updated_at: updated_at)` (a row without
+/// `updated_at` leaves it out; nested rows name `row.id`).
+#[macro_export]
+macro_rules! versioned_columns {
+    (id: $($id:ident).+, version: $($version:ident).+ $(, updated_at: $($updated:ident).+)?) => {
+        fn id(&self) -> uuid::Uuid {
+            self.$($id).+
+        }
+
+        fn version(&self) -> i64 {
+            self.$($version).+
+        }
+
+        fn stamp(&mut self, version: i64, _now: chrono::DateTime<chrono::Utc>) {
+            self.$($version).+ = version;
+            $(self.$($updated).+ = _now;)?
+        }
+    };
+}
+
 /// A row that goes through the write path. The trait's async methods are the domain's own
 /// SQL; everything around them is the kit's.
 pub trait Versioned: Serialize + Clone + Sized {
@@ -107,7 +128,8 @@ pub trait Versioned: Serialize + Clone + Sized {
 
     fn id(&self) -> Uuid;
     fn version(&self) -> i64;
-    /// Stamps a stored change: the next version, changed now.
+    /// Stamps a stored change: the next version, changed now. ([`versioned_columns!`] writes
+    /// these three.)
     fn stamp(&mut self, version: i64, now: DateTime<Utc>);
     /// The customer the row concerns, so that its history shows on their timeline.
     fn customer_id(&self) -> Option<Uuid>;

@@ -10,11 +10,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::future::BoxFuture;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use validator::Validate;
 
 use crate::customers::api::{self as customers, CustomerRow, Figures};
 use crate::db::keyset::older_than;
@@ -73,49 +72,27 @@ pub struct OrderRow {
 }
 
 /// One line of an order: what was bought, in which size and colour, at what price.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Serialize,
-    Deserialize,
-    Validate,
-    ToSchema,
-    Queryable,
-    Selectable,
-    Insertable,
-)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema, Queryable, Selectable, Insertable)]
 #[diesel(table_name = order_lines)]
-#[serde(deny_unknown_fields)]
 pub struct OrderLine {
     #[serde(skip)]
     pub order_id: Uuid,
     #[serde(skip)]
     pub line_no: i32,
-    #[validate(length(min = 1, max = 100))]
-    #[schema(min_length = 1, max_length = 100, example = "SH-4021-42")]
+    #[schema(example = "SH-4021-42")]
     pub sku: String,
-    #[validate(length(min = 1, max = 200))]
-    #[schema(min_length = 1, max_length = 200, example = "Leather loafer")]
+    #[schema(example = "Leather loafer")]
     pub name: String,
-    #[validate(length(max = 100))]
-    #[schema(max_length = 100, example = "shoes")]
+    #[schema(example = "shoes")]
     pub category: Option<String>,
     /// Size or specification.
-    #[validate(length(max = 100))]
-    #[schema(max_length = 100, example = "EU 42")]
+    #[schema(example = "EU 42")]
     pub spec: Option<String>,
-    #[validate(length(max = 50))]
-    #[schema(max_length = 50, example = "brown")]
+    #[schema(example = "brown")]
     pub colour: Option<String>,
-    #[validate(range(min = 1, max = 100_000))]
-    #[schema(minimum = 1, maximum = 100_000, example = 1)]
-    #[serde(deserialize_with = "crate::http::json::whole_number")]
+    #[schema(example = 1)]
     pub quantity: i32,
-    /// Up to 10^10 minor units, so an order's sum cannot overflow.
-    #[validate(range(min = 0, max = 10_000_000_000i64))]
-    #[schema(minimum = 0, maximum = 10_000_000_000i64, example = 12500)]
-    #[serde(deserialize_with = "crate::http::json::whole_number")]
+    #[schema(example = 12500)]
     pub unit_price_minor: i64,
 }
 
@@ -177,18 +154,7 @@ pub struct OrderRecord {
 impl Versioned for OrderRecord {
     const KIND: &'static str = "order";
 
-    fn id(&self) -> Uuid {
-        self.row.id
-    }
-
-    fn version(&self) -> i64 {
-        self.row.version
-    }
-
-    fn stamp(&mut self, version: i64, now: DateTime<Utc>) {
-        self.row.version = version;
-        self.row.updated_at = now;
-    }
+    crate::versioned_columns!(id: row.id, version: row.version, updated_at: row.updated_at);
 
     fn customer_id(&self) -> Option<Uuid> {
         Some(self.row.customer_id)
@@ -302,7 +268,7 @@ struct CountedOrders {
 }
 
 /// Recomputes a customer's value figures from their counted orders (so a replay, a refund or
-/// a merge can never double-count) and stores them through the customer's rules. The
+/// a merge can never double-count; the total saturates rather than overflow) and stores them through the customer's rules. The
 /// caller holds the customer's row lock.
 pub async fn recompute_figures(
     conn: &mut AsyncPgConnection,
@@ -310,7 +276,7 @@ pub async fn recompute_figures(
     customer: CustomerRow,
 ) -> ApiResult<CustomerRow> {
     let counted: CountedOrders = diesel::sql_query(
-        "SELECT count(*)::int AS order_count, coalesce(sum(total_minor), 0)::bigint AS total_minor, \
+        "SELECT count(*)::int AS order_count, least(coalesce(sum(total_minor), 0), 9223372036854775807)::bigint AS total_minor, \
          min(ordered_at) AS first_at, max(ordered_at) AS last_at, min(currency) AS currency \
          FROM orders WHERE customer_id = $1 AND status IN ('paid', 'fulfilled')",
     )

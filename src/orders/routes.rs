@@ -17,7 +17,6 @@ use super::{
 };
 use crate::auth::{Authorized, OrdersRead, OrdersWrite};
 use crate::customers::api::{self as customers, CustomerRow, ReferencedCustomer};
-use crate::customers::fields::{normalise_phone, optional_phone, optional_text};
 use crate::db::keyset::older_than;
 use crate::db::schema::orders;
 use crate::db::{self, DbConn};
@@ -26,6 +25,7 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::kit::input::{Currency, Email, Items, Phone, Text, Whole};
 use crate::kit::write::{self, Action, Writer};
 
 /// Registers the routes.
@@ -44,26 +44,72 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[validate(schema(function = "one_customer_reference"))]
 pub struct OrderCustomer {
     pub id: Option<Uuid>,
-    #[validate(length(min = 1, max = 50), custom(function = "not_blank"))]
-    #[schema(schema_with = optional_text::<50>, example = "webshop")]
-    pub source: Option<String>,
-    #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
-    #[schema(schema_with = optional_text::<200>, example = "C-10045")]
-    pub external_ref: Option<String>,
+    #[validate(nested)]
+    pub source: Option<Text<1, 50>>,
+    #[validate(nested)]
+    pub external_ref: Option<Text<1, 200>>,
     /// Used only when the customer is created (checked always).
-    #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
-    #[schema(schema_with = optional_text::<200>)]
-    pub display_name: Option<String>,
+    #[validate(nested)]
+    pub display_name: Option<Text<1, 200>>,
     /// Used only when the customer is created (checked always).
-    #[validate(email, length(max = 254))]
-    #[schema(format = Email, max_length = 254)]
-    pub email: Option<String>,
+    #[validate(nested)]
+    pub email: Option<Email>,
     /// Used only when the customer is created (checked always); international format, as
     /// customers' phones.
-    #[validate(length(max = 40), custom(function = "phone_number"))]
-    #[schema(schema_with = optional_phone)]
-    pub phone: Option<String>,
+    #[validate(nested)]
+    pub phone: Option<Phone>,
 }
+
+/// One line of a new order.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrderLine {
+    #[validate(nested)]
+    pub sku: Text<1, 100>,
+    #[validate(nested)]
+    pub name: Text<1, 200>,
+    #[validate(nested)]
+    pub category: Option<Text<0, 100>>,
+    /// Size or specification.
+    #[validate(nested)]
+    pub spec: Option<Text<0, 100>>,
+    #[validate(nested)]
+    pub colour: Option<Text<0, 50>>,
+    #[validate(nested)]
+    pub quantity: Whole<1, 100_000>,
+    /// Up to 10^10 minor units, so an order's sum cannot overflow.
+    #[validate(nested)]
+    pub unit_price_minor: Whole<0, 10_000_000_000>,
+}
+
+impl NewOrderLine {
+    /// The stored line `line_no` of order `order_id`.
+    fn into_line(self, order_id: Uuid, line_no: i32) -> OrderLine {
+        let optional =
+            |text: Option<Text<0, 100>>| text.map(Text::into_inner).filter(|t| !t.is_empty());
+        OrderLine {
+            order_id,
+            line_no,
+            sku: self.sku.into_inner(),
+            name: self.name.into_inner(),
+            category: optional(self.category),
+            spec: optional(self.spec),
+            colour: self.colour.map(Text::into_inner).filter(|t| !t.is_empty()),
+            // Within the type's limits, so the conversion holds.
+            quantity: self.quantity.get() as i32,
+            unit_price_minor: self.unit_price_minor.get(),
+        }
+    }
+
+    /// What the line costs: bounded by the limits (100,000 × 10^10), so it cannot overflow.
+    fn amount_minor(&self) -> i64 {
+        self.quantity.get() * self.unit_price_minor.get()
+    }
+}
+
+/// The largest amount an order may state, in minor units (10^15: ten trillion in major
+/// units), so that a customer's figures, which add orders up, stay far from overflowing.
+const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
 
 /// Body of `POST /orders`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -71,38 +117,28 @@ pub struct OrderCustomer {
 pub struct NewOrder {
     /// The system the order comes from; with `external_id` it identifies the order, so a
     /// repeat is recognised and not counted twice.
-    #[validate(length(min = 1, max = 50))]
-    #[schema(min_length = 1, max_length = 50, example = "webshop")]
-    pub source: String,
-    #[validate(length(min = 1, max = 200))]
-    #[schema(min_length = 1, max_length = 200, example = "10045")]
-    pub external_id: String,
+    #[validate(nested)]
+    pub source: Text<1, 50>,
+    #[validate(nested)]
+    pub external_id: Text<1, 200>,
     #[validate(nested)]
     #[schema(schema_with = order_customer_schema)]
     pub customer: OrderCustomer,
     /// Default `placed`.
     pub status: Option<OrderStatus>,
     /// ISO 4217, upper case.
-    #[validate(custom(function = "currency_code"))]
-    #[schema(pattern = "^[A-Z]{3}$", example = "CNY")]
-    pub currency: String,
-    #[validate(length(min = 1, max = 500), nested)]
-    #[schema(min_items = 1, max_items = 500)]
-    pub lines: Vec<OrderLine>,
-    #[validate(range(min = 0))]
-    #[schema(minimum = 0)]
-    #[serde(default, deserialize_with = "crate::http::json::optional_whole_number")]
-    pub discount_minor: Option<i64>,
-    #[validate(range(min = 0))]
-    #[schema(minimum = 0)]
-    #[serde(default, deserialize_with = "crate::http::json::optional_whole_number")]
-    pub shipping_minor: Option<i64>,
+    #[validate(nested)]
+    pub currency: Currency,
+    #[validate(nested)]
+    pub lines: Items<NewOrderLine, 1, 500>,
+    #[validate(nested)]
+    pub discount_minor: Option<Whole<0, { MAX_AMOUNT_MINOR }>>,
+    #[validate(nested)]
+    pub shipping_minor: Option<Whole<0, { MAX_AMOUNT_MINOR }>>,
     /// What the customer paid, as the shop computed it (taxes, rounding and vouchers
     /// included); it is what the customer's figures add up.
-    #[validate(range(min = 0))]
-    #[schema(minimum = 0, example = 12500)]
-    #[serde(deserialize_with = "crate::http::json::whole_number")]
-    pub total_minor: i64,
+    #[validate(nested)]
+    pub total_minor: Whole<0, { MAX_AMOUNT_MINOR }>,
     /// Not in the future (five minutes of clock skew are allowed).
     pub ordered_at: DateTime<Utc>,
 }
@@ -118,12 +154,9 @@ fn order_customer_schema() -> Schema {
         fields.iter().fold(
             ObjectBuilder::new().additional_properties(Some(AdditionalProperties::FreeForm(false))),
             |shape, name| {
-                let mut field = all.properties[*name].clone();
+                let field = all.properties[*name].clone();
                 if identifying.contains(name) {
-                    if let RefOr::T(Schema::Object(field)) = &mut field {
-                        field.schema_type = Type::String.into();
-                    }
-                    shape.property(*name, field).required(*name)
+                    shape.property(*name, never_null(field)).required(*name)
                 } else {
                     shape.property(*name, field)
                 }
@@ -140,6 +173,24 @@ fn order_customer_schema() -> Schema {
         .into()
 }
 
+/// An optional field's schema without its `null`: a string for `type: [string, null]`, the
+/// other branch of `oneOf: [X, null]`.
+fn never_null(field: RefOr<Schema>) -> RefOr<Schema> {
+    match field {
+        RefOr::T(Schema::Object(mut object)) => {
+            object.schema_type = Type::String.into();
+            RefOr::T(Schema::Object(object))
+        }
+        RefOr::T(Schema::OneOf(one_of)) => one_of
+            .items
+            .iter()
+            .find(|item| !matches!(item, RefOr::T(Schema::Object(o)) if o.schema_type == Type::Null.into()))
+            .cloned()
+            .unwrap_or(RefOr::T(Schema::OneOf(one_of))),
+        other => other,
+    }
+}
+
 /// `id` alone, or `source` with `external_ref`: the rule `order_customer_schema` states.
 fn one_customer_reference(who: &OrderCustomer) -> Result<(), validator::ValidationError> {
     match (&who.id, &who.source, &who.external_ref) {
@@ -147,29 +198,6 @@ fn one_customer_reference(who: &OrderCustomer) -> Result<(), validator::Validati
         _ => Err(validator::ValidationError::new("required").with_message(
             "give either customer.id, or customer.source with customer.external_ref".into(),
         )),
-    }
-}
-
-fn not_blank(text: &str) -> Result<(), validator::ValidationError> {
-    if text.trim().is_empty() {
-        Err(validator::ValidationError::new("blank").with_message("must not be blank".into()))
-    } else {
-        Ok(())
-    }
-}
-
-fn phone_number(phone: &str) -> Result<(), validator::ValidationError> {
-    normalise_phone(phone.trim())
-        .map(|_| ())
-        .map_err(|message| validator::ValidationError::new("phone").with_message(message.into()))
-}
-
-fn currency_code(code: &str) -> Result<(), validator::ValidationError> {
-    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(())
-    } else {
-        Err(validator::ValidationError::new("currency")
-            .with_message("must be an ISO 4217 code such as CNY".into()))
     }
 }
 
@@ -201,7 +229,12 @@ struct OrderCursor(DateTime<Utc>, Uuid);
 /// with `200` and changes nothing.
 #[utoipa::path(
     tag = "orders",
-    request_body = NewOrder,
+    request_body(content = NewOrder, example = json!({
+        "source": "webshop", "external_id": "10045",
+        "customer": {"source": "webshop", "external_ref": "C-10045", "display_name": "Wang Li", "email": "li.wang@example.com"},
+        "status": "paid", "currency": "CNY", "total_minor": 12500, "ordered_at": "2026-11-20T09:30:00Z",
+        "lines": [{"sku": "SH-4021-42", "name": "Leather loafer", "category": "shoes", "spec": "EU 42", "colour": "brown", "quantity": 1, "unit_price_minor": 12500}]
+    })),
     responses(
         (status = 201, description = "Recorded", body = Order, headers(("Location" = String), ("ETag" = String))),
         (status = 200, description = "Already recorded: the existing order", body = Order, headers(("ETag" = String))),
@@ -237,14 +270,11 @@ async fn record(
     writer: &Writer,
     order: NewOrder,
 ) -> ApiResult<(OrderRecord, bool)> {
-    db::lock_key(
-        conn,
-        &format!("order\n{}\n{}", order.source, order.external_id),
-    )
-    .await?;
+    let (source, external_id) = (order.source.into_inner(), order.external_id.into_inner());
+    db::lock_key(conn, &format!("order\n{source}\n{external_id}")).await?;
     let existing: Option<OrderRow> = orders::table
-        .filter(orders::source.eq(&order.source))
-        .filter(orders::external_id.eq(&order.external_id))
+        .filter(orders::source.eq(&source))
+        .filter(orders::external_id.eq(&external_id))
         .select(OrderRow::as_select())
         .first(conn)
         .await
@@ -257,11 +287,7 @@ async fn record(
         return Ok((OrderRecord { row, lines }, false));
     }
     // Bounded by the line limits (500 × 100,000 × 10^10 < 2^63), so it cannot overflow.
-    let subtotal: i64 = order
-        .lines
-        .iter()
-        .map(|l| i64::from(l.quantity) * l.unit_price_minor)
-        .sum();
+    let subtotal: i64 = order.lines.iter().map(NewOrderLine::amount_minor).sum();
     if order.ordered_at > Utc::now() + Duration::minutes(5) {
         return Err(ApiError::invalid(
             "ordered_at",
@@ -271,8 +297,9 @@ async fn record(
     }
     let customer = resolve_customer(conn, writer, order.customer).await?;
     let status = order.status.unwrap_or(OrderStatus::Placed);
+    let currency = order.currency.into_inner();
     let counted_elsewhere =
-        customer.order_count > 0 && customer.currency.as_deref() != Some(order.currency.as_str());
+        customer.order_count > 0 && customer.currency.as_deref() != Some(currency.as_str());
     if counted_elsewhere && OrderStatus::COUNTED.contains(&status.as_str()) {
         return Err(ApiError::rule(
             "currency",
@@ -287,26 +314,23 @@ async fn record(
     let now = Utc::now();
     let lines = order
         .lines
+        .into_inner()
         .into_iter()
-        .enumerate()
-        .map(|(i, line)| OrderLine {
-            order_id: id,
-            line_no: i as i32 + 1,
-            ..line
-        })
+        .zip(1..)
+        .map(|(line, line_no)| line.into_line(id, line_no))
         .collect();
     let new = OrderRecord {
         row: OrderRow {
             id,
-            source: order.source,
-            external_id: order.external_id,
+            source,
+            external_id,
             customer_id: customer.id,
             status: status.as_str().to_owned(),
-            currency: order.currency,
+            currency,
             subtotal_minor: subtotal,
-            discount_minor: order.discount_minor.unwrap_or(0),
-            shipping_minor: order.shipping_minor.unwrap_or(0),
-            total_minor: order.total_minor,
+            discount_minor: order.discount_minor.map_or(0, Whole::get),
+            shipping_minor: order.shipping_minor.map_or(0, Whole::get),
+            total_minor: order.total_minor.get(),
             ordered_at: order.ordered_at,
             version: 1,
             created_at: now,
@@ -332,11 +356,11 @@ async fn resolve_customer(
         }),
         (None, Some(source), Some(external_ref)) => {
             let named = ReferencedCustomer {
-                source,
-                external_ref,
-                display_name: who.display_name,
-                email: who.email,
-                phone: who.phone,
+                source: source.into_inner(),
+                external_ref: external_ref.into_inner(),
+                display_name: who.display_name.map(Text::into_inner),
+                email: who.email.map(Email::into_inner),
+                phone: who.phone.map(Phone::into_inner),
             };
             customers::lock_or_create(conn, writer, named, "customer").await
         }

@@ -13,6 +13,7 @@ use validator::Validate;
 use crate::auth::{Role, passwords};
 use crate::db::schema::users;
 use crate::error::{ApiError, ApiResult};
+use crate::kit::input::{Email, Secret};
 use crate::kit::write::{self, Action, Versioned, Writer};
 
 /// A user row. The password hash is never serialised (so never audited or announced) and
@@ -47,18 +48,7 @@ impl std::fmt::Debug for UserRow {
 impl Versioned for UserRow {
     const KIND: &'static str = "user";
 
-    fn id(&self) -> Uuid {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.version
-    }
-
-    fn stamp(&mut self, version: i64, now: DateTime<Utc>) {
-        self.version = version;
-        self.updated_at = now;
-    }
+    crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
 
     fn customer_id(&self) -> Option<Uuid> {
         None
@@ -143,15 +133,17 @@ impl From<UserRow> for User {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    #[validate(email, length(max = 254))]
-    #[schema(format = Email, max_length = 254, example = "ana@example.com")]
-    pub email: String,
-    /// 10 to 128 characters.
-    #[validate(length(min = 10, max = 128))]
-    #[schema(min_length = 10, max_length = 128, example = "a long passphrase")]
-    pub password: String,
+    #[validate(nested)]
+    pub email: Email,
+    #[validate(nested)]
+    pub password: Password,
     pub role: Role,
 }
+
+/// The longest password accepted.
+pub const PASSWORD_MAX: usize = 128;
+/// A new password: 10 to 128 characters, taken exactly as typed.
+pub type Password = Secret<10, { PASSWORD_MAX }>;
 
 /// Creates a user; `409` when the e-mail is taken (compared case-insensitively).
 pub async fn create_user(
@@ -159,11 +151,11 @@ pub async fn create_user(
     writer: &Writer,
     new: NewUser,
 ) -> ApiResult<UserRow> {
-    let hash = passwords::hash(new.password).await?;
+    let hash = passwords::hash(new.password.into_inner()).await?;
     let now = Utc::now();
     let row = UserRow {
         id: Uuid::now_v7(),
-        email: new.email.trim().to_owned(),
+        email: new.email.into_inner(),
         password_hash: hash,
         role: new.role.as_str().to_owned(),
         active: true,
@@ -186,8 +178,8 @@ pub async fn bootstrap_admin(
         return Ok(false);
     }
     let new = NewUser {
-        email: email.to_owned(),
-        password: password.to_owned(),
+        email: email.to_owned().into(),
+        password: password.to_owned().into(),
         role: Role::Admin,
     };
     new.validate()

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
-use super::{NewUser, User, UserRow, create_user};
+use super::{NewUser, Password, User, UserRow, create_user};
 use crate::auth::{AdminOnly, AuthState, Authorized, Principal, Role, passwords};
 use crate::db::DbConn;
 use crate::db::schema::{refresh_tokens, users};
@@ -35,10 +35,9 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 pub struct UserPatch {
     pub role: Option<Role>,
     pub active: Option<bool>,
-    /// A new password (10 to 128 characters); signs the user out everywhere.
-    #[validate(length(min = 10, max = 128))]
-    #[schema(min_length = 10, max_length = 128)]
-    pub password: Option<String>,
+    /// A new password; signs the user out everywhere.
+    #[validate(nested)]
+    pub password: Option<Password>,
 }
 
 /// Filters of `GET /users`.
@@ -163,7 +162,7 @@ async fn apply_change(
     patch: UserPatch,
 ) -> ApiResult<UserRow> {
     let password_hash = match patch.password {
-        Some(password) => Some(passwords::hash(password).await?),
+        Some(password) => Some(passwords::hash(password.into_inner()).await?),
         None => None,
     };
     let writer = Writer::of(caller);

@@ -343,8 +343,8 @@ impl TestApp {
         let email = format!("{}-{}@example.com", role.as_str(), Uuid::new_v4().simple());
         let mut conn = self.context.pool().get().await.unwrap();
         let new = NewUser {
-            email: email.clone(),
-            password: PASSWORD.into(),
+            email: email.clone().into(),
+            password: PASSWORD.to_owned().into(),
             role,
         };
         let row = create_user(&mut conn, &Writer::system(), new)

@@ -258,14 +258,18 @@ async fn erase_reaches_every_table() {
     let manager = app.client(Role::Manager).await;
     let secrets = ["Gu Wenxin", "wenxin@private.example", "+8613712345678"];
     let key = "erase-reach-1";
-    let created = manager
-        .send(
-            "POST",
-            "/api/v1/customers",
-            Some(&json!({"display_name": secrets[0], "emails": [secrets[1]], "phones": [secrets[2]]})),
-            &[("Idempotency-Key", key)],
-        )
-        .await;
+    let body = json!({"display_name": secrets[0], "emails": [secrets[1]], "phones": [secrets[2]]});
+    let post_under_key = async || {
+        manager
+            .send(
+                "POST",
+                "/api/v1/customers",
+                Some(&body),
+                &[("Idempotency-Key", key)],
+            )
+            .await
+    };
+    let created = post_under_key().await;
     assert_eq!(created.status, 201, "{}", created.text);
     let id = id_of(&created.body);
     manager
@@ -276,14 +280,7 @@ async fn erase_reaches_every_table() {
         .await;
     manager.order(&id, "erase-1", 500).await;
     conformance::erase_reaches_everything(&manager, &id, &secrets).await;
-    let replay = manager
-        .send(
-            "POST",
-            "/api/v1/customers",
-            Some(&json!({"display_name": secrets[0], "emails": [secrets[1]], "phones": [secrets[2]]})),
-            &[("Idempotency-Key", key)],
-        )
-        .await;
+    let replay = post_under_key().await;
     assert_eq!(
         replay.header("idempotent-replayed"),
         Some("true"),

@@ -218,7 +218,11 @@ async fn order_input_is_validated() {
     future["ordered_at"] = json!("2999-01-01T00:00:00Z");
     let mut zero_quantity = new_order("v5", who.clone(), "paid", 100);
     zero_quantity["lines"][0]["quantity"] = json!(0);
+    // Bounded so that a customer's figures, which add totals up, cannot overflow.
+    let mut huge_total = new_order("v9", who.clone(), "paid", 100);
+    huge_total["total_minor"] = json!(9_223_372_036_854_775_806i64);
     let cases = [
+        (huge_total, "total_minor"),
         (no_total, "total_minor"),
         (no_lines, "lines"),
         (bad_currency, "currency"),
