@@ -534,5 +534,6 @@ mod tests {
         assert_schema_lists("Gender", Gender::ALL);
         assert_schema_lists("IncomeBand", IncomeBand::ALL);
         assert_schema_lists("OrderStatus", crate::orders::OrderStatus::ALL);
+        assert_schema_lists("Role", crate::auth::Role::ALL);
     }
 }

@@ -1,12 +1,15 @@
 //! Enumerations stored as `text` with a CHECK constraint and sent as lower snake_case
-//! strings. One macro gives each the same serde names, OpenAPI schema and conversions.
+//! strings. One macro gives each the same serde names, OpenAPI schema and conversions, and
+//! makes it a column type: rows hold the enum itself, and a stored text that names no value
+//! fails the query loudly (a logged `500`) instead of passing for some other value.
 
 /// Declares a text enumeration: `text_enum! { /// doc  pub enum Level { Potential = "potential", ... } }`.
 #[macro_export]
 macro_rules! text_enum {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+        #[diesel(sql_type = diesel::sql_types::Text)]
         // utoipa does not see the per-variant renames below (a literal passed through a macro),
         // so the casing rule is stated once more where it can read it; a test in `openapi`
         // checks that the document's values are the serialised ones.
@@ -29,9 +32,20 @@ macro_rules! text_enum {
                 match text { $($text => Some(Self::$variant),)+ _ => None }
             }
 
-            /// The value read from a column the CHECK constraint keeps valid.
-            pub fn from_column(text: &str) -> Self {
-                Self::parse(text).unwrap_or(Self::ALL[0])
+        }
+
+        impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
+            fn from_sql(bytes: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+                let text = <String as diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg>>::from_sql(bytes)?;
+                Self::parse(&text).ok_or_else(|| {
+                    format!("`{text}` is not a {} (the column holds a value this version does not know)", stringify!($name)).into()
+                })
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
+            fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>) -> diesel::serialize::Result {
+                <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(self.as_str(), out)
             }
         }
 

@@ -30,35 +30,19 @@ use crate::db::{Pool, schema};
 use crate::error::{ApiError, ApiResult};
 use crate::http::rate_limit::{RateLimiter, apply_headers};
 
-/// A staff user's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Everything, including users and API keys.
-    Admin,
-    /// Everything in the business domains, but not users and API keys.
-    Manager,
-    /// Reads customers; writes the customers they own, their visits and assigned complaints.
-    Agent,
+crate::text_enum! {
+    /// A staff user's role.
+    pub enum Role {
+        /// Everything, including users and API keys.
+        Admin = "admin",
+        /// Everything in the business domains, but not users and API keys.
+        Manager = "manager",
+        /// Reads customers; writes the customers they own, their visits and assigned complaints.
+        Agent = "agent",
+    }
 }
 
 impl Role {
-    /// The stored and serialised name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Manager => "manager",
-            Self::Agent => "agent",
-        }
-    }
-
-    /// The role with this stored name.
-    pub fn parse(name: &str) -> Option<Self> {
-        [Self::Admin, Self::Manager, Self::Agent]
-            .into_iter()
-            .find(|r| r.as_str() == name)
-    }
-
     /// The one table of role rights.
     pub fn grants(self, access: Access) -> bool {
         match (self, access) {

@@ -248,12 +248,11 @@ async fn logout(mut conn: DbConn, body: ValidJson<RefreshRequest>) -> ApiResult<
 async fn me(principal: Principal, mut conn: DbConn) -> ApiResult<HttpResponse> {
     let (me, version) = match principal {
         Principal::User { id, .. } => {
-            let (email, role, active, version): (String, String, bool, i64) = users::table
+            let (email, role, active, version): (String, Role, bool, i64) = users::table
                 .find(id)
                 .select((users::email, users::role, users::active, users::version))
                 .first(&mut conn)
                 .await?;
-            let role = Role::parse(&role).unwrap_or(Role::Agent);
             (
                 Me::User {
                     id,

@@ -87,11 +87,10 @@ pub async fn set_figures(
     after.first_purchase_at = figures.first_purchase_at;
     after.last_purchase_at = figures.last_purchase_at;
     after.currency = figures.currency.or(after.currency);
-    let first_time_buyer = [Level::Potential, Level::Prospect, Level::Registered]
-        .iter()
-        .any(|l| l.as_str() == after.level);
+    let first_time_buyer =
+        [Level::Potential, Level::Prospect, Level::Registered].contains(&after.level);
     if figures.order_count > 0 && first_time_buyer {
-        after.level = Level::Active.as_str().to_owned();
+        after.level = Level::Active;
     }
     write::save(conn, writer, locked, after, FIGURES_UPDATED).await
 }

@@ -411,14 +411,6 @@ fn set_option<T>(target: &mut Option<T>, field: Field<T>) {
     set(target, field.map_value(Some), || None);
 }
 
-fn set_text_enum<E: Copy>(
-    target: &mut Option<String>,
-    field: Field<E>,
-    name: impl Fn(E) -> &'static str,
-) {
-    set_option(target, field.map_value(|e| name(e).to_owned()));
-}
-
 fn set_json<T: serde::Serialize>(target: &mut Value, field: Field<Vec<T>>) {
     set(
         target,
@@ -511,7 +503,7 @@ impl CustomerFields {
             _ => None,
         };
         if let Field::Value(kind) = self.kind {
-            row.kind = kind.as_str().to_owned();
+            row.kind = kind;
         }
         if let Field::Value(name) = self.display_name {
             row.display_name = name.into_inner();
@@ -528,13 +520,13 @@ impl CustomerFields {
             &mut row.addresses,
             self.addresses.map_value(Items::into_inner),
         );
-        set_text_enum(&mut row.gender, self.gender, Gender::as_str);
+        set_option(&mut row.gender, self.gender);
         set_option(&mut row.birthday, self.birthday);
         set(&mut row.hobbies, texts(self.hobbies), Vec::new);
         set_option(&mut row.personality, text(self.personality));
         set_option(&mut row.family_situation, text(self.family_situation));
         set_option(&mut row.occupation, text(self.occupation));
-        set_text_enum(&mut row.income_band, self.income_band, IncomeBand::as_str);
+        set_option(&mut row.income_band, self.income_band);
         set(&mut row.likes, texts(self.likes), Vec::new);
         set(&mut row.dislikes, texts(self.dislikes), Vec::new);
         set_json(
@@ -543,17 +535,13 @@ impl CustomerFields {
         );
         set_option(&mut row.notes, text(self.notes));
         if let Field::Value(level) = self.level {
-            row.level = level.as_str().to_owned();
+            row.level = level;
         }
-        set_text_enum(&mut row.tier, self.tier, Tier::as_str);
+        set_option(&mut row.tier, self.tier);
         if let Field::Value(stage) = self.lifecycle_stage {
-            row.lifecycle_stage = stage.as_str().to_owned();
+            row.lifecycle_stage = stage;
         }
-        set_text_enum(
-            &mut row.churn_reason,
-            self.churn_reason,
-            ChurnReason::as_str,
-        );
+        set_option(&mut row.churn_reason, self.churn_reason);
         set_option(&mut row.owner_id, self.owner_id);
         set_option(&mut row.region, text(self.region));
         set(&mut row.tags, texts(self.tags), Vec::new);
@@ -579,7 +567,7 @@ impl CustomerFields {
                 "give display_name, or given_name / family_name",
             ));
         }
-        if row.lifecycle_stage == Stage::Churned.as_str() {
+        if row.lifecycle_stage == Stage::Churned {
             if row.churn_reason.is_none() {
                 errors.push(FieldError::new(
                     "churn_reason",

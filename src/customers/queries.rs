@@ -520,11 +520,11 @@ pub async fn erase(
     blank.display_name = "Erased customer".into();
     let was = current.row();
     let kept = CustomerRow {
-        kind: was.kind.clone(),
-        level: was.level.clone(),
-        tier: was.tier.clone(),
-        lifecycle_stage: was.lifecycle_stage.clone(),
-        churn_reason: was.churn_reason.clone(),
+        kind: was.kind,
+        level: was.level,
+        tier: was.tier,
+        lifecycle_stage: was.lifecycle_stage,
+        churn_reason: was.churn_reason,
         owner_id: was.owner_id,
         region: was.region.clone(),
         referred_by: was.referred_by,

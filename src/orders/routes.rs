@@ -325,7 +325,7 @@ async fn record(
             source,
             external_id,
             customer_id: customer.id,
-            status: status.as_str().to_owned(),
+            status,
             currency,
             subtotal_minor: subtotal,
             discount_minor: order.discount_minor.map_or(0, Whole::get),
@@ -462,7 +462,7 @@ async fn update(
         .transaction::<_, ApiError, _>(async move |conn| {
             let current: write::Locked<OrderRecord> =
                 write::lock(conn, &writer, id, &if_match).await?;
-            let status = OrderStatus::from_column(&current.row().row.status);
+            let status = current.row().row.status;
             if status == next {
                 return Ok(current.to_change());
             }
@@ -473,7 +473,7 @@ async fn update(
             }
             let customer = customers::lock_row(conn, current.row().row.customer_id).await?;
             let mut changed = current.to_change();
-            changed.row.status = next.as_str().to_owned();
+            changed.row.status = next;
             let saved = write::save(conn, &writer, current, changed, STATUS_CHANGED).await?;
             recompute_figures(conn, &writer, customer).await?;
             Ok(saved)

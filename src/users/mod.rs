@@ -25,7 +25,7 @@ pub struct UserRow {
     pub email: String,
     #[serde(skip)]
     pub password_hash: String,
-    pub role: String,
+    pub role: Role,
     pub active: bool,
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -121,7 +121,7 @@ impl From<UserRow> for User {
         Self {
             id: row.id,
             email: row.email,
-            role: Role::parse(&row.role).unwrap_or(Role::Agent),
+            role: row.role,
             active: row.active,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -157,7 +157,7 @@ pub async fn create_user(
         id: Uuid::now_v7(),
         email: new.email.into_inner(),
         password_hash: hash,
-        role: new.role.as_str().to_owned(),
+        role: new.role,
         active: true,
         version: 1,
         created_at: now,

@@ -170,12 +170,12 @@ async fn apply_change(
         let current: Locked<UserRow> = write::lock(conn, &writer, id, if_match).await?;
         let mut after = current.to_change();
         if let Some(role) = patch.role {
-            after.role = role.as_str().to_owned();
+            after.role = role;
         }
         after.active = patch.active.unwrap_or(after.active);
         let was = current.row();
         let loses_admin =
-            was.role == "admin" && was.active && (after.role != "admin" || !after.active);
+            was.role == Role::Admin && was.active && (after.role != Role::Admin || !after.active);
         if loses_admin {
             if caller.user_id() == Some(id) {
                 return Err(ApiError::Conflict(

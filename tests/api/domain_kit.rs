@@ -288,3 +288,23 @@ async fn erase_reaches_every_table() {
     );
     assert!(!replay.text.contains(secrets[0]));
 }
+
+#[actix_web::test]
+async fn a_stored_value_no_enumeration_knows_fails_loudly() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let id = id_of(&manager.customer(json!({"level": "core"})).await);
+    let mut conn = app.context.pool().get().await.unwrap();
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut conn,
+        &format!(
+            "ALTER TABLE customers DROP CONSTRAINT customers_level_check; \
+             UPDATE customers SET level = 'legendary' WHERE id = '{id}'"
+        ),
+    )
+    .await
+    .unwrap();
+    let read = manager.get(&format!("/api/v1/customers/{id}")).await;
+    assert_eq!(read.status, 500, "not read as another level: {}", read.text);
+    assert!(!read.text.contains("potential"));
+}
