@@ -211,19 +211,17 @@ async fn list(
     mut conn: DbConn,
     page: Query<PageParams>,
 ) -> ApiResult<web::Json<Page<ApiKey>>> {
-    let limit = page.limit()?;
+    let window = page.window::<Uuid>()?;
     let mut query = api_keys::table
         .select(ApiKeyRow::as_select())
         .order(api_keys::id)
-        .limit(limit + 1)
+        .limit(window.fetch())
         .into_boxed();
-    if let Some(after) = page.after::<Uuid>()? {
+    if let Some(after) = window.after {
         query = query.filter(api_keys::id.gt(after));
     }
     let rows = query.load(&mut conn).await?;
-    Ok(web::Json(
-        Page::from_rows(rows, limit, |k| k.id).map(ApiKey::from),
-    ))
+    Ok(web::Json(window.page(rows, |k| k.id).map(ApiKey::from)))
 }
 
 /// Get an API key. A revoked key is gone (`404`); the list keeps it, with `revoked_at`, for

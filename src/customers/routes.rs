@@ -137,7 +137,7 @@ async fn list(
     page: Query<PageParams>,
     query: Query<CustomerQuery>,
 ) -> ApiResult<web::Json<Page<Customer>>> {
-    let limit = page.limit()?;
+    let window = page.window::<CustomerCursor>()?;
     let sort = query
         .sort
         .as_deref()
@@ -145,12 +145,13 @@ async fn list(
         .transpose()?
         .unwrap_or_default();
     let filters = query.filters(req.query_string())?;
-    let cursor: Option<CustomerCursor> = page.after()?;
-    let rows = queries::list_statement(&filters, sort, cursor.as_ref(), limit + 1)?
+    let rows = queries::list_statement(&filters, sort, window.after.as_ref(), window.fetch())?
         .load(&mut conn)
         .await?;
     Ok(web::Json(
-        Page::from_rows(rows, limit, |row| CustomerCursor::after(sort, row)).map(Customer::from),
+        window
+            .page(rows, |row| CustomerCursor::after(sort, row))
+            .map(Customer::from),
     ))
 }
 
@@ -450,19 +451,15 @@ async fn timeline(
     id: web::Path<Uuid>,
     page: Query<PageParams>,
 ) -> ApiResult<web::Json<Page<TimelineEntry>>> {
-    let limit = page.limit()?;
-    let before = page
-        .after::<EventCursor>()?
-        .map(|EventCursor(at, id)| (at, id));
+    let window = page.window::<EventCursor>()?;
+    let before = window.after.as_ref().map(|EventCursor(at, id)| (*at, *id));
     queries::find_live(&conn, *id).await?;
     let mut lists = Vec::new();
     for source in registry.timelines() {
-        lists.push(source(&mut conn, *id, before, limit + 1).await?);
+        lists.push(source(&mut conn, *id, before, window.fetch()).await?);
     }
-    let entries = registry::merge_newest_first(lists, limit as usize + 1);
-    Ok(web::Json(Page::from_rows(entries, limit, |e| {
-        EventCursor(e.at, e.id)
-    })))
+    let entries = registry::merge_newest_first(lists, window.fetch() as usize);
+    Ok(web::Json(window.page(entries, |e| EventCursor(e.at, e.id))))
 }
 
 /// The audit history of a customer, newest first.
@@ -480,15 +477,13 @@ async fn history(
     id: web::Path<Uuid>,
     page: Query<PageParams>,
 ) -> ApiResult<web::Json<Page<AuditEntry>>> {
-    let limit = page.limit()?;
-    let before = page
-        .after::<EventCursor>()?
-        .map(|EventCursor(at, id)| (at, id));
+    let window = page.window::<EventCursor>()?;
+    let before = window.after.as_ref().map(|EventCursor(at, id)| (*at, *id));
     queries::find_live(&conn, *id).await?;
-    let entries = audit::for_customer(&mut conn, *id, before, limit + 1).await?;
-    Ok(web::Json(Page::from_rows(entries, limit, |e| {
-        EventCursor(e.created_at, e.id)
-    })))
+    let entries = audit::for_customer(&mut conn, *id, before, window.fetch()).await?;
+    Ok(web::Json(
+        window.page(entries, |e| EventCursor(e.created_at, e.id)),
+    ))
 }
 
 /// Everything held on a customer as one JSON document (data-subject access request).

@@ -1,62 +1,115 @@
-//! The cursor condition of newest-first lists ordered by `(time DESC, id DESC)` (orders, a
-//! customer's history and timeline): the next page holds the rows strictly older than the
-//! last row served.
+//! The cursor condition of keyset pagination for a list ordered by `(key, id)`, ascending or
+//! descending, whatever the key's type: the next page holds the rows strictly past the last
+//! row served. Lists read their window through [`crate::http::pagination::Window`] and
+//! filter with [`past`] (or [`older_than`], the newest-first case).
 //!
-//! Written as the row comparison `(time, id) < ($1, $2)`, which PostgreSQL turns into a
-//! range on an index ending in `(time, id)` and seeks to. The equivalent
-//! `time < $1 OR (time = $1 AND id < $2)` (diesel has no row comparison) is only a filter:
-//! each page read and discarded every row newer than its cursor, so page n cost n pages.
+//! Written as the row comparison `(key, id) < ($1, $2)` (or `>`), which PostgreSQL turns into
+//! a range on an index ending in `(key, id)` and seeks to. The equivalent
+//! `key < $1 OR (key = $1 AND id < $2)` (diesel has no row comparison) is only a filter:
+//! each page read and discarded every row before its cursor, so page n cost n pages.
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::expression::{AppearsOnTable, Expression, ValidGrouping, is_aggregate};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{Bool, SqlType, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
-/// Rows strictly older than a cursor `(at, id)`; see [`older_than`].
-#[derive(Debug, Clone, Copy, QueryId)]
-pub struct OlderThan<T, I> {
-    time: T,
-    id: I,
-    at: DateTime<Utc>,
-    last: Uuid,
+/// Which way a list runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Ascending,
+    Descending,
 }
 
-/// Rows whose `(time, id)` comes strictly before `(at, last)`, for the page after the row
-/// `(at, last)` of a list ordered by `time DESC, id DESC`.
-pub fn older_than<T, I>(time: T, id: I, (at, last): (DateTime<Utc>, Uuid)) -> OlderThan<T, I>
+/// Rows strictly past a cursor `(key, id)` in a list ordered by `(key, id)`; see [`past`].
+#[derive(Debug, Clone, Copy)]
+pub struct Past<C, I, K, ST> {
+    key_column: C,
+    id_column: I,
+    key: K,
+    last: Uuid,
+    direction: Direction,
+    sql_type: std::marker::PhantomData<ST>,
+}
+
+/// Rows whose `(key, id)` comes strictly after `(key, last)` in `direction`: the page after
+/// the row `(key, last)`.
+pub fn past<C, I, K, ST>(
+    key_column: C,
+    id_column: I,
+    (key, last): (K, Uuid),
+    direction: Direction,
+) -> Past<C, I, K, ST>
+where
+    C: Expression<SqlType = ST>,
+    I: Expression<SqlType = SqlUuid>,
+    ST: SqlType,
+    K: ToSql<ST, Pg>,
+{
+    Past {
+        key_column,
+        id_column,
+        key,
+        last,
+        direction,
+        sql_type: std::marker::PhantomData,
+    }
+}
+
+/// The newest-first case: rows strictly older than `(at, last)` in a list ordered by
+/// `time DESC, id DESC` (orders, a customer's history and timeline).
+pub fn older_than<T, I>(
+    time: T,
+    id: I,
+    cursor: (DateTime<Utc>, Uuid),
+) -> Past<T, I, DateTime<Utc>, Timestamptz>
 where
     T: Expression<SqlType = Timestamptz>,
     I: Expression<SqlType = SqlUuid>,
 {
-    OlderThan { time, id, at, last }
+    past(time, id, cursor, Direction::Descending)
 }
 
-impl<T, I> Expression for OlderThan<T, I> {
+impl<C, I, K, ST> QueryId for Past<C, I, K, ST> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<C, I, K, ST> Expression for Past<C, I, K, ST> {
     type SqlType = Bool;
 }
 
-impl<T, I, QS> AppearsOnTable<QS> for OlderThan<T, I>
+impl<C, I, K, ST, QS> AppearsOnTable<QS> for Past<C, I, K, ST>
 where
-    T: AppearsOnTable<QS>,
+    C: AppearsOnTable<QS>,
     I: AppearsOnTable<QS>,
 {
 }
 
-impl<T, I> ValidGrouping<()> for OlderThan<T, I> {
+impl<C, I, K, ST> ValidGrouping<()> for Past<C, I, K, ST> {
     type IsAggregate = is_aggregate::Never;
 }
 
-impl<T: QueryFragment<Pg>, I: QueryFragment<Pg>> QueryFragment<Pg> for OlderThan<T, I> {
+impl<C, I, K, ST> QueryFragment<Pg> for Past<C, I, K, ST>
+where
+    C: QueryFragment<Pg>,
+    I: QueryFragment<Pg>,
+    K: ToSql<ST, Pg>,
+    Pg: diesel::sql_types::HasSqlType<ST>,
+{
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql("(");
-        self.time.walk_ast(out.reborrow())?;
+        self.key_column.walk_ast(out.reborrow())?;
         out.push_sql(", ");
-        self.id.walk_ast(out.reborrow())?;
-        out.push_sql(") < (");
-        out.push_bind_param::<Timestamptz, _>(&self.at)?;
+        self.id_column.walk_ast(out.reborrow())?;
+        out.push_sql(match self.direction {
+            Direction::Ascending => ") > (",
+            Direction::Descending => ") < (",
+        });
+        out.push_bind_param::<ST, _>(&self.key)?;
         out.push_sql(", ");
         out.push_bind_param::<SqlUuid, _>(&self.last)?;
         out.push_sql(")");
@@ -69,7 +122,7 @@ mod tests {
     use diesel::prelude::*;
 
     use super::*;
-    use crate::db::schema::orders;
+    use crate::db::schema::{orders, users};
 
     #[test]
     fn a_cursor_is_one_row_comparison_an_index_can_seek_to() {
@@ -82,6 +135,21 @@ mod tests {
         let sql = diesel::debug_query::<Pg, _>(&query).to_string();
         assert!(
             sql.contains(r#"WHERE ("orders"."ordered_at", "orders"."id") < ($1, $2)"#),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn any_key_type_and_direction() {
+        let query = users::table.select(users::id).filter(past(
+            users::email,
+            users::id,
+            ("a@example.com".to_owned(), Uuid::nil()),
+            Direction::Ascending,
+        ));
+        let sql = diesel::debug_query::<Pg, _>(&query).to_string();
+        assert!(
+            sql.contains(r#"WHERE ("users"."email", "users"."id") > ($1, $2)"#),
             "{sql}"
         );
     }

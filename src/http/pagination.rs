@@ -27,9 +27,41 @@ pub struct PageParams {
     pub cursor: Option<String>,
 }
 
+/// One page to fetch of a list in keyset order: how many rows to read (one more than the
+/// page holds, to tell whether another page follows) and the typed sort key of the row the
+/// page starts after. Every list reads through one, so no handler counts `limit + 1` itself.
+#[derive(Debug, Clone)]
+pub struct Window<K> {
+    limit: i64,
+    /// The key of the last row served, `None` on the first page.
+    pub after: Option<K>,
+}
+
+impl<K> Window<K> {
+    /// The rows to read: the page and one more.
+    pub fn fetch(&self) -> i64 {
+        self.limit + 1
+    }
+
+    /// The page of `rows` (read with [`Window::fetch`] in sort order), its cursor the key of
+    /// its last row.
+    pub fn page<T, C: Serialize>(&self, rows: Vec<T>, key: impl Fn(&T) -> C) -> Page<T> {
+        Page::from_rows(rows, self.limit, key)
+    }
+}
+
 impl PageParams {
+    /// The window these parameters ask for, with a typed cursor: `400` for a limit out of
+    /// range or a cursor that is not one of this list's.
+    pub fn window<K: DeserializeOwned>(&self) -> ApiResult<Window<K>> {
+        Ok(Window {
+            limit: self.limit()?,
+            after: self.after()?,
+        })
+    }
+
     /// The page size, `400` when out of range.
-    pub fn limit(&self) -> ApiResult<i64> {
+    fn limit(&self) -> ApiResult<i64> {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
             Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
@@ -41,7 +73,7 @@ impl PageParams {
 
     /// The sort key the page starts after, `400` when the cursor is not one of ours. An empty
     /// `cursor=` is the first page, as clients that always send the parameter expect.
-    pub fn after<K: DeserializeOwned>(&self) -> ApiResult<Option<K>> {
+    fn after<K: DeserializeOwned>(&self) -> ApiResult<Option<K>> {
         self.cursor
             .as_deref()
             .filter(|c| !c.is_empty())
@@ -62,7 +94,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows fetched in sort order: the extra row only
     /// tells that another page exists.
-    pub fn from_rows<K: Serialize>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> K) -> Self {
+    fn from_rows<K: Serialize>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> K) -> Self {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);

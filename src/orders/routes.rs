@@ -382,13 +382,13 @@ async fn list(
     page: Query<PageParams>,
     filters: Query<OrderFilters>,
 ) -> ApiResult<web::Json<Page<Order>>> {
-    let limit = page.limit()?;
+    let window = page.window::<OrderCursor>()?;
     let mut query = orders::table
         .select(OrderRow::as_select())
         .order((orders::ordered_at.desc(), orders::id.desc()))
-        .limit(limit + 1)
+        .limit(window.fetch())
         .into_boxed();
-    if let Some(OrderCursor(at, id)) = page.after()? {
+    if let Some(OrderCursor(at, id)) = window.after {
         query = query.filter(older_than(orders::ordered_at, orders::id, (at, id)));
     }
     if let Some(customer) = filters.customer_id {
@@ -407,7 +407,7 @@ async fn list(
         query = query.filter(orders::ordered_at.lt(before));
     }
     let rows = query.load(&mut conn).await?;
-    let page = Page::from_rows(rows, limit, |o| OrderCursor(o.ordered_at, o.id));
+    let page = window.page(rows, |o| OrderCursor(o.ordered_at, o.id));
     let data = with_lines(&mut conn, &page.data).await?;
     Ok(web::Json(Page {
         data,

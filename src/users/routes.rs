@@ -85,13 +85,13 @@ async fn list(
     page: Query<PageParams>,
     filters: Query<UserFilters>,
 ) -> ApiResult<web::Json<Page<User>>> {
-    let limit = page.limit()?;
+    let window = page.window::<Uuid>()?;
     let mut query = users::table
         .select(UserRow::as_select())
         .order(users::id)
-        .limit(limit + 1)
+        .limit(window.fetch())
         .into_boxed();
-    if let Some(after) = page.after::<Uuid>()? {
+    if let Some(after) = window.after {
         query = query.filter(users::id.gt(after));
     }
     if let Some(role) = filters.role {
@@ -101,9 +101,7 @@ async fn list(
         query = query.filter(users::active.eq(active));
     }
     let rows = query.load(&mut conn).await?;
-    Ok(web::Json(
-        Page::from_rows(rows, limit, |u| u.id).map(User::from),
-    ))
+    Ok(web::Json(window.page(rows, |u| u.id).map(User::from)))
 }
 
 /// Get a staff user.
