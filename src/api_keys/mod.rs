@@ -56,6 +56,7 @@ struct ApiKeyRow {
 
 impl Versioned for ApiKeyRow {
     const KIND: &'static str = "api_key";
+    type Id = Uuid;
 
     // Keys have no `updated_at`: a revocation is stamped by `revoked_at`.
     crate::versioned_columns!(id: id, version: version);

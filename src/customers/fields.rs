@@ -10,7 +10,6 @@ use utoipa::openapi::schema::{
     AllOfBuilder, AnyOfBuilder, ObjectBuilder, Ref, Schema, SchemaType, Type,
 };
 use utoipa::{PartialSchema, ToSchema};
-use uuid::Uuid;
 use validator::Validate;
 
 use super::{
@@ -18,6 +17,7 @@ use super::{
 };
 use crate::error::FieldError;
 use crate::http::json::{Field, Validated, field_errors_within};
+use crate::kit::ids::{CustomerId, UserId};
 use crate::kit::input::{Email, Items, NOT_BLANK, Phone, Text};
 
 /// Consent changes: `true` grants, `false` withdraws, absent leaves as is.
@@ -96,7 +96,7 @@ pub struct CustomerFields {
     pub churn_reason: Field<ChurnReason>,
     /// An active staff user. Agents may only name themselves.
     #[schema(value_type = Option<Uuid>)]
-    pub owner_id: Field<Uuid>,
+    pub owner_id: Field<UserId>,
     #[schema(nullable)]
     pub region: Field<Text<0, 100>>,
     #[schema(nullable)]
@@ -107,7 +107,7 @@ pub struct CustomerFields {
     pub attributes: Field<Map<String, Value>>,
     /// Another live customer.
     #[schema(value_type = Option<Uuid>)]
-    pub referred_by: Field<Uuid>,
+    pub referred_by: Field<CustomerId>,
     /// With `external_ref`: the customer's id in another system (unique together).
     #[schema(nullable)]
     pub source: Field<Text<0, 50>>,

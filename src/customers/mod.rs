@@ -13,12 +13,12 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use uuid::Uuid;
 use validator::Validate;
 
 use crate::db::schema::customers;
 use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::Money;
+use crate::kit::ids::{CustomerId, UserId};
 use crate::kit::input::{Latitude, Longitude, Text};
 use crate::text_enum;
 
@@ -139,7 +139,7 @@ pub struct Consents {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
 #[diesel(table_name = customers, treat_none_as_null = true)]
 pub struct CustomerRow {
-    pub id: Uuid,
+    pub id: CustomerId,
     pub kind: Kind,
     pub display_name: String,
     pub given_name: Option<String>,
@@ -164,11 +164,11 @@ pub struct CustomerRow {
     pub tier: Option<Tier>,
     pub lifecycle_stage: Stage,
     pub churn_reason: Option<ChurnReason>,
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<UserId>,
     pub region: Option<String>,
     pub tags: Vec<String>,
     pub attributes: Value,
-    pub referred_by: Option<Uuid>,
+    pub referred_by: Option<CustomerId>,
     pub source: Option<String>,
     pub external_ref: Option<String>,
     pub consents: Value,
@@ -177,7 +177,7 @@ pub struct CustomerRow {
     pub total_spent_minor: i64,
     pub first_purchase_at: Option<DateTime<Utc>>,
     pub last_purchase_at: Option<DateTime<Utc>>,
-    pub merged_into: Option<Uuid>,
+    pub merged_into: Option<CustomerId>,
     pub erased_at: Option<DateTime<Utc>>,
     pub erased_by: Option<String>,
     pub deleted_at: Option<DateTime<Utc>>,
@@ -190,7 +190,7 @@ impl CustomerRow {
     /// A new, empty customer (the caller fills in at least the display name).
     pub fn new(now: DateTime<Utc>) -> Self {
         Self {
-            id: Uuid::now_v7(),
+            id: CustomerId::new(),
             kind: Kind::Person,
             display_name: String::new(),
             given_name: None,
@@ -242,7 +242,7 @@ impl CustomerRow {
 /// A customer as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Customer {
-    pub id: Uuid,
+    pub id: CustomerId,
     pub kind: Kind,
     #[schema(example = "Wang Li")]
     pub display_name: String,
@@ -271,14 +271,14 @@ pub struct Customer {
     pub lifecycle_stage: Stage,
     pub churn_reason: Option<ChurnReason>,
     /// The staff member responsible for the customer.
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<UserId>,
     pub region: Option<String>,
     pub tags: Vec<String>,
     /// Custom fields; filter lists with `attr.<name>=<value>`.
     #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
     /// The customer who referred this one.
-    pub referred_by: Option<Uuid>,
+    pub referred_by: Option<CustomerId>,
     /// The system the customer came from, with `external_ref` its id there (unique together).
     pub source: Option<String>,
     pub external_ref: Option<String>,

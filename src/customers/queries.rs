@@ -23,6 +23,7 @@ use crate::db::schema::{customers, users};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::etag::IfMatch;
 use crate::kit::events;
+use crate::kit::ids::{CustomerId, UserId};
 use crate::kit::registry::Registry;
 use crate::kit::write::{self, Action, Locked, Versioned, Writer};
 
@@ -44,16 +45,17 @@ fn gone(row: &CustomerRow) -> ApiError {
 
 impl Versioned for CustomerRow {
     const KIND: &'static str = "customer";
+    type Id = CustomerId;
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
 
     fn customer_id(&self) -> Option<Uuid> {
-        Some(self.id)
+        Some(self.id.get())
     }
 
     fn ownership(&self) -> Ownership {
         Ownership::Owned {
-            owner: self.owner_id,
+            owner: self.owner_id.map(UserId::get),
             what: "the customers they own",
         }
     }
@@ -62,7 +64,7 @@ impl Versioned for CustomerRow {
         serde_json::to_value(super::Customer::from(self.clone())).unwrap_or_default()
     }
 
-    async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Self> {
+    async fn lock(conn: &mut AsyncPgConnection, id: CustomerId) -> ApiResult<Self> {
         lock_live(conn, id).await
     }
 
@@ -86,7 +88,7 @@ impl Versioned for CustomerRow {
 }
 
 /// A live (not deleted) customer.
-pub async fn find_live(mut conn: &AsyncPgConnection, id: Uuid) -> ApiResult<CustomerRow> {
+pub async fn find_live(mut conn: &AsyncPgConnection, id: CustomerId) -> ApiResult<CustomerRow> {
     static BY_ID: LazyLock<ByIdTemplate<FindCustomer>> = LazyLock::new(|| {
         ByIdTemplate::of(
             customers::table
@@ -94,7 +96,7 @@ pub async fn find_live(mut conn: &AsyncPgConnection, id: Uuid) -> ApiResult<Cust
                 .select(CustomerRow::as_select()),
         )
     });
-    let row: CustomerRow = BY_ID.with(id).get_result(&mut conn).await?;
+    let row: CustomerRow = BY_ID.with(id.get()).get_result(&mut conn).await?;
     if row.deleted_at.is_some() {
         return Err(gone(&row));
     }
@@ -102,7 +104,7 @@ pub async fn find_live(mut conn: &AsyncPgConnection, id: Uuid) -> ApiResult<Cust
 }
 
 /// A customer row, locked for update, deleted or not.
-pub async fn lock_row(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<CustomerRow> {
+pub async fn lock_row(conn: &mut AsyncPgConnection, id: CustomerId) -> ApiResult<CustomerRow> {
     static BY_ID: LazyLock<ByIdTemplate<diesel::dsl::ForUpdate<FindCustomer>>> =
         LazyLock::new(|| {
             ByIdTemplate::of(
@@ -112,11 +114,11 @@ pub async fn lock_row(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Custo
                     .for_update(),
             )
         });
-    Ok(BY_ID.with(id).get_result(conn).await?)
+    Ok(BY_ID.with(id.get()).get_result(conn).await?)
 }
 
 /// A live customer, locked for update.
-pub async fn lock_live(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<CustomerRow> {
+pub async fn lock_live(conn: &mut AsyncPgConnection, id: CustomerId) -> ApiResult<CustomerRow> {
     let row = lock_row(conn, id).await?;
     if row.deleted_at.is_some() {
         return Err(gone(&row));
@@ -217,7 +219,7 @@ pub async fn insert_new(
         role: Role::Agent,
     }) = writer.principal()
     {
-        row.owner_id = Some(*id);
+        row.owner_id = Some(UserId::from(*id));
     }
     let errors = fields.apply(&mut row, now);
     if !errors.is_empty() {
@@ -252,7 +254,7 @@ pub async fn apply_update(
 pub async fn patch(
     conn: &mut AsyncPgConnection,
     writer: &Writer,
-    id: Uuid,
+    id: CustomerId,
     if_match: &IfMatch,
     fields: CustomerFields,
 ) -> ApiResult<CustomerRow> {
@@ -264,7 +266,7 @@ pub async fn patch(
 pub async fn soft_delete(
     conn: &mut AsyncPgConnection,
     writer: &Writer,
-    id: Uuid,
+    id: CustomerId,
     if_match: &IfMatch,
 ) -> ApiResult<()> {
     let current: Locked<CustomerRow> = write::lock(conn, writer, id, if_match).await?;
@@ -314,8 +316,8 @@ pub async fn upsert_by_reference(
 /// Customers referred by the duplicate of a merge are now referred by the survivor.
 async fn move_referrals(
     conn: &mut AsyncPgConnection,
-    survivor: Uuid,
-    duplicate: Uuid,
+    survivor: CustomerId,
+    duplicate: CustomerId,
 ) -> QueryResult<usize> {
     diesel::update(
         customers::table
@@ -334,8 +336,8 @@ pub async fn merge(
     conn: &mut AsyncPgConnection,
     registry: &Registry,
     writer: &Writer,
-    survivor_id: Uuid,
-    duplicate_id: Uuid,
+    survivor_id: CustomerId,
+    duplicate_id: CustomerId,
 ) -> ApiResult<CustomerRow> {
     if survivor_id == duplicate_id {
         return Err(ApiError::rule(
@@ -391,7 +393,7 @@ pub async fn merge(
     write::save(conn, writer, survivor, merged, MERGED).await?;
     move_referrals(conn, survivor_id, gaps.id).await?;
     for step in registry.merge_steps() {
-        step(conn, writer, survivor_id, gaps.id).await?;
+        step(conn, writer, survivor_id.get(), gaps.id.get()).await?;
     }
     lock_live(conn, survivor_id).await
 }
@@ -506,7 +508,7 @@ pub async fn erase(
     conn: &mut AsyncPgConnection,
     registry: &Registry,
     writer: &Writer,
-    id: Uuid,
+    id: CustomerId,
 ) -> ApiResult<CustomerRow> {
     let current: Locked<CustomerRow> = write::lock(conn, writer, id, &IfMatch::Absent).await?;
     if current.row().erased_at.is_some() {
@@ -541,16 +543,16 @@ pub async fn erase(
         ..blank
     };
     let saved = write::save(conn, writer, current, kept, ERASED).await?;
-    audit::redact_customer(conn, id, &PERSONAL_FIELDS).await?;
+    audit::redact_customer(conn, id.get(), &PERSONAL_FIELDS).await?;
     let view = saved.view();
     let erased: serde_json::Map<String, Value> = PERSONAL_FIELDS
         .iter()
         .filter_map(|field| Some(((*field).to_owned(), view.get(*field)?.clone())))
         .collect();
-    events::redact_customer(conn, id, CustomerRow::KIND, Value::Object(erased)).await?;
-    crate::http::idempotency::redact_responses_naming(conn, id).await?;
+    events::redact_customer(conn, id.get(), CustomerRow::KIND, Value::Object(erased)).await?;
+    crate::http::idempotency::redact_responses_naming(conn, id.get()).await?;
     for step in registry.erase_steps() {
-        step(conn, writer, id).await?;
+        step(conn, writer, id.get()).await?;
     }
     Ok(saved)
 }
@@ -562,7 +564,7 @@ const ERASED: Action = Action::named("erased", "erased");
 pub async fn export(
     conn: &mut AsyncPgConnection,
     registry: &Registry,
-    id: Uuid,
+    id: CustomerId,
 ) -> ApiResult<Value> {
     let row = find_live(conn, id).await?;
     let mut bundle = serde_json::Map::new();
@@ -571,7 +573,7 @@ pub async fn export(
         serde_json::to_value(super::Customer::from(row)).unwrap_or_default(),
     );
     for section in registry.export_sections() {
-        let (name, value) = section(conn, id).await?;
+        let (name, value) = section(conn, id.get()).await?;
         bundle.insert(name.into(), value);
     }
     bundle.insert(
@@ -719,7 +721,7 @@ impl CustomerCursor {
         Self {
             sort: sort.name(),
             key: sort.key(row),
-            id: row.id,
+            id: row.id.get(),
         }
     }
 }

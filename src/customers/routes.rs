@@ -22,6 +22,7 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::{self as json_body, ValidJson, Validated};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::kit::ids::CustomerId;
 use crate::kit::input::Items;
 use crate::kit::registry::{self, Registry, TimelineEntry};
 use crate::kit::write::Writer;
@@ -233,7 +234,7 @@ pub struct BatchResult {
     /// `created`, `updated` or `error`.
     #[schema(example = "created")]
     pub status: &'static str,
-    pub id: Option<Uuid>,
+    pub id: Option<CustomerId>,
     /// Why the item failed.
     pub problem: Option<Problem>,
 }
@@ -326,9 +327,9 @@ fn batch_items(items: Items<RawBatchItem, 1, 500>) -> ApiResult<Vec<CustomerFiel
 #[serde(deny_unknown_fields)]
 pub struct MergeRequest {
     /// The customer that remains.
-    pub survivor_id: Uuid,
+    pub survivor_id: CustomerId,
     /// The customer folded into the survivor and then deleted.
-    pub duplicate_id: Uuid,
+    pub duplicate_id: CustomerId,
 }
 
 /// Fold a duplicate into a survivor: its orders and everything else attached move over,
@@ -376,7 +377,7 @@ async fn get_one(
     read: SharedRead,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let id = *id;
+    let id = CustomerId::from(*id);
     let row = read
         .run(async |conn| queries::find_live(conn, id).await)
         .await?;
@@ -400,7 +401,7 @@ async fn update(
     if_match: IfMatch,
     body: ValidJson<CustomerFields>,
 ) -> ApiResult<HttpResponse> {
-    let (writer, id, fields) = (Writer::of(&caller.principal), *id, body.0);
+    let (writer, id, fields) = (Writer::of(&caller.principal), CustomerId::from(*id), body.0);
     let row = conn
         .transaction::<_, ApiError, _>(async move |conn| {
             queries::patch(conn, &writer, id, &if_match, fields).await
@@ -423,7 +424,7 @@ async fn remove(
     id: web::Path<Uuid>,
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
-    let (writer, id) = (Writer::of(&caller.principal), *id);
+    let (writer, id) = (Writer::of(&caller.principal), CustomerId::from(*id));
     conn.transaction::<_, ApiError, _>(async move |conn| {
         queries::soft_delete(conn, &writer, id, &if_match).await
     })
@@ -453,7 +454,7 @@ async fn timeline(
 ) -> ApiResult<web::Json<Page<TimelineEntry>>> {
     let window = page.window::<EventCursor>()?;
     let before = window.after.as_ref().map(|EventCursor(at, id)| (*at, *id));
-    queries::find_live(&conn, *id).await?;
+    queries::find_live(&conn, CustomerId::from(*id)).await?;
     let mut lists = Vec::new();
     for source in registry.timelines() {
         lists.push(source(&mut conn, *id, before, window.fetch()).await?);
@@ -479,7 +480,7 @@ async fn history(
 ) -> ApiResult<web::Json<Page<AuditEntry>>> {
     let window = page.window::<EventCursor>()?;
     let before = window.after.as_ref().map(|EventCursor(at, id)| (*at, *id));
-    queries::find_live(&conn, *id).await?;
+    queries::find_live(&conn, CustomerId::from(*id)).await?;
     let entries = audit::for_customer(&mut conn, *id, before, window.fetch()).await?;
     Ok(web::Json(
         window.page(entries, |e| EventCursor(e.created_at, e.id)),
@@ -500,7 +501,9 @@ async fn export(
     registry: web::Data<Registry>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Value>> {
-    Ok(web::Json(queries::export(&mut conn, &registry, *id).await?))
+    Ok(web::Json(
+        queries::export(&mut conn, &registry, CustomerId::from(*id)).await?,
+    ))
 }
 
 /// Erase a customer's personal data: replaced by placeholders here and in the history,
@@ -519,7 +522,7 @@ async fn erase(
     registry: web::Data<Registry>,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let (writer, id) = (Writer::of(&caller.principal), *id);
+    let (writer, id) = (Writer::of(&caller.principal), CustomerId::from(*id));
     let row = conn
         .transaction::<_, ApiError, _>(async move |conn| {
             queries::erase(conn, &registry, &writer, id).await

@@ -6,6 +6,7 @@
 //! - [`registry`]: how a domain plugs into the customer (timeline, merge, export, erase).
 
 pub mod events;
+pub mod ids;
 pub mod input;
 mod money;
 pub mod registry;

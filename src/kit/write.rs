@@ -105,7 +105,7 @@ impl Action {
 macro_rules! versioned_columns {
     (id: $($id:ident).+, version: $($version:ident).+ $(, updated_at: $($updated:ident).+)?) => {
         fn id(&self) -> uuid::Uuid {
-            self.$($id).+
+            self.$($id).+.into()
         }
 
         fn version(&self) -> i64 {
@@ -125,6 +125,8 @@ pub trait Versioned: Serialize + Clone + Sized {
     /// The kind of resource (`customer`, `order`): the audit entity type, the events'
     /// subject and the first half of their types.
     const KIND: &'static str;
+    /// The row's typed id (`CustomerId`), which [`lock`] takes.
+    type Id: Copy + Into<Uuid>;
 
     fn id(&self) -> Uuid;
     fn version(&self) -> i64;
@@ -145,8 +147,10 @@ pub trait Versioned: Serialize + Clone + Sized {
     }
 
     /// The row, locked for update; `404` when there is none to write.
-    fn lock(conn: &mut AsyncPgConnection, id: Uuid)
-    -> impl Future<Output = ApiResult<Self>> + Send;
+    fn lock(
+        conn: &mut AsyncPgConnection,
+        id: Self::Id,
+    ) -> impl Future<Output = ApiResult<Self>> + Send;
     /// Inserts the row, returning it as stored.
     fn insert(&self, conn: &mut AsyncPgConnection) -> impl Future<Output = ApiResult<Self>> + Send;
     /// Stores the changed row, returning it as stored.
@@ -184,7 +188,7 @@ fn subject<T: Versioned>(row: &T) -> Subject {
 pub async fn lock<T: Versioned>(
     conn: &mut AsyncPgConnection,
     writer: &Writer,
-    id: Uuid,
+    id: T::Id,
     if_match: &IfMatch,
 ) -> ApiResult<Locked<T>> {
     let row = T::lock(conn, id).await?;

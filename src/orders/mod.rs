@@ -20,6 +20,7 @@ use crate::db::keyset::older_than;
 use crate::db::schema::{order_lines, orders};
 use crate::error::ApiResult;
 use crate::kit::Money;
+use crate::kit::ids::{CustomerId, OrderId};
 use crate::kit::registry::{CustomerHooks, Erase, TimelineCursor, TimelineEntry};
 use crate::kit::write::{Versioned, Writer};
 use crate::text_enum;
@@ -55,10 +56,10 @@ impl OrderStatus {
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = orders)]
 pub struct OrderRow {
-    pub id: Uuid,
+    pub id: OrderId,
     pub source: String,
     pub external_id: String,
-    pub customer_id: Uuid,
+    pub customer_id: CustomerId,
     pub status: OrderStatus,
     pub currency: String,
     pub subtotal_minor: i64,
@@ -76,7 +77,7 @@ pub struct OrderRow {
 #[diesel(table_name = order_lines)]
 pub struct OrderLine {
     #[serde(skip)]
-    pub order_id: Uuid,
+    pub order_id: OrderId,
     #[serde(skip)]
     pub line_no: i32,
     #[schema(example = "SH-4021-42")]
@@ -99,12 +100,12 @@ pub struct OrderLine {
 /// An order as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Order {
-    pub id: Uuid,
+    pub id: OrderId,
     #[schema(example = "webshop")]
     pub source: String,
     #[schema(example = "10045")]
     pub external_id: String,
-    pub customer_id: Uuid,
+    pub customer_id: CustomerId,
     pub status: OrderStatus,
     pub lines: Vec<OrderLine>,
     pub subtotal: Money,
@@ -153,18 +154,19 @@ pub struct OrderRecord {
 
 impl Versioned for OrderRecord {
     const KIND: &'static str = "order";
+    type Id = OrderId;
 
     crate::versioned_columns!(id: row.id, version: row.version, updated_at: row.updated_at);
 
     fn customer_id(&self) -> Option<Uuid> {
-        Some(self.row.customer_id)
+        Some(self.row.customer_id.get())
     }
 
     fn view(&self) -> Value {
         serde_json::to_value(Order::new(&self.row, self.lines.clone())).unwrap_or_default()
     }
 
-    async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Self> {
+    async fn lock(conn: &mut AsyncPgConnection, id: OrderId) -> ApiResult<Self> {
         let row: OrderRow = orders::table
             .find(id)
             .select(OrderRow::as_select())
@@ -225,15 +227,15 @@ impl Versioned for OrderRecord {
 /// The lines of several orders, by order.
 pub async fn lines_of(
     conn: &mut AsyncPgConnection,
-    ids: &[Uuid],
-) -> QueryResult<HashMap<Uuid, Vec<OrderLine>>> {
+    ids: &[OrderId],
+) -> QueryResult<HashMap<OrderId, Vec<OrderLine>>> {
     let lines: Vec<OrderLine> = order_lines::table
         .filter(order_lines::order_id.eq_any(ids))
         .order((order_lines::order_id, order_lines::line_no))
         .select(OrderLine::as_select())
         .load(conn)
         .await?;
-    let mut by_order: HashMap<Uuid, Vec<OrderLine>> = HashMap::new();
+    let mut by_order: HashMap<OrderId, Vec<OrderLine>> = HashMap::new();
     for line in lines {
         by_order.entry(line.order_id).or_default().push(line);
     }
@@ -245,7 +247,7 @@ pub async fn with_lines(
     conn: &mut AsyncPgConnection,
     rows: &[OrderRow],
 ) -> QueryResult<Vec<Order>> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let ids: Vec<OrderId> = rows.iter().map(|r| r.id).collect();
     let mut lines = lines_of(conn, &ids).await?;
     Ok(rows
         .iter()
@@ -332,7 +334,7 @@ fn timeline<'c>(
             .map(|o| TimelineEntry {
                 at: o.ordered_at,
                 kind: "order".into(),
-                id: o.id,
+                id: o.id.get(),
                 summary: format!(
                     "Order {} from {}: {}.{:02} {}, {}",
                     o.external_id,
@@ -366,7 +368,7 @@ fn move_to_survivor<'c>(
             ))
             .execute(conn)
             .await?;
-        let survivor = customers::lock_live(conn, survivor).await?;
+        let survivor = customers::lock_live(conn, survivor.into()).await?;
         recompute_figures(conn, writer, survivor).await?;
         Ok(())
     })

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
-use uuid::Uuid;
 use validator::Validate;
 
 use super::{
@@ -25,6 +24,9 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use uuid::Uuid;
+
+use crate::kit::ids::{CustomerId, OrderId};
 use crate::kit::input::{Currency, Email, Items, Phone, Text, Whole};
 use crate::kit::write::{self, Action, Writer};
 
@@ -43,7 +45,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "one_customer_reference"))]
 pub struct OrderCustomer {
-    pub id: Option<Uuid>,
+    pub id: Option<CustomerId>,
     #[validate(nested)]
     pub source: Option<Text<1, 50>>,
     #[validate(nested)]
@@ -84,7 +86,7 @@ pub struct NewOrderLine {
 
 impl NewOrderLine {
     /// The stored line `line_no` of order `order_id`.
-    fn into_line(self, order_id: Uuid, line_no: i32) -> OrderLine {
+    fn into_line(self, order_id: OrderId, line_no: i32) -> OrderLine {
         let optional =
             |text: Option<Text<0, 100>>| text.map(Text::into_inner).filter(|t| !t.is_empty());
         OrderLine {
@@ -213,7 +215,7 @@ pub struct OrderPatch {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OrderFilters {
-    pub customer_id: Option<Uuid>,
+    pub customer_id: Option<CustomerId>,
     pub source: Option<String>,
     pub status: Option<OrderStatus>,
     /// Orders placed at or after this time.
@@ -223,7 +225,7 @@ pub struct OrderFilters {
 }
 
 #[derive(Serialize, Deserialize)]
-struct OrderCursor(DateTime<Utc>, Uuid);
+struct OrderCursor(DateTime<Utc>, OrderId);
 
 /// Record an order. A repeat of a known `(source, external_id)` returns the recorded order
 /// with `200` and changes nothing.
@@ -310,7 +312,7 @@ async fn record(
             ),
         ));
     }
-    let id = Uuid::now_v7();
+    let id = OrderId::new();
     let now = Utc::now();
     let lines = order
         .lines
@@ -389,7 +391,7 @@ async fn list(
         .limit(window.fetch())
         .into_boxed();
     if let Some(OrderCursor(at, id)) = window.after {
-        query = query.filter(older_than(orders::ordered_at, orders::id, (at, id)));
+        query = query.filter(older_than(orders::ordered_at, orders::id, (at, id.get())));
     }
     if let Some(customer) = filters.customer_id {
         query = query.filter(orders::customer_id.eq(customer));
@@ -429,7 +431,7 @@ async fn get_one(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let row: OrderRow = orders::table
-        .find(*id)
+        .find(OrderId::from(*id))
         .select(OrderRow::as_select())
         .first(&mut conn)
         .await?;
@@ -457,7 +459,7 @@ async fn update(
     body: ValidJson<OrderPatch>,
 ) -> ApiResult<HttpResponse> {
     let writer = Writer::of(&caller.principal);
-    let (id, next) = (*id, body.0.status);
+    let (id, next) = (OrderId::from(*id), body.0.status);
     let saved = conn
         .transaction::<_, ApiError, _>(async move |conn| {
             let current: write::Locked<OrderRecord> =

@@ -47,6 +47,7 @@ impl std::fmt::Debug for UserRow {
 
 impl Versioned for UserRow {
     const KIND: &'static str = "user";
+    type Id = Uuid;
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
 
