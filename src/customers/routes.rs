@@ -47,7 +47,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[into_params(parameter_in = Query)]
 pub struct CustomerQuery {
     /// Case-insensitive text found in the name, company, e-mails or phones.
-    #[param(max_length = 200)]
+    #[param(schema_with = search_term_schema)]
     pub q: Option<String>,
     pub level: Option<Level>,
     pub tier: Option<Tier>,
@@ -56,23 +56,59 @@ pub struct CustomerQuery {
     pub owner_id: Option<Uuid>,
     pub region: Option<String>,
     pub tag: Option<String>,
-    /// Customers whose birthday falls in this month (1–12).
-    #[param(minimum = 1, maximum = 12)]
+    /// Customers whose birthday falls in this month.
+    #[param(schema_with = month_schema)]
     pub birthday_month: Option<i32>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
-    /// `created_at`, `updated_at`, `name`, `total_spent` or `last_purchase_at`; prefix `-` for
-    /// descending. Default `-created_at`.
-    #[param(
-        example = "-total_spent",
-        pattern = "^-?(created_at|updated_at|name|total_spent|last_purchase_at)$"
-    )]
+    /// A field to sort by (`created_at`, `updated_at`, `name`, `total_spent` or
+    /// `last_purchase_at`); prefix `-` for descending. Default `-created_at`.
+    #[param(schema_with = sort_schema)]
     pub sort: Option<String>,
 }
 
 /// Longest search term, in characters: each character adds index keys to look up (trigrams,
 /// digit grams), and 8,000 digits cost the database about a second.
 const MAX_SEARCH_CHARS: usize = 200;
+/// The months `birthday_month` names.
+const MONTHS: std::ops::RangeInclusive<i32> = 1..=12;
+
+/// The schema of `q`, from the limit the handler checks.
+fn search_term_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .max_length(Some(MAX_SEARCH_CHARS))
+        .description(Some(
+            "Case-insensitive text found in the name, company, e-mails or phones.",
+        ))
+        .into()
+}
+
+/// The schema of `birthday_month`, from the range the handler checks.
+fn month_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Int32,
+        )))
+        .minimum(Some(*MONTHS.start()))
+        .maximum(Some(*MONTHS.end()))
+        .description(Some("Customers whose birthday falls in this month."))
+        .into()
+}
+
+/// The schema of `sort`: the documented fields, each also with a leading `-`.
+fn sort_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(format!("^-?({})$", Sort::FIELDS.join("|"))))
+        .examples(["-total_spent"])
+        .description(Some(format!(
+            "A field to sort by ({}); prefix `-` for descending. Default `-created_at`.",
+            Sort::FIELDS.join(", ")
+        )))
+        .into()
+}
 
 impl CustomerQuery {
     fn filters(&self, raw_query: &str) -> ApiResult<ListFilters> {
@@ -85,10 +121,12 @@ impl CustomerQuery {
                 "q must be at most {MAX_SEARCH_CHARS} characters"
             )));
         }
-        if self.birthday_month.is_some_and(|m| !(1..=12).contains(&m)) {
-            return Err(ApiError::BadRequest(
-                "birthday_month must be between 1 and 12".into(),
-            ));
+        if self.birthday_month.is_some_and(|m| !MONTHS.contains(&m)) {
+            return Err(ApiError::BadRequest(format!(
+                "birthday_month must be between {} and {}",
+                MONTHS.start(),
+                MONTHS.end()
+            )));
         }
         let pairs: Vec<(String, String)> = crate::http::query::parse(raw_query)?;
         let mut attributes = Vec::new();

@@ -18,13 +18,27 @@ pub const MAX_LIMIT: i64 = 200;
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// Rows per page (1–200, default 50).
-    #[param(minimum = 1, maximum = 200, example = 50)]
+    /// Rows per page (default 50).
+    #[param(schema_with = limit_schema)]
     pub limit: Option<i64>,
     /// `next_cursor` from the previous page of the same list with the same filters and
     /// sort; absent or empty for the first page. Any other value is refused with `400`.
     #[param(format = "cursor")]
     pub cursor: Option<String>,
+}
+
+/// The schema of `limit`, from the constants [`PageParams::window`] checks.
+fn limit_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Int64,
+        )))
+        .minimum(Some(1))
+        .maximum(Some(MAX_LIMIT as f64))
+        .examples([DEFAULT_LIMIT])
+        .description(Some(format!("Rows per page (default {DEFAULT_LIMIT}).")))
+        .into()
 }
 
 /// One page to fetch of a list in keyset order: how many rows to read (one more than the
