@@ -435,51 +435,45 @@ fn text<const MIN: usize, const MAX: usize>(field: Field<Text<MIN, MAX>>) -> Fie
     field.map_value(Text::into_inner)
 }
 
+/// Texts in the order sent, each once.
+fn unique(texts: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    for text in texts {
+        if !kept.contains(&text) {
+            kept.push(text);
+        }
+    }
+    kept
+}
+
 /// A text list's texts, each once.
 fn texts<const LEN: usize, const ITEMS: usize>(
     field: Field<Items<Text<1, LEN>, 0, ITEMS>>,
 ) -> Field<Vec<String>> {
-    field.map_value(|items| {
-        items
-            .unique()
-            .into_inner()
-            .into_iter()
-            .map(Text::into_inner)
-            .collect()
-    })
+    field.map_value(|items| unique(items.into_inner().into_iter().map(Text::into_inner)))
 }
 
-/// Phone numbers in E.164, each once.
+/// Phone numbers in E.164 (checked normalisable already), each once.
 fn phones(field: Field<Items<Phone, 0, 10>>) -> Field<Vec<String>> {
     field.map_value(|items| {
-        let normal: Vec<Phone> = items
-            .into_inner()
-            .into_iter()
-            .map(|phone| phone.normalised().map(Phone::from).unwrap_or(phone))
-            .collect();
-        Items::<Phone, 0, 10>::from(normal)
-            .unique()
-            .into_inner()
-            .into_iter()
-            .map(Phone::into_inner)
-            .collect()
+        unique(
+            items
+                .into_inner()
+                .into_iter()
+                .map(|phone| phone.normalised().unwrap_or_else(|_| phone.into_inner())),
+        )
     })
 }
 
 /// E-mail addresses in lower case, each once.
 fn emails(field: Field<Items<Email, 0, 10>>) -> Field<Vec<String>> {
     field.map_value(|items| {
-        let lower: Vec<Email> = items
-            .into_inner()
-            .into_iter()
-            .map(|email| Email::from(email.into_inner().to_lowercase()))
-            .collect();
-        Items::<Email, 0, 10>::from(lower)
-            .unique()
-            .into_inner()
-            .into_iter()
-            .map(Email::into_inner)
-            .collect()
+        unique(
+            items
+                .into_inner()
+                .into_iter()
+                .map(|email| email.into_inner().to_lowercase()),
+        )
     })
 }
 

@@ -3,10 +3,8 @@
 //! no event, and a committed change always has its event: webhook delivery and the change
 //! feed read this table as a transactional outbox, in commit order (`docs/architecture.md`).
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -41,22 +39,6 @@ pub async fn record(conn: &mut AsyncPgConnection, event: NewEvent) -> QueryResul
         .execute(conn)
         .await
         .map(|_| ())
-}
-
-/// A recorded event.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
-#[diesel(table_name = events)]
-pub struct Event {
-    pub id: Uuid,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub occurred_at: DateTime<Utc>,
-    pub subject_type: String,
-    pub subject_id: Uuid,
-    pub customer_id: Option<Uuid>,
-    pub actor_type: String,
-    pub actor_id: Option<Uuid>,
-    pub data: Value,
 }
 
 /// Overwrites, in every event of `subject_type` about a customer, the keys of `erased` with

@@ -63,10 +63,9 @@ fn check_length(
     min: usize,
     max: usize,
 ) -> Result<(), ValidationErrors> {
-    let length = sent;
     if min > 0 && trimmed.is_empty() {
         Err(refused("blank", "must not be blank"))
-    } else if (min..=max).contains(&length) {
+    } else if (min..=max).contains(&sent) {
         Ok(())
     } else if min == 0 {
         Err(refused("length", format!("length must be at most {max}")))
@@ -444,20 +443,6 @@ impl<T, const MIN: usize, const MAX: usize> Items<T, MIN, MAX> {
 
     pub fn iter(&self) -> std::slice::Iter<'_, T> {
         self.0.iter()
-    }
-
-    /// The items with repeats dropped, first occurrences kept in order.
-    pub fn unique(self) -> Self
-    where
-        T: PartialEq,
-    {
-        let mut kept: Vec<T> = Vec::with_capacity(self.0.len());
-        for item in self.0 {
-            if !kept.contains(&item) {
-                kept.push(item);
-            }
-        }
-        Self(kept)
     }
 }
 
