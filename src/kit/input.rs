@@ -159,6 +159,11 @@ pub struct Text<const MIN: usize, const MAX: usize>(String, usize);
 
 string_newtype!(Text<const MIN: usize, const MAX: usize>, trimmed, Cow::Owned(format!("Text_{MIN}_{MAX}")));
 
+/// An optional text that blank leaves out: `None` for absent, `null` or only white space.
+pub fn present<const MAX: usize>(text: Option<Text<0, MAX>>) -> Option<String> {
+    text.map(Text::into_inner).filter(|t| !t.is_empty())
+}
+
 impl<const MIN: usize, const MAX: usize> Validate for Text<MIN, MAX> {
     fn validate(&self) -> Result<(), ValidationErrors> {
         check_length(self.1, &self.0, MIN, MAX)

@@ -27,7 +27,7 @@ use crate::http::query::Query;
 use uuid::Uuid;
 
 use crate::kit::ids::{CustomerId, OrderId};
-use crate::kit::input::{Currency, Email, Items, Phone, Text, Whole};
+use crate::kit::input::{Currency, Email, Items, Phone, Text, Whole, present};
 use crate::kit::write::{self, Action, Writer};
 
 /// Registers the routes.
@@ -87,16 +87,14 @@ pub struct NewOrderLine {
 impl NewOrderLine {
     /// The stored line `line_no` of order `order_id`.
     fn into_line(self, order_id: OrderId, line_no: i32) -> OrderLine {
-        let optional =
-            |text: Option<Text<0, 100>>| text.map(Text::into_inner).filter(|t| !t.is_empty());
         OrderLine {
             order_id,
             line_no,
             sku: self.sku.into_inner(),
             name: self.name.into_inner(),
-            category: optional(self.category),
-            spec: optional(self.spec),
-            colour: self.colour.map(Text::into_inner).filter(|t| !t.is_empty()),
+            category: present(self.category),
+            spec: present(self.spec),
+            colour: present(self.colour),
             // Within the type's limits, so the conversion holds.
             quantity: self.quantity.get() as i32,
             unit_price_minor: self.unit_price_minor.get(),
