@@ -68,6 +68,10 @@ pub struct Problem {
     /// Per-field problems: of a `422` validation failure or a `409` business-rule conflict.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Of a `409` refusing a workflow move: the states reachable from the current one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["in_progress"]))]
+    pub allowed: Vec<String>,
 }
 
 /// Every way a request can fail.
@@ -85,6 +89,13 @@ pub enum ApiError {
     MethodNotAllowed { allowed: Vec<String> },
     #[error("conflict: {0}")]
     Conflict(String),
+    /// `409` for a move a workflow does not allow from the current state, with the states it
+    /// does allow (`kit::workflow`).
+    #[error("illegal move: {detail}")]
+    IllegalMove {
+        detail: String,
+        allowed: Vec<String>,
+    },
     /// `409` naming fields: the request is well formed, but breaks a business rule given the
     /// stored state (a reference to a missing record, a change that would leave the resource
     /// inconsistent). Rules a request breaks on its own are `Validation` (`422`).
@@ -136,6 +147,7 @@ impl ApiError {
             Self::NotFound(_) => ("about:blank", "Not Found"),
             Self::MethodNotAllowed { .. } => ("about:blank", "Method Not Allowed"),
             Self::Conflict(_) | Self::Rules(_) => ("/problems/conflict", "Conflict"),
+            Self::IllegalMove { .. } => ("/problems/illegal-move", "Illegal move"),
             Self::PreconditionFailed => ("/problems/precondition-failed", "Precondition failed"),
             Self::PayloadTooLarge { .. } => ("about:blank", "Payload Too Large"),
             Self::UnsupportedMediaType => ("about:blank", "Unsupported Media Type"),
@@ -157,7 +169,8 @@ impl ApiError {
             | Self::NotFound(d)
             | Self::Conflict(d)
             | Self::Unprocessable(d)
-            | Self::Unavailable(d) => d.clone(),
+            | Self::Unavailable(d)
+            | Self::IllegalMove { detail: d, .. } => d.clone(),
             Self::MethodNotAllowed { allowed } => {
                 format!("this resource allows {}", allowed.join(", "))
             }
@@ -190,6 +203,10 @@ impl ApiError {
                 Self::Validation(errors) | Self::Rules(errors) => errors.clone(),
                 _ => Vec::new(),
             },
+            allowed: match self {
+                Self::IllegalMove { allowed, .. } => allowed.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 }
@@ -206,7 +223,7 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) | Self::Rules(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::Rules(_) | Self::IllegalMove { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -29,6 +29,11 @@ impl Readiness {
     pub fn mark_started(&self) {
         self.started.store(true, Ordering::Release);
     }
+
+    /// Whether start-up work is done (background jobs wait for the migrations).
+    pub fn is_started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
 }
 
 impl Default for Readiness {

@@ -31,6 +31,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Fire the complaint escalation steps that are due, once, and exit (the server does this
+    /// every 15 seconds; this is for cron and for measuring).
+    Escalate,
     /// Print the OpenAPI document.
     Openapi,
     /// Exit 0 when the server at RAPPORT_LISTEN answers `/healthz` (for container health checks).
@@ -58,6 +61,9 @@ enum Command {
         /// Paid, fulfilled or refunded orders per customer.
         #[arg(long, default_value_t = 2)]
         orders_per_customer: i64,
+        /// Complaints per customer (most of them closed).
+        #[arg(long, default_value_t = 0)]
+        complaints_per_customer: i64,
     },
 }
 
@@ -115,6 +121,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => server::serve(cli.settings).await,
         Command::Migrate => migrate(&cli.settings).await,
+        Command::Escalate => escalate(&cli.settings).await,
         Command::Openapi => {
             print!("{}", openapi::document_json());
             Ok(())
@@ -129,7 +136,14 @@ async fn main() -> ExitCode {
         Command::Seed {
             customers,
             orders_per_customer,
-        } => seed(&cli.settings, customers, orders_per_customer).await,
+            complaints_per_customer,
+        } => {
+            let per = rapport::seed::PerCustomer {
+                orders: orders_per_customer,
+                complaints: complaints_per_customer,
+            };
+            seed(&cli.settings, customers, per).await
+        }
         Command::User {
             action:
                 UserCommand::Create {
@@ -227,11 +241,15 @@ async fn export_customers(settings: &Settings, filters: ExportFilters) -> Result
     .await
 }
 
-async fn seed(settings: &Settings, customers: i64, orders_per_customer: i64) -> Result<(), String> {
+async fn seed(
+    settings: &Settings,
+    customers: i64,
+    per: rapport::seed::PerCustomer,
+) -> Result<(), String> {
     const BATCH: i64 = 20_000;
-    if customers < 0 || !(0..=100).contains(&orders_per_customer) {
+    if customers < 0 || !(0..=100).contains(&per.orders) || !(0..=100).contains(&per.complaints) {
         return Err(
-            "--customers must be positive and --orders-per-customer between 0 and 100".into(),
+            "--customers must be positive, --orders-per-customer and --complaints-per-customer between 0 and 100".into(),
         );
     }
     let wait = settings.db_pool_timeout;
@@ -245,21 +263,16 @@ async fn seed(settings: &Settings, customers: i64, orders_per_customer: i64) -> 
         )?;
         let started = std::time::Instant::now();
         let bar = progress_bar(0, "steps");
-        rapport::seed::seed(
-            &pool,
-            customers,
-            orders_per_customer,
-            BATCH,
-            |done, total| {
-                bar.set_length(total);
-                bar.set_position(done);
-            },
-        )
+        rapport::seed::seed(&pool, customers, per, BATCH, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
         .await?;
         bar.finish_and_clear();
         eprintln!(
-            "seeded {customers} customers with {} orders in {:.1} s",
-            customers * orders_per_customer,
+            "seeded {customers} customers with {} orders and {} complaints in {:.1} s",
+            customers * per.orders,
+            customers * per.complaints,
             started.elapsed().as_secs_f64()
         );
         Ok(())
@@ -310,6 +323,24 @@ where
 async fn migrate(settings: &Settings) -> Result<(), String> {
     with_database(settings, |_| async {
         println!("database is up to date");
+        Ok(())
+    })
+    .await
+}
+
+async fn escalate(settings: &Settings) -> Result<(), String> {
+    with_database(settings, |url| async move {
+        let mut conn = db::connect(&url, std::time::Duration::ZERO, "rapport escalate")
+            .await
+            .map_err(|e| e.to_string())?;
+        let started = std::time::Instant::now();
+        let fired = rapport::complaints::escalation::run_due(&mut conn, chrono::Utc::now())
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "fired {fired} escalation steps in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(())
     })
     .await

@@ -37,11 +37,17 @@ pagination; errors are RFC 9457 problem documents. Every response carries `X-Req
         (name = "api-keys", description = "Credentials for integrations (admins only)"),
         (name = "customers", description = "The customer file: cards, personal files, classification, merge, export and erasure"),
         (name = "orders", description = "The transaction file: orders from shops and staff"),
+        (name = "complaints", description = "Complaints from every window: workflow, SLA clocks, comments, resolution with compensation, satisfaction"),
+        (name = "answers", description = "The library of standard answers to frequent complaints"),
+        (name = "business-calendars", description = "Working hours and holidays that SLA clocks count in (managers)"),
+        (name = "sla-policies", description = "Which response and resolution targets a complaint gets, and its escalation ladder (managers)"),
+        (name = "analytics", description = "Reports"),
         (name = "operations", description = "Probes and metrics"),
     ),
     // `OrderCustomer` is reshaped by hand (`orders::routes::order_customer_schema`); listing it
     // registers the components its fields name (it is then dropped as unused itself).
-    components(schemas(Problem, FieldError, crate::orders::routes::OrderCustomer))
+    // `Period` is named by a query parameter only, which does not register it.
+    components(schemas(Problem, FieldError, crate::orders::routes::OrderCustomer, crate::complaints::analytics::Period))
 )]
 struct ApiDoc;
 
@@ -53,6 +59,11 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
         utoipa_actix_web::scope("/api/v1")
             .configure(crate::customers::routes::configure)
             .configure(crate::orders::routes::configure)
+            .configure(crate::complaints::routes::configure)
+            .configure(crate::complaints::answers::configure)
+            .configure(crate::complaints::calendars::configure)
+            .configure(crate::complaints::policies::configure)
+            .configure(crate::complaints::analytics::configure)
             .configure(crate::auth::routes::configure)
             .configure(crate::users::routes::configure)
             .configure(crate::api_keys::configure),

@@ -64,14 +64,27 @@ fn attribute_choices() -> String {
     format!("ARRAY[{}]::jsonb[]", choices.join(","))
 }
 
-/// Inserts customers `first..first + count` (by seed index) with `orders_per_customer`
-/// orders each (paid, fulfilled or refunded) and their figures. One call is one transaction.
+/// How much each seeded customer brings with them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PerCustomer {
+    /// Paid, fulfilled or refunded orders.
+    pub orders: i64,
+    /// Complaints, most of them closed, with their two clocks.
+    pub complaints: i64,
+}
+
+/// The seeded agents complaints are assigned to (they cannot sign in: their password hash is
+/// not one).
+pub const SEED_AGENTS: i64 = 50;
+
+/// Inserts customers `first..first + count` (by seed index) with their orders (paid,
+/// fulfilled or refunded) and figures, and their complaints. One call is one transaction.
 /// Identifiers take their time part from `id_epoch_ms` plus the seed index.
 async fn seed_batch(
     conn: &mut AsyncPgConnection,
     first: i64,
     count: i64,
-    orders_per_customer: i64,
+    per: PerCustomer,
     id_epoch_ms: i64,
 ) -> QueryResult<()> {
     let attributes = attribute_choices();
@@ -141,11 +154,15 @@ async fn seed_batch(
     let last = first + count - 1;
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         diesel::sql_query(SKIP_TRIGGERS).execute(conn).await?;
-        for statement in [&customers, &orders] {
+        for (statement, n) in [
+            (&customers, per.orders),
+            (&orders, per.orders),
+            (&COMPLAINTS.to_owned(), per.complaints),
+        ] {
             diesel::sql_query(statement.as_str())
                 .bind::<BigInt, _>(first)
                 .bind::<BigInt, _>(last)
-                .bind::<BigInt, _>(orders_per_customer)
+                .bind::<BigInt, _>(n)
                 .bind::<BigInt, _>(id_epoch_ms)
                 .execute(conn)
                 .await?;
@@ -154,6 +171,45 @@ async fn seed_batch(
     })
     .await
 }
+
+/// `$3` complaints for each seeded customer of the batch `$1..=$2`, with their response and
+/// resolution clocks: 85 % closed, the rest spread over the open statuses and due 8 hours
+/// after they came in (so most open ones are overdue), assigned to one of the seeded agents.
+const COMPLAINTS: &str = "
+    WITH c AS (
+        INSERT INTO complaints (id, customer_id, channel, category, severity, subject, description, assignee_id,
+            status, customer_tier, customer_level, reopen_window_days, next_due_at, received_at, first_response_at,
+            resolved_at, closed_at, created_at, updated_at)
+        SELECT (lpad(to_hex($4::bigint + t.i), 12, '0') || '7000' || '90' || lpad(to_hex(n), 2, '0') || lpad(to_hex(t.i), 12, '0'))::uuid,
+               cu.id,
+               (ARRAY['phone','email','web','mobile_app','shop','in_person','mailbox','social'])[1 + abs(hashtext(cu.external_ref || n)) % 8],
+               (ARRAY['product_quality','delivery','price','service','billing','other'])[1 + abs(hashtext(cu.external_ref || 'c' || n)) % 6],
+               (ARRAY['low','medium','medium','high','critical'])[1 + abs(hashtext(cu.external_ref || 's' || n)) % 5],
+               (ARRAY['Sole came off','Parcel arrived late','Charged twice','Rude staff','Wrong size sent','Price dropped after purchase'])[1 + abs(hashtext(cu.external_ref || 'j' || n)) % 6],
+               'Seeded complaint ' || n || ' of customer ' || cu.external_ref,
+               (SELECT id FROM users WHERE email = 'seed.agent.' || (1 + abs(hashtext(cu.external_ref || 'a' || n)) % 50) || '@example.com'),
+               v.status, cu.tier, cu.level, 14,
+               CASE WHEN v.status NOT IN ('closed', 'resolved') THEN v.at + interval '8 hours' END,
+               v.at,
+               CASE WHEN v.status <> 'new' THEN v.at + interval '2 hours' END,
+               CASE WHEN v.status IN ('closed', 'resolved') THEN v.at + interval '2 days' END,
+               CASE WHEN v.status = 'closed' THEN v.at + interval '3 days' END,
+               v.at, v.at
+        FROM customers cu
+        CROSS JOIN LATERAL (SELECT substr(cu.external_ref, 2)::bigint AS i) AS t
+        CROSS JOIN generate_series(1, $3::bigint) AS n
+        CROSS JOIN LATERAL (SELECT
+            cu.created_at + (now() - cu.created_at) * ((abs(hashtext(cu.external_ref || 't' || n)) % 1000) / 1000.0) AS at,
+            (ARRAY['closed','closed','closed','closed','closed','closed','closed','closed','closed','closed',
+                   'closed','closed','closed','closed','closed','closed','closed','resolved','in_progress','in_progress',
+                   'acknowledged','awaiting_customer','new'])[1 + abs(hashtext(cu.external_ref || 'x' || n)) % 23] AS status) AS v
+        WHERE $3 > 0 AND cu.source = 'seed' AND cu.external_ref BETWEEN 'S' || lpad($1::text, 9, '0') AND 'S' || lpad($2::text, 9, '0')
+        RETURNING id, received_at, first_response_at, resolved_at, status)
+    INSERT INTO complaint_clocks (complaint_id, metric, target_minutes, started_at, due_at, fulfilled_at, elapsed_seconds)
+    SELECT c.id, m.metric, m.minutes, c.received_at, c.received_at + m.minutes * interval '1 minute', m.done,
+           extract(epoch FROM m.done - c.received_at)::bigint
+    FROM c CROSS JOIN LATERAL (VALUES ('first_response', 480, c.first_response_at), ('resolution', 2880, c.resolved_at))
+        AS m(metric, minutes, done)";
 
 /// Connections the seed works on at once: one batch or one index build each.
 pub const CONNECTIONS: usize = 2;
@@ -198,7 +254,8 @@ async fn suspend_indexes(conn: &mut AsyncPgConnection) -> QueryResult<()> {
                     format('ALTER TABLE %I ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname,
                            pg_get_constraintdef(c.oid)) AS definition
              FROM pg_constraint c
-             WHERE c.contype = 'f' AND c.conrelid IN ('orders'::regclass, 'order_lines'::regclass)
+             WHERE c.contype = 'f' AND c.conrelid IN ('orders'::regclass, 'order_lines'::regclass,
+                                                      'complaints'::regclass, 'complaint_clocks'::regclass)
              UNION ALL
              SELECT i.indexname, format('DROP INDEX %I', i.indexname), i.indexdef
              FROM pg_indexes i
@@ -224,6 +281,20 @@ async fn suspend_indexes(conn: &mut AsyncPgConnection) -> QueryResult<()> {
         Ok(())
     })
     .await
+}
+
+/// The [`SEED_AGENTS`] agents seeded complaints are assigned to, made once.
+async fn seed_agents(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO users (id, email, password_hash, role)
+         SELECT gen_random_uuid(), 'seed.agent.' || k || '@example.com', 'not a password hash', 'agent'
+         FROM generate_series(1, $1::bigint) AS k
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<BigInt, _>(SEED_AGENTS)
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// One unit of seeding work, run on one connection in one transaction.
@@ -259,13 +330,16 @@ struct Pending {
 pub async fn seed(
     pool: &Pool,
     customers: i64,
-    orders_per_customer: i64,
+    per: PerCustomer,
     batch: i64,
     progress: impl Fn(u64, u64),
 ) -> Result<(), String> {
     let id_epoch_ms = chrono::Utc::now().timestamp_millis();
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
     let first = next_index(&mut conn).await.map_err(|e| e.to_string())?;
+    if per.complaints > 0 {
+        seed_agents(&mut conn).await.map_err(|e| e.to_string())?;
+    }
     suspend_indexes(&mut conn)
         .await
         .map_err(|e| e.to_string())?;
@@ -283,14 +357,21 @@ pub async fn seed(
             count: batch.min(customers - done),
         });
     let rebuilds = pending.into_iter().map(Job::Rebuild);
-    let vacuum = ["customers", "orders", "order_lines"].map(Job::Vacuum);
+    let vacuum = [
+        "customers",
+        "orders",
+        "order_lines",
+        "complaints",
+        "complaint_clocks",
+    ]
+    .map(Job::Vacuum);
     // Stages: every batch, then every rebuild, then vacuum; parallel within a stage.
     let stages: [Vec<Job>; 3] = [batches.collect(), rebuilds.collect(), vacuum.into()];
     let total = stages.iter().map(Vec::len).sum::<usize>() as u64;
     let mut done = 0;
     for stage in stages {
         futures_util::stream::iter(stage)
-            .map(|job| run_job(pool, job, orders_per_customer, id_epoch_ms))
+            .map(|job| run_job(pool, job, per, id_epoch_ms))
             .buffer_unordered(CONNECTIONS)
             .try_for_each(|()| {
                 done += 1;
@@ -302,17 +383,10 @@ pub async fn seed(
     Ok(())
 }
 
-async fn run_job(
-    pool: &Pool,
-    job: Job,
-    orders_per_customer: i64,
-    id_epoch_ms: i64,
-) -> Result<(), String> {
+async fn run_job(pool: &Pool, job: Job, per: PerCustomer, id_epoch_ms: i64) -> Result<(), String> {
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
     let result = match job {
-        Job::Batch { first, count } => {
-            seed_batch(&mut conn, first, count, orders_per_customer, id_epoch_ms).await
-        }
+        Job::Batch { first, count } => seed_batch(&mut conn, first, count, per, id_epoch_ms).await,
         Job::Rebuild(Pending { name, definition }) => {
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                 // The builds already run side by side, one per connection; parallel workers

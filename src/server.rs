@@ -208,6 +208,7 @@ impl Context {
 pub fn registry() -> Registry {
     Registry::new(vec![
         crate::orders::customer_hooks(),
+        crate::complaints::customer_hooks(),
         crate::audit::customer_hooks(),
     ])
 }
@@ -301,6 +302,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
 
     actix_web::rt::spawn(start_up(context.clone(), url, settings.clone()));
     actix_web::rt::spawn(housekeeping(context.clone()));
+    actix_web::rt::spawn(escalations(context.clone()));
     let result = server.await.map_err(|e| e.to_string());
     tracing::info!("HTTP server stopped");
     if let Some(cluster) = cluster {
@@ -352,6 +354,32 @@ async fn housekeeping(context: Context) {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "purged expired idempotency keys"),
             Err(error) => tracing::warn!(%error, "could not purge idempotency keys"),
+        }
+    }
+}
+
+/// How often the escalation job looks for steps due.
+const ESCALATION_TICK: Duration = Duration::from_secs(15);
+
+/// The complaints' escalation job, every [`ESCALATION_TICK`] once started; other instances may
+/// run it at the same time (`complaints::escalation`).
+async fn escalations(context: Context) {
+    let mut tick = tokio::time::interval(ESCALATION_TICK);
+    loop {
+        tick.tick().await;
+        if !context.readiness.is_started() {
+            continue;
+        }
+        let fired = match context.pool.get().await {
+            Ok(mut conn) => crate::complaints::escalation::run_due(&mut conn, chrono::Utc::now())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match fired {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(fired = n, "fired complaint escalation steps"),
+            Err(error) => tracing::warn!(%error, "escalation job failed; retrying next tick"),
         }
     }
 }

@@ -49,6 +49,14 @@ macro_rules! text_enum {
             }
         }
 
+        /// Valid by construction (unknown names are refused while the body is read), so lists
+        /// of the enum can carry their limits as `kit::input::Items`.
+        impl validator::Validate for $name {
+            fn validate(&self) -> Result<(), validator::ValidationErrors> {
+                Ok(())
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())

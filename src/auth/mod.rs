@@ -69,6 +69,9 @@ pub enum Scope {
     ComplaintsRead,
     #[serde(rename = "complaints:write")]
     ComplaintsWrite,
+    /// Business calendars, SLA policies and the standard answers (managers).
+    #[serde(rename = "complaints:manage")]
+    ComplaintsManage,
     #[serde(rename = "visits:read")]
     VisitsRead,
     #[serde(rename = "visits:write")]
@@ -264,6 +267,15 @@ requirements! {
     OrdersRead => Access::Scope(Scope::OrdersRead);
     /// Record orders and change their status (managers, admins, keys with `orders:write`).
     OrdersWrite => Access::Scope(Scope::OrdersWrite);
+    /// Read complaints, calendars, policies and answers.
+    ComplaintsRead => Access::Scope(Scope::ComplaintsRead);
+    /// Log and work complaints (agents only those assigned to them).
+    ComplaintsWrite => Access::Scope(Scope::ComplaintsWrite);
+    /// Set up calendars, SLA policies and standard answers (managers, admins, keys with
+    /// `complaints:manage`).
+    ComplaintsManage => Access::Scope(Scope::ComplaintsManage);
+    /// Reports.
+    AnalyticsRead => Access::Scope(Scope::AnalyticsRead);
 }
 
 /// How long a credential look-up is trusted before the database is asked again.

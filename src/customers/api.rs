@@ -12,7 +12,7 @@ use crate::http::json::{Field, Validated};
 use crate::kit::write::{self, Action, Writer};
 
 pub use super::CustomerRow;
-pub use super::queries::{lock_live, lock_row};
+pub use super::queries::{find_live, lock_live, lock_row};
 
 /// A customer another system knows by its own reference, with what a new one starts with.
 #[derive(Debug, Clone, Default)]

@@ -18,6 +18,7 @@ use super::fields::CustomerFields;
 use super::{CustomerRow, Level, Stage, Tier};
 use crate::audit;
 use crate::auth::{Ownership, Principal, Role};
+use crate::db::like_pattern;
 use crate::db::prepared::{ByIdTemplate, Cached};
 use crate::db::schema::{customers, users};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -795,16 +796,6 @@ type BoxedSelect = diesel::helper_types::IntoBoxed<
     Pg,
 >;
 
-fn like_pattern(q: &str) -> String {
-    let escaped = q
-        .trim()
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
 /// The statement of one list page, public so tests and benchmarks can `EXPLAIN` it: a plain
 /// `SELECT`, or for a search the bounded statement of [`SearchPage`].
 pub enum ListStatement {
@@ -986,10 +977,5 @@ mod tests {
             Sort::parse("password_hash"),
             Err(ApiError::BadRequest(_))
         ));
-    }
-
-    #[test]
-    fn like_patterns_escape_wildcards() {
-        assert_eq!(like_pattern(" Ab%_c "), "%ab\\%\\_c%");
     }
 }

@@ -21,7 +21,7 @@ use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::{self as json_body, ValidJson, Validated};
 use crate::http::pagination::{Page, PageParams};
-use crate::http::query::Query;
+use crate::http::query::{Query, search_schema, search_term};
 use crate::kit::ids::CustomerId;
 use crate::kit::input::Items;
 use crate::kit::registry::{self, Registry, TimelineEntry};
@@ -67,21 +67,12 @@ pub struct CustomerQuery {
     pub sort: Option<String>,
 }
 
-/// Longest search term, in characters: each character adds index keys to look up (trigrams,
-/// digit grams), and 8,000 digits cost the database about a second.
-const MAX_SEARCH_CHARS: usize = 200;
 /// The months `birthday_month` names.
 const MONTHS: std::ops::RangeInclusive<i32> = 1..=12;
 
-/// The schema of `q`, from the limit the handler checks.
+/// The schema of `q`.
 fn search_term_schema() -> utoipa::openapi::schema::Schema {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .max_length(Some(MAX_SEARCH_CHARS))
-        .description(Some(
-            "Case-insensitive text found in the name, company, e-mails or phones.",
-        ))
-        .into()
+    search_schema("Case-insensitive text found in the name, company, e-mails or phones.")
 }
 
 /// The schema of `birthday_month`, from the range the handler checks.
@@ -112,15 +103,7 @@ fn sort_schema() -> utoipa::openapi::schema::Schema {
 
 impl CustomerQuery {
     fn filters(&self, raw_query: &str) -> ApiResult<ListFilters> {
-        if self
-            .q
-            .as_ref()
-            .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS)
-        {
-            return Err(ApiError::BadRequest(format!(
-                "q must be at most {MAX_SEARCH_CHARS} characters"
-            )));
-        }
+        search_term(self.q.as_deref())?;
         if self.birthday_month.is_some_and(|m| !MONTHS.contains(&m)) {
             return Err(ApiError::BadRequest(format!(
                 "birthday_month must be between {} and {}",

@@ -217,6 +217,18 @@ impl FromRequest for DbConn {
     }
 }
 
+/// A `LIKE` pattern matching text that contains `q` (lower-cased, trimmed, its wildcards
+/// escaped), for search columns that hold lower-cased text.
+pub fn like_pattern(q: &str) -> String {
+    let escaped = q
+        .trim()
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 /// `EXPLAIN` of a query, with its bind values, for tests and benchmarks that check plans;
 /// with `ANALYZE` it runs the query, so a test can see which of its gated branches ran.
 pub struct Explain<Q> {
@@ -266,4 +278,12 @@ impl<Q> diesel::query_builder::QueryId for Explain<Q> {
 
 impl<Q> diesel::query_builder::Query for Explain<Q> {
     type SqlType = Text;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(super::like_pattern(" Ab%_c "), "%ab\\%\\_c%");
+    }
 }

@@ -165,6 +165,171 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         password_changed_at -> Nullable<Timestamptz>,
+        manager_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    business_calendars (id) {
+        id -> Uuid,
+        name -> Text,
+        time_zone -> Text,
+        hours -> Jsonb,
+        holidays -> Array<Date>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    complaint_sla_policies (id) {
+        id -> Uuid,
+        name -> Text,
+        position -> Int4,
+        severities -> Array<Text>,
+        tiers -> Array<Text>,
+        levels -> Array<Text>,
+        channels -> Array<Text>,
+        first_response_minutes -> Int4,
+        resolution_minutes -> Int4,
+        calendar_id -> Nullable<Uuid>,
+        reopen_window_days -> Int4,
+        escalation -> Jsonb,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    answers (id) {
+        id -> Uuid,
+        question -> Text,
+        answer -> Text,
+        category -> Text,
+        tags -> Array<Text>,
+        use_count -> Int8,
+        search -> Text,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    answer_uses (answer_id, used_at) {
+        answer_id -> Uuid,
+        used_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    complaints (id) {
+        id -> Uuid,
+        customer_id -> Uuid,
+        order_id -> Nullable<Uuid>,
+        sku -> Nullable<Text>,
+        channel -> Text,
+        category -> Text,
+        severity -> Text,
+        subject -> Text,
+        description -> Text,
+        assignee_id -> Nullable<Uuid>,
+        status -> Text,
+        promised_by -> Nullable<Timestamptz>,
+        reopen_count -> Int4,
+        cycle -> Int4,
+        customer_tier -> Nullable<Text>,
+        customer_level -> Text,
+        sla_policy_id -> Nullable<Uuid>,
+        sla_policy_version -> Nullable<Int8>,
+        escalation_base -> Int4,
+        reopen_window_days -> Int4,
+        next_due_at -> Nullable<Timestamptz>,
+        received_at -> Timestamptz,
+        first_response_at -> Nullable<Timestamptz>,
+        resolved_at -> Nullable<Timestamptz>,
+        closed_at -> Nullable<Timestamptz>,
+        search -> Text,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    complaint_clocks (complaint_id, metric) {
+        complaint_id -> Uuid,
+        metric -> Text,
+        target_minutes -> Nullable<Int4>,
+        calendar_id -> Nullable<Uuid>,
+        started_at -> Timestamptz,
+        due_at -> Nullable<Timestamptz>,
+        pauses -> Jsonb,
+        paused_seconds -> Int8,
+        fulfilled_at -> Nullable<Timestamptz>,
+        elapsed_seconds -> Nullable<Int8>,
+        breached_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    complaint_escalations (complaint_id, metric, step) {
+        complaint_id -> Uuid,
+        metric -> Text,
+        step -> Int4,
+        kind -> Text,
+        level -> Int4,
+        notify -> Jsonb,
+        offset_minutes -> Int4,
+        fire_at -> Timestamptz,
+        fired_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    complaint_comments (id) {
+        id -> Uuid,
+        complaint_id -> Uuid,
+        visibility -> Text,
+        author_type -> Text,
+        author_id -> Nullable<Uuid>,
+        body -> Text,
+        answer_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    complaint_resolutions (complaint_id, cycle) {
+        complaint_id -> Uuid,
+        cycle -> Int4,
+        #[sql_name = "type"]
+        resolution_type -> Text,
+        description -> Text,
+        root_cause_category -> Text,
+        root_cause -> Text,
+        corrective_action -> Text,
+        compensation_kind -> Nullable<Text>,
+        compensation_points -> Nullable<Int4>,
+        compensation_description -> Nullable<Text>,
+        resolved_by_type -> Text,
+        resolved_by_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    complaint_satisfaction (complaint_id, cycle) {
+        complaint_id -> Uuid,
+        cycle -> Int4,
+        rating -> Int4,
+        comment -> Nullable<Text>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -173,9 +338,25 @@ diesel::joinable!(customers -> users (owner_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(orders -> customers (customer_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(complaints -> customers (customer_id));
+diesel::joinable!(complaint_clocks -> complaints (complaint_id));
+diesel::joinable!(complaint_comments -> complaints (complaint_id));
+diesel::joinable!(complaint_resolutions -> complaints (complaint_id));
+diesel::joinable!(complaint_satisfaction -> complaints (complaint_id));
+diesel::joinable!(answer_uses -> answers (answer_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    answer_uses,
+    answers,
     api_keys,
+    business_calendars,
+    complaint_clocks,
+    complaint_comments,
+    complaint_escalations,
+    complaint_resolutions,
+    complaint_satisfaction,
+    complaint_sla_policies,
+    complaints,
     audit_log,
     customers,
     events,

@@ -59,6 +59,13 @@ impl<T> Field<T> {
     }
 }
 
+/// A sent value is checked as the value; absent and `null` are always valid.
+impl<T: Validate> Validate for Field<T> {
+    fn validate(&self) -> Result<(), validator::ValidationErrors> {
+        self.value().map_or(Ok(()), Validate::validate)
+    }
+}
+
 impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Field<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Option::<T>::deserialize(deserializer).map(|v| v.map_or(Self::Null, Self::Value))

@@ -44,6 +44,29 @@ pub fn parse<T: DeserializeOwned>(raw: &str) -> ApiResult<T> {
         .map_err(|e| ApiError::BadRequest(format!("invalid query parameters: {e}")))
 }
 
+/// Longest search term (`q`) of any list, in characters: each character adds index keys to
+/// look up (trigrams, digit grams), and 8,000 digits cost the database about a second.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// The schema of a list's `q`, from the limit [`search_term`] checks.
+pub fn search_schema(description: &'static str) -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .max_length(Some(MAX_SEARCH_CHARS))
+        .description(Some(description))
+        .into()
+}
+
+/// A list's search term, trimmed (`None` when absent or blank); `400` when too long.
+pub fn search_term(q: Option<&str>) -> ApiResult<Option<&str>> {
+    match q.map(str::trim).filter(|q| !q.is_empty()) {
+        Some(q) if q.chars().count() > MAX_SEARCH_CHARS => Err(ApiError::BadRequest(format!(
+            "q must be at most {MAX_SEARCH_CHARS} characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,6 +98,26 @@ crate::typed_id! {
     pub struct UserId;
 }
 
+crate::typed_id! {
+    /// A complaint's id.
+    pub struct ComplaintId;
+}
+
+crate::typed_id! {
+    /// A business calendar's id.
+    pub struct CalendarId;
+}
+
+crate::typed_id! {
+    /// An SLA policy's id.
+    pub struct PolicyId;
+}
+
+crate::typed_id! {
+    /// A standard answer's id.
+    pub struct AnswerId;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -347,6 +347,15 @@ impl<const MIN: i64, const MAX: i64> Whole<MIN, MAX> {
     }
 }
 
+#[cfg(test)]
+impl<const MIN: i64, const MAX: i64> Whole<MIN, MAX> {
+    /// A value for a test, which states it within the limits.
+    pub fn from_checked(value: i64) -> Self {
+        assert!((MIN..=MAX).contains(&value));
+        Self(value)
+    }
+}
+
 impl<'de, const MIN: i64, const MAX: i64> Deserialize<'de> for Whole<MIN, MAX> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         crate::http::json::whole_number(deserializer).map(Self)
@@ -386,6 +395,33 @@ impl<const MIN: i64, const MAX: i64> ToSchema for Whole<MIN, MAX> {
             i64::MAX => Cow::Owned(format!("Whole_from_{MIN}")),
             _ => Cow::Owned(format!("Whole_{MIN}_{MAX}")),
         }
+    }
+}
+
+/// A calendar date (`2026-10-01`): valid once read, so lists of dates carry their limits
+/// as [`Items`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LocalDate(pub chrono::NaiveDate);
+
+impl Validate for LocalDate {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        Ok(())
+    }
+}
+
+impl PartialSchema for LocalDate {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+            .into()
+    }
+}
+
+impl ToSchema for LocalDate {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("LocalDate")
     }
 }
 

@@ -3,13 +3,15 @@
 //!
 //! - [`write`]: the one write path (lock, `If-Match`, rights, diff, version, audit, event);
 //! - [`events`]: the domain events it records, read later by webhooks and the change feed;
-//! - [`registry`]: how a domain plugs into the customer (timeline, merge, export, erase).
+//! - [`registry`]: how a domain plugs into the customer (timeline, merge, export, erase);
+//! - [`workflow`]: status moves, refused alike everywhere (`409` with the allowed states).
 
 pub mod events;
 pub mod ids;
 pub mod input;
 mod money;
 pub mod registry;
+pub mod workflow;
 pub mod write;
 
 pub use money::Money;

@@ -247,22 +247,59 @@ async fn record<T: Versioned>(
     action: Action,
     changes: Value,
 ) -> ApiResult<()> {
-    let subject = subject(saved);
-    audit::record(conn, writer.actor(), subject, action.audit, changes).await?;
     let data = if action.removes {
         json!({ "id": saved.id() })
     } else {
         saved.view()
     };
-    events::record(
-        conn,
-        NewEvent {
-            event_type: format!("{}.{}", T::KIND, action.event),
-            subject,
-            actor: writer.actor(),
-            data,
-        },
-    )
-    .await?;
-    Ok(())
+    let entry = Entry {
+        subject: subject(saved),
+        event_type: format!("{}.{}", T::KIND, action.event),
+        audit_action: action.audit,
+    };
+    entry.record(conn, writer, changes, data).await
+}
+
+/// A change that is not a versioned row's own (a comment added to a complaint, a step of an
+/// escalation ladder), recorded like one: an audit entry and an event in the caller's
+/// transaction.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// What the change is about: its kind is the audit entity type.
+    pub subject: Subject,
+    /// The full event type: `complaint.commented`.
+    pub event_type: String,
+    /// The audit entry's action.
+    pub audit_action: &'static str,
+}
+
+impl Entry {
+    /// Records the audit entry (`changes`) and the event (`data`).
+    pub async fn record(
+        self,
+        conn: &mut AsyncPgConnection,
+        writer: &Writer,
+        changes: Value,
+        data: Value,
+    ) -> ApiResult<()> {
+        audit::record(
+            conn,
+            writer.actor(),
+            self.subject,
+            self.audit_action,
+            changes,
+        )
+        .await?;
+        events::record(
+            conn,
+            NewEvent {
+                event_type: self.event_type,
+                subject: self.subject,
+                actor: writer.actor(),
+                data,
+            },
+        )
+        .await?;
+        Ok(())
+    }
 }

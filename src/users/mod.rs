@@ -32,6 +32,7 @@ pub struct UserRow {
     pub updated_at: DateTime<Utc>,
     /// Audited instead of the hash.
     pub password_changed_at: Option<DateTime<Utc>>,
+    pub manager_id: Option<Uuid>,
 }
 
 impl std::fmt::Debug for UserRow {
@@ -95,6 +96,7 @@ impl Versioned for UserRow {
                 users::active.eq(self.active),
                 users::password_hash.eq(&self.password_hash),
                 users::password_changed_at.eq(self.password_changed_at),
+                users::manager_id.eq(self.manager_id),
                 users::version.eq(self.version),
                 users::updated_at.eq(self.updated_at),
             ))
@@ -113,6 +115,9 @@ pub struct User {
     pub role: Role,
     /// Inactive users cannot sign in and their tokens stop working.
     pub active: bool,
+    /// Who the user reports to: told by complaint escalation steps for "the assignee's
+    /// manager".
+    pub manager_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -124,6 +129,7 @@ impl From<UserRow> for User {
             email: row.email,
             role: row.role,
             active: row.active,
+            manager_id: row.manager_id,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -164,6 +170,7 @@ pub async fn create_user(
         created_at: now,
         updated_at: now,
         password_changed_at: Some(now),
+        manager_id: None,
     };
     write::create(conn, writer, row, Action::CREATED).await
 }

@@ -16,9 +16,10 @@ use crate::db::DbConn;
 use crate::db::schema::{refresh_tokens, users};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
-use crate::http::json::ValidJson;
+use crate::http::json::{Field, ValidJson};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::kit::ids::UserId;
 use crate::kit::write::{self, Action, Locked, Writer};
 
 /// Registers the routes.
@@ -38,6 +39,10 @@ pub struct UserPatch {
     /// A new password; signs the user out everywhere.
     #[validate(nested)]
     pub password: Option<Password>,
+    /// Who the user reports to (an active user other than themselves); `null` clears it.
+    #[serde(default)]
+    #[schema(nullable)]
+    pub manager_id: Field<UserId>,
 }
 
 /// Filters of `GET /users`.
@@ -171,6 +176,33 @@ async fn apply_change(
             after.role = role;
         }
         after.active = patch.active.unwrap_or(after.active);
+        match patch.manager_id {
+            Field::Absent => {}
+            Field::Null => after.manager_id = None,
+            Field::Value(manager) if manager.get() == id => {
+                return Err(ApiError::rule(
+                    "manager_id",
+                    "self",
+                    "a user cannot manage themselves",
+                ));
+            }
+            Field::Value(manager) => {
+                let active: Option<bool> = users::table
+                    .find(manager.get())
+                    .select(users::active)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                if active != Some(true) {
+                    return Err(ApiError::rule(
+                        "manager_id",
+                        "not_found",
+                        "no such active user",
+                    ));
+                }
+                after.manager_id = Some(manager.get());
+            }
+        }
         let was = current.row();
         let loses_admin =
             was.role == Role::Admin && was.active && (after.role != Role::Admin || !after.active);

@@ -134,11 +134,48 @@ async fn seed_fills_customers_orders_and_figures() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("seeded 300 customers with 900 orders"));
     let out = rapport(
         &app,
-        &["seed", "--customers", "20", "--orders-per-customer", "0"],
+        &[
+            "seed",
+            "--customers",
+            "20",
+            "--orders-per-customer",
+            "0",
+            "--complaints-per-customer",
+            "2",
+        ],
     );
     assert!(
         out.status.success(),
         "seeding again adds after the last seeded customer"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("with 0 orders and 40 complaints"));
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM complaints").await,
+        40
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM complaint_clocks")
+            .await,
+        80
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM complaints WHERE assignee_id IS NULL")
+            .await,
+        0,
+        "every seeded complaint has a seeded agent"
+    );
+    let complaints = app
+        .walk_pages("/api/v1/complaints?limit=7", Some(&admin), usize::MAX)
+        .await;
+    assert_eq!(
+        complaints.len(),
+        40,
+        "seeded complaints read back through the API"
+    );
+    assert!(
+        complaints
+            .iter()
+            .all(|c| c["sla"].as_array().unwrap().len() == 2)
     );
     // The batches write the search text themselves and skip the trigger that keeps it: what
     // they wrote is what the trigger writes when it runs again.
@@ -233,9 +270,11 @@ async fn index_state(app: &TestApp) -> (i64, i64) {
     }
     let mut conn = app.context.pool().get().await.unwrap();
     let state: State = diesel::sql_query(
-        "SELECT (SELECT count(*) FROM pg_indexes WHERE tablename IN ('customers', 'orders', 'order_lines'))
+        "SELECT (SELECT count(*) FROM pg_indexes
+                 WHERE tablename IN ('customers', 'orders', 'order_lines', 'complaints', 'complaint_clocks'))
               + (SELECT count(*) FROM pg_constraint WHERE contype = 'f'
-                   AND conrelid IN ('customers'::regclass, 'orders'::regclass, 'order_lines'::regclass)) AS objects,
+                   AND conrelid IN ('customers'::regclass, 'orders'::regclass, 'order_lines'::regclass,
+                                    'complaints'::regclass, 'complaint_clocks'::regclass)) AS objects,
                 (SELECT count(*) FROM seed_suspended) AS suspended",
     )
     .get_result(&mut conn)
@@ -327,4 +366,30 @@ fn nix_is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+#[actix_web::test]
+async fn escalate_fires_the_due_steps_once() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(rapport::auth::Role::Manager).await;
+    manager
+        .create(
+            "/api/v1/complaint-sla-policies",
+            &serde_json::json!({"name": "All", "position": 1, "first_response_minutes": 1, "resolution_minutes": 2}),
+        )
+        .await;
+    let customer = crate::kit::id_of(&manager.customer(serde_json::json!({})).await);
+    let received = chrono::Utc::now() - chrono::Duration::hours(1);
+    manager
+        .complaint(&customer, serde_json::json!({"received_at": received}))
+        .await;
+    let first = rapport(&app, &["escalate"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).starts_with("fired 2 escalation steps"));
+    let again = rapport(&app, &["escalate"]);
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("fired 0 escalation steps"));
 }

@@ -96,6 +96,19 @@ impl Client<'_> {
         self.create("/api/v1/customers", &body).await
     }
 
+    /// A complaint about a customer, by this caller: `complaint(id, json!({...}))` adds or
+    /// replaces fields of a phone complaint about product quality of medium severity.
+    pub async fn complaint(&self, customer_id: &str, fields: Value) -> Value {
+        let mut body = json!({
+            "customer_id": customer_id, "channel": "phone", "category": "product_quality",
+            "severity": "medium", "subject": "Sole came off", "description": "After a week of use.",
+        });
+        if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
+            body.extend(fields.clone());
+        }
+        self.create("/api/v1/complaints", &body).await
+    }
+
     /// A paid order of `total_minor` CNY for a customer, by this caller.
     pub async fn order(&self, customer_id: &str, external_id: &str, total_minor: i64) -> Value {
         self.create(
@@ -175,6 +188,12 @@ impl TestApp {
         .await
         .unwrap();
         rows.into_iter().map(|r| r.action).collect()
+    }
+
+    /// Runs a statement (a fault to inject, a fixture to plant).
+    pub async fn execute(&self, sql: &str) {
+        let mut conn = self.context.pool().get().await.unwrap();
+        diesel::sql_query(sql).execute(&mut conn).await.unwrap();
     }
 
     /// The result of a `SELECT count(*) AS count ...`.

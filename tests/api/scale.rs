@@ -15,9 +15,15 @@ async fn list_search_and_filters_use_indexes_at_100k_customers() {
     let app = TestApp::spawn().await;
     let mut conn = app.context.pool().get().await.unwrap();
     let started = std::time::Instant::now();
-    rapport::seed::seed(app.context.pool(), CUSTOMERS, 0, 25_000, |_, _| {})
-        .await
-        .unwrap();
+    rapport::seed::seed(
+        app.context.pool(),
+        CUSTOMERS,
+        Default::default(),
+        25_000,
+        |_, _| {},
+    )
+    .await
+    .unwrap();
     eprintln!("seeded {CUSTOMERS} customers in {:?}", started.elapsed());
     let owner = app.create_user(rapport::auth::Role::Agent).await.0;
     diesel::sql_query("UPDATE customers SET owner_id = $1 WHERE external_ref < 'S000000100'")
@@ -252,7 +258,7 @@ async fn pooled_connections_never_jit_compile() {
 async fn hot_statements_stay_prepared() {
     use diesel_async::AsyncConnection;
     let app = TestApp::spawn().await;
-    rapport::seed::seed(app.context.pool(), 30, 0, 1_000, |_, _| {})
+    rapport::seed::seed(app.context.pool(), 30, Default::default(), 1_000, |_, _| {})
         .await
         .unwrap();
     let mut conn = app.context.pool().get().await.unwrap();
@@ -312,9 +318,15 @@ async fn hot_statements_stay_prepared() {
 async fn searched_pages_are_complete_and_in_order() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    rapport::seed::seed(app.context.pool(), 1_300, 0, 1_300, |_, _| {})
-        .await
-        .unwrap();
+    rapport::seed::seed(
+        app.context.pool(),
+        1_300,
+        Default::default(),
+        1_300,
+        |_, _| {},
+    )
+    .await
+    .unwrap();
     let mut conn = app.context.pool().get().await.unwrap();
     let newest_first = ids(
         &mut conn,

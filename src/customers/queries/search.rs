@@ -248,8 +248,9 @@ impl QueryFragment<Pg> for SearchPage {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ListFilters, like_pattern, list_conditions};
+    use super::super::{ListFilters, list_conditions};
     use super::*;
+    use crate::db::like_pattern;
 
     #[test]
     fn a_page_of_twenty_walks_525_rows_then_up_to_8400_when_one_in_250_matched() {

@@ -1,0 +1,41 @@
+//! State machines of a domain's records (a complaint's status, a visit's): the domain states
+//! which moves exist, the kit refuses the others the same way everywhere, with `409` and the
+//! states that are reachable (`allowed`), so a client can offer exactly those.
+
+use std::fmt::Display;
+
+use crate::error::{ApiError, ApiResult};
+
+/// A status with the moves it may make.
+pub trait Workflow: Copy + PartialEq + Display + 'static {
+    /// Every state, in the order `allowed` lists them.
+    fn states() -> &'static [Self];
+    /// Whether a record in this state may move to `next`.
+    fn may_become(self, next: Self) -> bool;
+
+    /// The states reachable from this one in one move.
+    fn allowed(self) -> Vec<Self> {
+        Self::states()
+            .iter()
+            .copied()
+            .filter(|next| self.may_become(*next))
+            .collect()
+    }
+}
+
+/// `409` with the reachable states unless `from` may become `to`; `what` names the record
+/// ("a complaint").
+pub fn ensure_move<W: Workflow>(what: &str, from: W, to: W) -> ApiResult<()> {
+    if from.may_become(to) {
+        return Ok(());
+    }
+    let allowed: Vec<String> = from.allowed().iter().map(ToString::to_string).collect();
+    let detail = match allowed.as_slice() {
+        [] => format!("{what} that is {from} cannot change status"),
+        _ => format!(
+            "{what} that is {from} cannot become {to}; it may become {}",
+            allowed.join(", ")
+        ),
+    };
+    Err(ApiError::IllegalMove { detail, allowed })
+}
