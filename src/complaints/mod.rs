@@ -29,6 +29,7 @@ use crate::db::schema::{
     complaint_satisfaction, complaints,
 };
 use crate::error::ApiResult;
+use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::ids::{ComplaintId, CustomerId, OrderId, PolicyId, UserId};
 use crate::kit::registry::{CustomerHooks, Erase, TimelineCursor, TimelineEntry};
 use crate::kit::workflow::Workflow;
@@ -266,6 +267,7 @@ pub struct Complaint {
     /// What the customer is shown instead of `status`.
     pub customer_status_label: CustomerStatus,
     /// The time promised to the customer (承诺时间); missing it is a breach.
+    #[serde(serialize_with = "optional_timestamp")]
     pub promised_by: Option<DateTime<Utc>>,
     pub reopen_count: i32,
     /// The resolution cycle: 1, and one more per reopen.
@@ -281,15 +283,21 @@ pub struct Complaint {
     /// Every clock (first response, resolution, promise), not only the nearest.
     pub sla: Vec<sla::Clock>,
     /// When the complaint reached the company (a letter may be logged later).
+    #[serde(serialize_with = "timestamp")]
     pub received_at: DateTime<Utc>,
+    #[serde(serialize_with = "optional_timestamp")]
     pub first_response_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "optional_timestamp")]
     pub resolved_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "optional_timestamp")]
     pub closed_at: Option<DateTime<Utc>>,
     /// This cycle's resolution, once resolved (lists leave it out).
     pub resolution: Option<Resolution>,
     /// This cycle's rating, once given (lists leave it out).
     pub satisfaction: Option<Satisfaction>,
+    #[serde(serialize_with = "timestamp")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp")]
     pub updated_at: DateTime<Utc>,
 }
 

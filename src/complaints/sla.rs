@@ -12,6 +12,7 @@ use validator::Validate;
 use super::calendar::{Counting, Span, paused_seconds};
 use crate::auth::Role;
 use crate::db::schema::complaint_clocks;
+use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::ids::{CalendarId, ComplaintId};
 use crate::kit::input::Whole;
 use crate::text_enum;
@@ -55,20 +56,24 @@ pub struct Clock {
     pub target_minutes: Option<i32>,
     /// The calendar whose working time counts; `null` when every minute counts.
     pub calendar_id: Option<CalendarId>,
+    #[serde(serialize_with = "timestamp")]
     pub started_at: DateTime<Utc>,
     /// When the target is reached; `null` while the clock is paused.
+    #[serde(serialize_with = "optional_timestamp")]
     pub due_at: Option<DateTime<Utc>>,
     /// Every pause (while the complaint awaited the customer; for the resolution clock also
     /// the time it stood resolved before a reopen); the last has no `to` while paused.
     pub pauses: Vec<Span>,
     /// The wall-clock seconds of the pauses that have ended.
     pub paused_seconds: i64,
+    #[serde(serialize_with = "optional_timestamp")]
     pub fulfilled_at: Option<DateTime<Utc>>,
     /// Counted seconds from start to fulfilment, pauses left out.
     pub elapsed_seconds: Option<i64>,
     /// Whether the due time passed before the clock was fulfilled (or has passed now).
     pub breached: bool,
     /// When the breach happened: the due time it passed.
+    #[serde(serialize_with = "optional_timestamp")]
     pub breached_at: Option<DateTime<Utc>>,
 }
 
