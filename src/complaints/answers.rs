@@ -125,6 +125,12 @@ async fn views(conn: &mut AsyncPgConnection, rows: &[AnswerRow]) -> ApiResult<Ve
         .collect())
 }
 
+impl write::SoftDeleted for AnswerRow {
+    fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>> {
+        &mut self.deleted_at
+    }
+}
+
 impl Versioned for AnswerRow {
     const KIND: &'static str = "answer";
     type Id = AnswerId;
@@ -388,9 +394,7 @@ async fn remove(
     let id = AnswerId::from(*id);
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let locked = write::lock::<AnswerRow>(conn, &writer, id, &if_match).await?;
-        let mut after = locked.to_change();
-        after.deleted_at = Some(Utc::now());
-        write::save(conn, &writer, locked, after, Action::DELETED).await
+        write::soft_delete(conn, &writer, locked).await
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -292,6 +292,12 @@ fn by_start_day(spans: Vec<(u32, u32)>) -> [Vec<(u32, u32)>; 7] {
     week
 }
 
+impl write::SoftDeleted for CalendarRow {
+    fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>> {
+        &mut self.deleted_at
+    }
+}
+
 impl Versioned for CalendarRow {
     const KIND: &'static str = "business_calendar";
     type Id = CalendarId;
@@ -543,9 +549,7 @@ async fn remove(
                 if used == 1 { "y" } else { "ies" }
             )));
         }
-        let mut after = locked.to_change();
-        after.deleted_at = Some(Utc::now());
-        write::save(conn, &writer, locked, after, Action::DELETED).await
+        write::soft_delete(conn, &writer, locked).await
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -167,6 +167,12 @@ pub async fn first_match(
     Ok(policies.into_iter().find(|p| p.matches(facts)))
 }
 
+impl write::SoftDeleted for PolicyRow {
+    fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>> {
+        &mut self.deleted_at
+    }
+}
+
 impl Versioned for PolicyRow {
     const KIND: &'static str = "complaint_sla_policy";
     type Id = PolicyId;
@@ -509,9 +515,7 @@ async fn remove(
     let id = PolicyId::from(*id);
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let locked = write::lock::<PolicyRow>(conn, &writer, id, &if_match).await?;
-        let mut after = locked.to_change();
-        after.deleted_at = Some(Utc::now());
-        write::save(conn, &writer, locked, after, Action::DELETED).await
+        write::soft_delete(conn, &writer, locked).await
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

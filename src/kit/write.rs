@@ -225,6 +225,24 @@ pub async fn save<T: Versioned>(
     Ok(saved)
 }
 
+/// A row deleted by stamping `deleted_at`: it stays for its history and for the records
+/// that name it.
+pub trait SoftDeleted: Versioned {
+    /// The row's `deleted_at`.
+    fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>>;
+}
+
+/// Soft-deletes the locked row: `deleted_at` now, audited and announced as a deletion.
+pub async fn soft_delete<T: SoftDeleted>(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    locked: Locked<T>,
+) -> ApiResult<T> {
+    let mut after = locked.to_change();
+    *after.deleted_at_mut() = Some(Utc::now());
+    save(conn, writer, locked, after, Action::DELETED).await
+}
+
 /// Inserts a new row after checking the writer's right to it, with its audit entry and
 /// event.
 pub async fn create<T: Versioned>(
