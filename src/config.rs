@@ -135,6 +135,15 @@ pub struct Settings {
     /// machine).
     #[arg(long, env = "RAPPORT_WORKERS", global = true)]
     pub workers: Option<usize>,
+
+    /// How long after its scheduled end a planned or confirmed visit without a check-in is
+    /// marked `missed`.
+    #[arg(long, env = "RAPPORT_VISIT_GRACE", default_value = "2h", value_parser = parse_duration, global = true)]
+    pub visit_grace: Duration,
+
+    /// How far ahead the occurrences of recurring visit plans are kept planned.
+    #[arg(long, env = "RAPPORT_VISIT_HORIZON_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u16).range(1..=366), global = true)]
+    pub visit_horizon_days: u16,
 }
 
 impl Settings {

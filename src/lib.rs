@@ -19,3 +19,4 @@ pub mod server;
 pub mod telemetry;
 pub mod text_enum;
 pub mod users;
+pub mod visits;

@@ -34,6 +34,9 @@ enum Command {
     /// Fire the complaint escalation steps that are due, once, and exit (the server does this
     /// every 15 seconds; this is for cron and for measuring).
     Escalate,
+    /// Mark missed visits and plan the occurrences of recurring plans up to the horizon, once,
+    /// and exit (the server does this every minute; this is for cron and for measuring).
+    VisitJobs,
     /// Print the OpenAPI document.
     Openapi,
     /// Exit 0 when the server at RAPPORT_LISTEN answers `/healthz` (for container health checks).
@@ -64,6 +67,10 @@ enum Command {
         /// Complaints per customer (most of them closed).
         #[arg(long, default_value_t = 0)]
         complaints_per_customer: i64,
+        /// Visits per customer (over three years, most completed; needs owners, so it seeds
+        /// the agents who own the customers).
+        #[arg(long, default_value_t = 0)]
+        visits_per_customer: i64,
     },
 }
 
@@ -122,6 +129,7 @@ async fn main() -> ExitCode {
         Command::Serve => server::serve(cli.settings).await,
         Command::Migrate => migrate(&cli.settings).await,
         Command::Escalate => escalate(&cli.settings).await,
+        Command::VisitJobs => visit_jobs(&cli.settings).await,
         Command::Openapi => {
             print!("{}", openapi::document_json());
             Ok(())
@@ -137,10 +145,12 @@ async fn main() -> ExitCode {
             customers,
             orders_per_customer,
             complaints_per_customer,
+            visits_per_customer,
         } => {
             let per = rapport::seed::PerCustomer {
                 orders: orders_per_customer,
                 complaints: complaints_per_customer,
+                visits: visits_per_customer,
             };
             seed(&cli.settings, customers, per).await
         }
@@ -247,9 +257,10 @@ async fn seed(
     per: rapport::seed::PerCustomer,
 ) -> Result<(), String> {
     const BATCH: i64 = 20_000;
-    if customers < 0 || !(0..=100).contains(&per.orders) || !(0..=100).contains(&per.complaints) {
+    let counts = [per.orders, per.complaints, per.visits];
+    if customers < 0 || counts.iter().any(|n| !(0..=100).contains(n)) {
         return Err(
-            "--customers must be positive, --orders-per-customer and --complaints-per-customer between 0 and 100".into(),
+            "--customers must be positive, --orders-per-customer, --complaints-per-customer and --visits-per-customer between 0 and 100".into(),
         );
     }
     let wait = settings.db_pool_timeout;
@@ -270,9 +281,10 @@ async fn seed(
         .await?;
         bar.finish_and_clear();
         eprintln!(
-            "seeded {customers} customers with {} orders and {} complaints in {:.1} s",
+            "seeded {customers} customers with {} orders, {} complaints and {} visits in {:.1} s",
             customers * per.orders,
             customers * per.complaints,
+            customers * per.visits,
             started.elapsed().as_secs_f64()
         );
         Ok(())
@@ -346,6 +358,26 @@ async fn escalate(settings: &Settings) -> Result<(), String> {
     .await
 }
 
+async fn visit_jobs(settings: &Settings) -> Result<(), String> {
+    let visits = rapport::visits::jobs::VisitSettings::from(settings);
+    with_database(settings, |url| async move {
+        let mut conn = db::connect(&url, std::time::Duration::ZERO, "rapport visit-jobs")
+            .await
+            .map_err(|e| e.to_string())?;
+        let started = std::time::Instant::now();
+        let (missed, planned) =
+            rapport::visits::jobs::run_due(&mut conn, visits, chrono::Utc::now())
+                .await
+                .map_err(|e| e.to_string())?;
+        println!(
+            "marked {missed} visits missed and planned {planned} occurrences in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    })
+    .await
+}
+
 async fn create(
     settings: &Settings,
     email: String,
@@ -370,6 +402,7 @@ async fn create(
         email: email.into(),
         password: password.into(),
         role,
+        time_zone: None,
     };
     new.validate().map_err(|e| format!("invalid user: {e}"))?;
     let settings = settings.clone();

@@ -41,13 +41,18 @@ pagination; errors are RFC 9457 problem documents. Every response carries `X-Req
         (name = "answers", description = "The library of standard answers to frequent complaints"),
         (name = "business-calendars", description = "Working hours and holidays that SLA clocks count in (managers)"),
         (name = "sla-policies", description = "Which response and resolution targets a complaint gets, and its escalation ladder (managers)"),
+        (name = "visits", description = "Staff visits: plan, confirm, geo check-in and check-out (offline captures too), complete with follow-ups, cancel, reschedule; the due list"),
+        (name = "visit-plans", description = "Recurring visits (RFC 5545 RRULE) materialised as planned visits"),
+        (name = "visit-cadences", description = "How often each value tier (or customer) is visited, and the check-in radius (managers)"),
+        (name = "visit-targets", description = "Visits each person should make per day, week or month (managers)"),
+        (name = "boards", description = "A person's weekly and monthly visit boards"),
         (name = "analytics", description = "Reports"),
         (name = "operations", description = "Probes and metrics"),
     ),
     // `OrderCustomer` is reshaped by hand (`orders::routes::order_customer_schema`); listing it
     // registers the components its fields name (it is then dropped as unused itself).
     // `Period` is named by a query parameter only, which does not register it.
-    components(schemas(Problem, FieldError, crate::orders::routes::OrderCustomer, crate::complaints::analytics::Period))
+    components(schemas(Problem, FieldError, crate::orders::routes::OrderCustomer, crate::complaints::analytics::Period, crate::visits::analytics::GroupBy, crate::visits::Status, crate::visits::Purpose, crate::visits::Method, crate::visits::boards::IsoWeek, crate::visits::boards::Month, crate::kit::input::Days, crate::kit::input::TimeZoneName))
 )]
 struct ApiDoc;
 
@@ -64,6 +69,13 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
             .configure(crate::complaints::calendars::configure)
             .configure(crate::complaints::policies::configure)
             .configure(crate::complaints::analytics::configure)
+            // `/visits/due` before `/visits/{id}`.
+            .configure(crate::visits::cadences::configure)
+            .configure(crate::visits::routes::configure)
+            .configure(crate::visits::plans::configure)
+            .configure(crate::visits::targets::configure)
+            .configure(crate::visits::boards::configure)
+            .configure(crate::visits::analytics::configure)
             .configure(crate::auth::routes::configure)
             .configure(crate::users::routes::configure)
             .configure(crate::api_keys::configure),

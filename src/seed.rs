@@ -71,11 +71,15 @@ pub struct PerCustomer {
     pub orders: i64,
     /// Complaints, most of them closed, with their two clocks.
     pub complaints: i64,
+    /// Visits over the last three years, most completed; every fourth customer has one
+    /// planned in the coming month.
+    pub visits: i64,
 }
 
-/// The seeded agents complaints are assigned to (they cannot sign in: their password hash is
-/// not one).
-pub const SEED_AGENTS: i64 = 50;
+/// The seeded agents who own the seeded customers (one per 2,000 at a million: a field
+/// round) and are assigned their complaints (the first 50). They cannot sign in: their
+/// password hash is not one.
+pub const SEED_AGENTS: i64 = 500;
 
 /// Inserts customers `first..first + count` (by seed index) with their orders (paid,
 /// fulfilled or refunded) and figures, and their complaints. One call is one transaction.
@@ -92,7 +96,7 @@ async fn seed_batch(
         "INSERT INTO customers (id, kind, display_name, given_name, family_name, company, phones, emails, gender, birthday,
              level, tier, lifecycle_stage, churn_reason, region, tags, attributes, source, external_ref, consents,
              order_count, total_spent_minor, first_purchase_at, last_purchase_at, currency, created_at, updated_at,
-             search_text)
+             search_text, owner_id)
          SELECT ({CUSTOMER_ID})::uuid,
                 CASE WHEN t.company IS NOT NULL AND i % 7 = 0 THEN 'organization' ELSE 'person' END,
                 t.display_name, t.given, t.family, t.company, t.phones, t.emails,
@@ -109,7 +113,7 @@ async fn seed_batch(
                 'seed', t.ref,
                 jsonb_build_object('email', jsonb_build_object('granted', i % 2 = 0, 'updated_at', t.created)),
                 f.n, f.total, f.first, f.last, CASE WHEN f.n > 0 THEN 'CNY' END, t.created, t.created,
-                {SEARCH_TEXT}
+                {SEARCH_TEXT}, ag.ids[1 + i % {SEED_AGENTS}]
          FROM (SELECT t.*, t.family || ' ' || t.given AS display_name,
                       ARRAY['+86' || (13000000000 + (i * 7919) % 999999999)::text] AS phones,
                       ARRAY[lower(t.given || '.' || t.family || i) || '@example.com'] AS emails
@@ -127,7 +131,10 @@ async fn seed_batch(
                     coalesce(sum(o.price) FILTER (WHERE o.counted), 0)::bigint AS total,
                     min(o.at) FILTER (WHERE o.counted) AS first, max(o.at) FILTER (WHERE o.counted) AS last
              FROM (SELECT n % 10 <> 0 AS counted, {PRICE} AS price, {ORDERED_AT} AS at
-                   FROM generate_series(1, $3::bigint) AS n) AS o) AS f"
+                   FROM generate_series(1, $3::bigint) AS n) AS o) AS f
+         -- The seeded agents, when seeded (complaints or visits): each customer gets an owner.
+         CROSS JOIN (SELECT array_agg(id ORDER BY substring(email from '[0-9]+')::int) AS ids FROM users
+                     WHERE email LIKE 'seed.agent.%@example.com') AS ag"
     );
     let orders = format!(
         "WITH o AS (
@@ -158,6 +165,9 @@ async fn seed_batch(
             (&customers, per.orders),
             (&orders, per.orders),
             (&COMPLAINTS.to_owned(), per.complaints),
+            (&VISITS.to_owned(), per.visits),
+            // Triggers are off: the due list's rows are written here.
+            (&DUE.to_owned(), 0),
         ] {
             diesel::sql_query(statement.as_str())
                 .bind::<BigInt, _>(first)
@@ -210,6 +220,44 @@ const COMPLAINTS: &str = "
            extract(epoch FROM m.done - c.received_at)::bigint
     FROM c CROSS JOIN LATERAL (VALUES ('first_response', 480, c.first_response_at), ('resolution', 2880, c.resolved_at))
         AS m(metric, minutes, done)";
+
+/// `$3` visits for each seeded customer of the batch `$1..=$2`, by the customer's owner, spread
+/// over the last three years at working hours: mostly completed (with their actual times,
+/// nine in ten checked in within the radius), some cancelled or no-shows; the last visit of
+/// every fourth customer is planned within the next 30 days instead.
+const VISITS: &str = "
+    INSERT INTO visits (id, customer_id, owner_id, scheduled_start, scheduled_end, purpose, method, reason, status,
+        actual_start, actual_end, within_radius, cancel_reason, created_at, updated_at)
+    SELECT (lpad(to_hex($4::bigint + t.i), 12, '0') || '7000' || 'a0' || lpad(to_hex(n), 2, '0') || lpad(to_hex(t.i), 12, '0'))::uuid,
+           cu.id, cu.owner_id, v.at, v.at + interval '1 hour',
+           (ARRAY['after_sales_follow_up','relationship_maintenance','sales','complaint_follow_up','greeting',
+                  'satisfaction_survey','referral_request','event_invitation','other'])[1 + abs(hashtext(cu.external_ref || 'p' || n)) % 9],
+           (ARRAY['in_person','in_person','in_person','phone','phone','video','message'])[1 + abs(hashtext(cu.external_ref || 'm' || n)) % 7],
+           'Seeded visit ' || n, v.status,
+           CASE WHEN v.status = 'completed' THEN v.at + interval '5 minutes' END,
+           CASE WHEN v.status = 'completed' THEN v.at + interval '50 minutes' END,
+           CASE WHEN v.status = 'completed' THEN abs(hashtext(cu.external_ref || 'r' || n)) % 10 <> 0 END,
+           CASE WHEN v.status = 'cancelled' THEN 'customer_changed_plans' END,
+           least(v.at, now()) - interval '7 days', least(v.at, now())
+    FROM customers cu
+    CROSS JOIN LATERAL (SELECT substr(cu.external_ref, 2)::bigint AS i) AS t
+    CROSS JOIN generate_series(1, $3::bigint) AS n
+    CROSS JOIN LATERAL (SELECT CASE
+        WHEN n = $3 AND t.i % 4 = 0 THEN date_trunc('hour', now()) + (1 + t.i % 30) * interval '1 day' + (t.i % 8) * interval '1 hour'
+        ELSE date_trunc('day', now()) - (1 + abs(hashtext(cu.external_ref || 'd' || n)) % 1095) * interval '1 day'
+             + (1 + abs(hashtext(cu.external_ref || 'h' || n)) % 9) * interval '1 hour' END AS at) AS w
+    CROSS JOIN LATERAL (SELECT w.at, CASE WHEN w.at > now() THEN 'planned' ELSE
+        (ARRAY['completed','completed','completed','completed','completed','completed','completed','completed',
+               'cancelled','no_show'])[1 + abs(hashtext(cu.external_ref || 's' || n)) % 10] END AS status) AS v
+    WHERE $3 > 0 AND cu.owner_id IS NOT NULL AND cu.source = 'seed'
+      AND cu.external_ref BETWEEN 'S' || lpad($1::text, 9, '0') AND 'S' || lpad($2::text, 9, '0')";
+
+/// The due-list rows of the batch's customers (`visit_due_refresh`, which the customers'
+/// trigger would call).
+const DUE: &str = "
+    SELECT visit_due_refresh(ARRAY(SELECT id FROM customers WHERE source = 'seed'
+        AND external_ref BETWEEN 'S' || lpad($1::text, 9, '0') AND 'S' || lpad($2::text, 9, '0')
+        AND $3 = $3 AND $4 = $4))";
 
 /// Connections the seed works on at once: one batch or one index build each.
 pub const CONNECTIONS: usize = 2;
@@ -283,7 +331,7 @@ async fn suspend_indexes(conn: &mut AsyncPgConnection) -> QueryResult<()> {
     .await
 }
 
-/// The [`SEED_AGENTS`] agents seeded complaints are assigned to, made once.
+/// The [`SEED_AGENTS`] agents who own seeded customers and their complaints, made once.
 async fn seed_agents(conn: &mut AsyncPgConnection) -> QueryResult<()> {
     diesel::sql_query(
         "INSERT INTO users (id, email, password_hash, role)
@@ -337,7 +385,7 @@ pub async fn seed(
     let id_epoch_ms = chrono::Utc::now().timestamp_millis();
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
     let first = next_index(&mut conn).await.map_err(|e| e.to_string())?;
-    if per.complaints > 0 {
+    if per.complaints > 0 || per.visits > 0 {
         seed_agents(&mut conn).await.map_err(|e| e.to_string())?;
     }
     suspend_indexes(&mut conn)
@@ -363,6 +411,8 @@ pub async fn seed(
         "order_lines",
         "complaints",
         "complaint_clocks",
+        "visits",
+        "visit_due",
     ]
     .map(Job::Vacuum);
     // Stages: every batch, then every rebuild, then vacuum; parallel within a stage.

@@ -48,6 +48,7 @@ pub struct Context {
     limits: web::Data<BodyLimits>,
     routes: web::Data<RouteTable>,
     registry: web::Data<Registry>,
+    visits: web::Data<crate::visits::jobs::VisitSettings>,
     /// `/openapi.json`, serialised once and shared by every worker.
     doc_json: web::Data<web::Bytes>,
     cors_origins: Vec<String>,
@@ -95,6 +96,7 @@ impl Context {
             }),
             routes: web::Data::new(RouteTable::from_openapi(&doc)),
             registry: web::Data::new(registry()),
+            visits: web::Data::new(crate::visits::jobs::VisitSettings::from(settings)),
             doc_json: web::Data::new(web::Bytes::from(
                 serde_json::to_vec(&doc).unwrap_or_default(),
             )),
@@ -209,6 +211,7 @@ pub fn registry() -> Registry {
     Registry::new(vec![
         crate::orders::customer_hooks(),
         crate::complaints::customer_hooks(),
+        crate::visits::customer_hooks(),
         crate::audit::customer_hooks(),
     ])
 }
@@ -239,6 +242,7 @@ fn build_app(
         .app_data(ctx.limits.clone())
         .app_data(ctx.routes.clone())
         .app_data(ctx.registry.clone())
+        .app_data(ctx.visits.clone())
         .app_data(shared_reads)
         .app_data(web::PathConfig::default().error_handler(path_error))
         .service(
@@ -302,7 +306,19 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
 
     actix_web::rt::spawn(start_up(context.clone(), url, settings.clone()));
     actix_web::rt::spawn(housekeeping(context.clone()));
-    actix_web::rt::spawn(escalations(context.clone()));
+    actix_web::rt::spawn(periodic(
+        context.clone(),
+        "escalations",
+        ESCALATION_TICK,
+        escalations,
+    ));
+    let visits = *context.visits.get_ref();
+    actix_web::rt::spawn(periodic(
+        context.clone(),
+        "visits",
+        VISIT_TICK,
+        move |pool| visit_jobs(pool, visits),
+    ));
     let result = server.await.map_err(|e| e.to_string());
     tracing::info!("HTTP server stopped");
     if let Some(cluster) = cluster {
@@ -360,28 +376,60 @@ async fn housekeeping(context: Context) {
 
 /// How often the escalation job looks for steps due.
 const ESCALATION_TICK: Duration = Duration::from_secs(15);
+/// How often the visit jobs (missed visits, plan horizons) run.
+const VISIT_TICK: Duration = Duration::from_secs(60);
 
-/// The complaints' escalation job, every [`ESCALATION_TICK`] once started; other instances may
-/// run it at the same time (`complaints::escalation`).
-async fn escalations(context: Context) {
-    let mut tick = tokio::time::interval(ESCALATION_TICK);
+/// A job that every instance runs every `tick` once started; the jobs lock what they take
+/// (`FOR UPDATE SKIP LOCKED`), so instances share the work. A failed run is logged and tried
+/// again next tick.
+async fn periodic<F, Fut>(context: Context, name: &'static str, tick: Duration, job: F)
+where
+    F: Fn(Pool) -> Fut,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
+    let mut tick = tokio::time::interval(tick);
     loop {
         tick.tick().await;
         if !context.readiness.is_started() {
             continue;
         }
-        let fired = match context.pool.get().await {
-            Ok(mut conn) => crate::complaints::escalation::run_due(&mut conn, chrono::Utc::now())
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match fired {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(fired = n, "fired complaint escalation steps"),
-            Err(error) => tracing::warn!(%error, "escalation job failed; retrying next tick"),
+        match job(context.pool.get_ref().clone()).await {
+            Ok(done) if done.is_empty() => {}
+            Ok(done) => tracing::info!(job = name, %done, "background job did work"),
+            Err(error) => {
+                tracing::warn!(job = name, %error, "background job failed; retrying next tick")
+            }
         }
     }
+}
+
+/// The complaints' escalation job (`complaints::escalation`).
+async fn escalations(pool: Pool) -> Result<String, String> {
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    let fired = crate::complaints::escalation::run_due(&mut conn, chrono::Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(if fired == 0 {
+        String::new()
+    } else {
+        format!("fired {fired} escalation steps")
+    })
+}
+
+/// The visits' jobs (`visits::jobs`).
+async fn visit_jobs(
+    pool: Pool,
+    settings: crate::visits::jobs::VisitSettings,
+) -> Result<String, String> {
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    let (missed, planned) = crate::visits::jobs::run_due(&mut conn, settings, chrono::Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(if missed + planned == 0 {
+        String::new()
+    } else {
+        format!("marked {missed} visits missed, planned {planned} occurrences")
+    })
 }
 
 /// `DATABASE_URL`, or the embedded cluster started for this process.

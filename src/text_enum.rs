@@ -4,11 +4,14 @@
 //! fails the query loudly (a logged `500`) instead of passing for some other value.
 
 /// Declares a text enumeration: `text_enum! { /// doc  pub enum Level { Potential = "potential", ... } }`.
+/// `pub enum Status as VisitStatus { ... }` names its schema component apart from another
+/// domain's `Status`.
 #[macro_export]
 macro_rules! text_enum {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* pub enum $name:ident $(as $schema:ident)? { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+        $(#[schema(as = $schema)])?
         #[diesel(sql_type = diesel::sql_types::Text)]
         // utoipa does not see the per-variant renames below (a literal passed through a macro),
         // so the casing rule is stated once more where it can read it; a test in `openapi`

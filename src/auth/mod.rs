@@ -76,6 +76,9 @@ pub enum Scope {
     VisitsRead,
     #[serde(rename = "visits:write")]
     VisitsWrite,
+    /// Revisit cadences and visit targets (managers).
+    #[serde(rename = "visits:manage")]
+    VisitsManage,
     #[serde(rename = "club:read")]
     ClubRead,
     #[serde(rename = "club:write")]
@@ -274,6 +277,12 @@ requirements! {
     /// Set up calendars, SLA policies and standard answers (managers, admins, keys with
     /// `complaints:manage`).
     ComplaintsManage => Access::Scope(Scope::ComplaintsManage);
+    /// Read visits, plans, cadences, the due list, boards and targets.
+    VisitsRead => Access::Scope(Scope::VisitsRead);
+    /// Plan and work visits (agents only their own).
+    VisitsWrite => Access::Scope(Scope::VisitsWrite);
+    /// Set revisit cadences and visit targets (managers, admins, keys with `visits:manage`).
+    VisitsManage => Access::Scope(Scope::VisitsManage);
     /// Reports.
     AnalyticsRead => Access::Scope(Scope::AnalyticsRead);
 }

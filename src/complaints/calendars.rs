@@ -26,7 +26,7 @@ use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::CalendarId;
-use crate::kit::input::{Items, LocalDate, Text};
+use crate::kit::input::{Items, LocalDate, Text, TimeZoneName};
 use crate::kit::write::{self, Action, Versioned, Writer};
 use crate::text_enum;
 
@@ -116,37 +116,6 @@ pub struct Hours {
     pub start: LocalTime,
     #[validate(nested)]
     pub end: LocalTime,
-}
-
-/// An IANA time zone name (`Asia/Shanghai`); the schema lists every name the server knows.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TimeZoneName(String);
-
-impl utoipa::PartialSchema for TimeZoneName {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
-            .examples(["Asia/Shanghai"])
-            .into()
-    }
-}
-
-impl ToSchema for TimeZoneName {}
-
-impl Validate for TimeZoneName {
-    fn validate(&self) -> Result<(), validator::ValidationErrors> {
-        if self.0.parse::<chrono_tz::Tz>().is_ok() {
-            return Ok(());
-        }
-        let mut errors = validator::ValidationErrors::new();
-        errors.add(
-            "__all__",
-            ValidationError::new("time_zone")
-                .with_message("must be an IANA time zone name, such as Asia/Shanghai".into()),
-        );
-        Err(errors)
-    }
 }
 
 /// Body of `POST /business-calendars`.
@@ -414,7 +383,7 @@ async fn create(
     let row = CalendarRow {
         id: CalendarId::new(),
         name: body.name.into_inner(),
-        time_zone: body.time_zone.0,
+        time_zone: body.time_zone.into_inner(),
         hours: serde_json::to_value(&hours).unwrap_or_default(),
         holidays: stored_holidays(body.holidays),
         version: 1,
@@ -504,7 +473,7 @@ async fn update(
                 after.name = name.into_inner();
             }
             if let Some(zone) = patch.time_zone {
-                after.time_zone = zone.0;
+                after.time_zone = zone.into_inner();
             }
             if let Some(hours) = patch.hours {
                 after.hours = serde_json::to_value(hours.into_inner()).unwrap_or_default();

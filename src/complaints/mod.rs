@@ -31,7 +31,9 @@ use crate::db::schema::{
 use crate::error::ApiResult;
 use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::ids::{ComplaintId, CustomerId, OrderId, PolicyId, UserId};
-use crate::kit::registry::{CustomerHooks, Erase, TimelineCursor, TimelineEntry};
+use crate::kit::registry::{
+    CustomerHooks, ERASED, Erase, TimelineCursor, TimelineEntry, redact_history,
+};
 use crate::kit::workflow::Workflow;
 use crate::kit::write::{Versioned, Writer};
 use crate::text_enum;
@@ -731,9 +733,6 @@ fn export<'c>(
     })
 }
 
-/// What an erase writes over a complaint's texts.
-const ERASED: &str = "[erased]";
-
 fn erase<'c>(
     conn: &'c mut AsyncPgConnection,
     _writer: &'c Writer,
@@ -774,14 +773,7 @@ fn erase<'c>(
         .set(complaint_satisfaction::comment.eq(None::<String>))
         .execute(conn)
         .await?;
-        crate::audit::redact_customer(conn, customer, ERASED_FIELDS).await?;
-        let erased: serde_json::Map<String, Value> = ERASED_FIELDS
-            .iter()
-            .map(|f| ((*f).to_owned(), json!(ERASED)))
-            .collect();
-        crate::kit::events::redact_customer(conn, customer, "complaint", Value::Object(erased))
-            .await?;
-        Ok(())
+        redact_history(conn, customer, "complaint", ERASED_FIELDS).await
     })
 }
 

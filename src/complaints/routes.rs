@@ -28,7 +28,7 @@ use crate::customers::api as customers;
 use crate::db::keyset::{Direction, older_than, past};
 use crate::db::schema::{
     answer_uses, answers, complaint_comments, complaint_resolutions, complaint_satisfaction,
-    complaint_sla_policies, complaints, orders, users,
+    complaint_sla_policies, complaints, orders,
 };
 use crate::db::{DbConn, like_pattern};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -37,7 +37,7 @@ use crate::http::json::{Field, ValidJson};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::{Query, search_schema, search_term};
 use crate::kit::ids::{AnswerId, CalendarId, ComplaintId, CustomerId, OrderId, UserId};
-use crate::kit::input::{Text, Whole, present};
+use crate::kit::input::{CLOCK_SKEW_MINUTES, Text, Whole, present};
 use crate::kit::workflow::ensure_move;
 use crate::kit::write::{self, Action, Entry, Versioned, Writer};
 
@@ -61,9 +61,6 @@ const STATUS_CHANGED: Action = Action::named("status_changed", "status_changed")
 const RESOLVED: Action = Action::named("resolved", "resolved");
 /// The first response given by a public comment.
 const RESPONDED: Action = Action::named("responded", "updated");
-
-/// Clock skew allowed for times that may not be in the future.
-const SKEW_MINUTES: i64 = 5;
 
 /// Body of `POST /complaints`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -455,25 +452,6 @@ async fn check_order(
     }
 }
 
-/// `409` unless the user exists and is active.
-async fn check_assignee(conn: &mut AsyncPgConnection, user: UserId) -> ApiResult<()> {
-    let active: Option<bool> = users::table
-        .find(user.get())
-        .select(users::active)
-        .first(conn)
-        .await
-        .optional()?;
-    match active {
-        Some(true) => Ok(()),
-        Some(false) => Err(ApiError::rule(
-            "assignee_id",
-            "inactive",
-            "the user is deactivated",
-        )),
-        None => Err(ApiError::rule("assignee_id", "not_found", "no such user")),
-    }
-}
-
 /// Log a complaint. The first matching SLA policy sets its clocks, all in one transaction
 /// with the audit entry and the `complaint.created` event.
 #[utoipa::path(
@@ -493,17 +471,7 @@ async fn create(
     mut conn: DbConn,
     body: ValidJson<NewComplaint>,
 ) -> ApiResult<HttpResponse> {
-    let b = body.0;
-    let now = Utc::now();
-    let received_at = b.received_at.unwrap_or(now);
-    if received_at > now + Duration::minutes(SKEW_MINUTES) {
-        return Err(ApiError::invalid(
-            "received_at",
-            "range",
-            "cannot be in the future",
-        ));
-    }
-    let assignee = b.assignee_id.or(match &caller.principal {
+    let assignee = body.0.assignee_id.or(match &caller.principal {
         Principal::User {
             id,
             role: Role::Agent,
@@ -513,65 +481,7 @@ async fn create(
     let writer = Writer::of(&caller.principal);
     let saved = conn
         .transaction::<_, ApiError, _>(async move |conn| {
-            let customer =
-                customers::find_live(conn, b.customer_id)
-                    .await
-                    .map_err(|e| match e {
-                        ApiError::NotFound(_) => {
-                            ApiError::rule("customer_id", "not_found", "no such customer")
-                        }
-                        other => other,
-                    })?;
-            if let Some(order) = b.order_id {
-                check_order(conn, order, customer.id).await?;
-            }
-            if let Some(user) = assignee {
-                check_assignee(conn, user).await?;
-            }
-            let id = ComplaintId::new();
-            let mut record = ComplaintRecord {
-                row: ComplaintRow {
-                    id,
-                    customer_id: customer.id,
-                    order_id: b.order_id,
-                    sku: present(b.sku),
-                    channel: b.channel,
-                    category: b.category,
-                    severity: b.severity,
-                    subject: b.subject.into_inner(),
-                    description: b.description.into_inner(),
-                    assignee_id: assignee,
-                    status: Status::New,
-                    promised_by: b.promised_by,
-                    reopen_count: 0,
-                    cycle: 1,
-                    customer_tier: customer.tier,
-                    customer_level: customer.level,
-                    sla_policy_id: None,
-                    sla_policy_version: None,
-                    escalation_base: 0,
-                    reopen_window_days: DEFAULT_REOPEN_WINDOW_DAYS,
-                    next_due_at: None,
-                    received_at,
-                    first_response_at: None,
-                    resolved_at: None,
-                    closed_at: None,
-                    version: 1,
-                    created_at: now,
-                    updated_at: now,
-                },
-                clocks: Vec::new(),
-                ladder: None,
-                resolution: None,
-                satisfaction: None,
-            };
-            if let Some(promise) = b.promised_by {
-                record
-                    .clocks
-                    .push(ClockRow::promise(id, received_at, promise));
-            }
-            apply_policy(conn, &mut record).await?;
-            write::create(conn, &writer, record, Action::CREATED).await
+            open(conn, &writer, body.0, assignee).await
         })
         .await?;
     Ok(created(
@@ -579,6 +489,78 @@ async fn create(
         &saved.view(Utc::now()),
         saved.row.version,
     ))
+}
+
+/// Logs a complaint in the caller's transaction (a visit's follow-up opens one too): checks
+/// the customer, order and assignee, applies the first matching SLA policy, and writes it
+/// with its audit entry and `complaint.created` event.
+pub async fn open(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    b: NewComplaint,
+    assignee: Option<UserId>,
+) -> ApiResult<ComplaintRecord> {
+    let now = Utc::now();
+    let received_at = b.received_at.unwrap_or(now);
+    if received_at > now + Duration::minutes(CLOCK_SKEW_MINUTES) {
+        return Err(ApiError::invalid(
+            "received_at",
+            "range",
+            "cannot be in the future",
+        ));
+    }
+
+    let customer = customers::find_referenced(conn, b.customer_id).await?;
+    if let Some(order) = b.order_id {
+        check_order(conn, order, customer.id).await?;
+    }
+    if let Some(user) = assignee {
+        crate::users::ensure_active(conn, "assignee_id", user.get()).await?;
+    }
+    let id = ComplaintId::new();
+    let mut record = ComplaintRecord {
+        row: ComplaintRow {
+            id,
+            customer_id: customer.id,
+            order_id: b.order_id,
+            sku: present(b.sku),
+            channel: b.channel,
+            category: b.category,
+            severity: b.severity,
+            subject: b.subject.into_inner(),
+            description: b.description.into_inner(),
+            assignee_id: assignee,
+            status: Status::New,
+            promised_by: b.promised_by,
+            reopen_count: 0,
+            cycle: 1,
+            customer_tier: customer.tier,
+            customer_level: customer.level,
+            sla_policy_id: None,
+            sla_policy_version: None,
+            escalation_base: 0,
+            reopen_window_days: DEFAULT_REOPEN_WINDOW_DAYS,
+            next_due_at: None,
+            received_at,
+            first_response_at: None,
+            resolved_at: None,
+            closed_at: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        },
+        clocks: Vec::new(),
+        ladder: None,
+        resolution: None,
+        satisfaction: None,
+    };
+    if let Some(promise) = b.promised_by {
+        record
+            .clocks
+            .push(ClockRow::promise(id, received_at, promise));
+    }
+    apply_policy(conn, &mut record).await?;
+    write::create(conn, writer, record, Action::CREATED).await
 }
 
 /// The statement of a complaints list page.
@@ -765,7 +747,7 @@ async fn update(
                 Field::Absent => {}
                 Field::Null => row.assignee_id = None,
                 Field::Value(user) => {
-                    check_assignee(conn, user).await?;
+                    crate::users::ensure_active(conn, "assignee_id", user.get()).await?;
                     row.assignee_id = Some(user);
                 }
             }

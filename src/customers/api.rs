@@ -24,6 +24,20 @@ pub struct ReferencedCustomer {
     pub phone: Option<String>,
 }
 
+/// The live customer a request names in `customer_id`: `409` (a rule on that field) when
+/// there is none, rather than the `404` of the customer's own routes.
+pub async fn find_referenced(
+    conn: &mut AsyncPgConnection,
+    id: crate::kit::ids::CustomerId,
+) -> ApiResult<CustomerRow> {
+    find_live(conn, id).await.map_err(|e| match e {
+        crate::error::ApiError::NotFound(_) => {
+            crate::error::ApiError::rule("customer_id", "not_found", "no such customer")
+        }
+        other => other,
+    })
+}
+
 /// The live customer with this reference, locked; created as `registered` when there is
 /// none. Field errors name `field_prefix.*`.
 pub async fn lock_or_create(

@@ -408,7 +408,7 @@ fn set<T>(target: &mut T, field: Field<T>, default: impl FnOnce() -> T) {
 }
 
 fn set_option<T>(target: &mut Option<T>, field: Field<T>) {
-    set(target, field.map_value(Some), || None);
+    *target = field.apply(target.take());
 }
 
 fn set_json<T: serde::Serialize>(target: &mut Value, field: Field<Vec<T>>) {
@@ -417,17 +417,6 @@ fn set_json<T: serde::Serialize>(target: &mut Value, field: Field<Vec<T>>) {
         field.map_value(|items| serde_json::to_value(items).unwrap_or_default()),
         || Value::Array(Vec::new()),
     );
-}
-
-impl<T> Field<T> {
-    /// The field with its value converted.
-    pub fn map_value<U>(self, f: impl FnOnce(T) -> U) -> Field<U> {
-        match self {
-            Field::Absent => Field::Absent,
-            Field::Null => Field::Null,
-            Field::Value(v) => Field::Value(f(v)),
-        }
-    }
 }
 
 /// A text field's text.

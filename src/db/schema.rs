@@ -166,6 +166,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         password_changed_at -> Nullable<Timestamptz>,
         manager_id -> Nullable<Uuid>,
+        time_zone -> Text,
     }
 }
 
@@ -333,6 +334,126 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    visit_plans (id) {
+        id -> Uuid,
+        customer_id -> Uuid,
+        owner_id -> Uuid,
+        recurrence -> Text,
+        duration_minutes -> Int4,
+        purpose -> Text,
+        method -> Text,
+        reason -> Text,
+        agenda -> Nullable<Text>,
+        split_from -> Nullable<Uuid>,
+        materialised_until -> Nullable<Timestamptz>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    visits (id) {
+        id -> Uuid,
+        customer_id -> Uuid,
+        owner_id -> Uuid,
+        complaint_id -> Nullable<Uuid>,
+        plan_id -> Nullable<Uuid>,
+        occurrence_at -> Nullable<Timestamptz>,
+        scheduled_start -> Timestamptz,
+        scheduled_end -> Timestamptz,
+        purpose -> Text,
+        method -> Text,
+        agenda -> Nullable<Text>,
+        reason -> Text,
+        participants -> Array<Uuid>,
+        contacts_met -> Array<Text>,
+        location -> Nullable<Text>,
+        latitude -> Nullable<Float8>,
+        longitude -> Nullable<Float8>,
+        status -> Text,
+        cancel_reason -> Nullable<Text>,
+        cancel_note -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+        next_steps -> Nullable<Text>,
+        actual_start -> Nullable<Timestamptz>,
+        actual_end -> Nullable<Timestamptz>,
+        check_in -> Nullable<Jsonb>,
+        check_out -> Nullable<Jsonb>,
+        within_radius -> Nullable<Bool>,
+        late_sync -> Bool,
+        reschedule_count -> Int4,
+        schedule_history -> Jsonb,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    visit_follow_ups (id) {
+        id -> Uuid,
+        visit_id -> Uuid,
+        owner_id -> Uuid,
+        customer_id -> Uuid,
+        title -> Text,
+        due_on -> Nullable<Date>,
+        done_at -> Nullable<Timestamptz>,
+        next_visit_id -> Nullable<Uuid>,
+        complaint_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    visit_cadences (tier) {
+        tier -> Text,
+        interval_days -> Int4,
+        tolerance_days -> Int4,
+        radius_m -> Int4,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    visit_cadence_overrides (customer_id) {
+        customer_id -> Uuid,
+        interval_days -> Int4,
+        tolerance_days -> Int4,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    visit_due (customer_id) {
+        customer_id -> Uuid,
+        owner_id -> Nullable<Uuid>,
+        last_visit_at -> Nullable<Timestamptz>,
+        due_at -> Timestamptz,
+        tolerance_days -> Int4,
+        planned -> Bool,
+    }
+}
+
+diesel::table! {
+    visit_targets (id) {
+        id -> Uuid,
+        owner_id -> Nullable<Uuid>,
+        period -> Text,
+        total -> Int4,
+        by_method -> Jsonb,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> users (created_by));
 diesel::joinable!(customers -> users (owner_id));
 diesel::joinable!(order_lines -> orders (order_id));
@@ -344,6 +465,9 @@ diesel::joinable!(complaint_comments -> complaints (complaint_id));
 diesel::joinable!(complaint_resolutions -> complaints (complaint_id));
 diesel::joinable!(complaint_satisfaction -> complaints (complaint_id));
 diesel::joinable!(answer_uses -> answers (answer_id));
+diesel::joinable!(visits -> customers (customer_id));
+diesel::joinable!(visit_follow_ups -> visits (visit_id));
+diesel::joinable!(visit_due -> customers (customer_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     answer_uses,
@@ -365,4 +489,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     refresh_tokens,
     users,
+    visit_cadence_overrides,
+    visit_cadences,
+    visit_due,
+    visit_follow_ups,
+    visit_plans,
+    visit_targets,
+    visits,
 );

@@ -57,6 +57,24 @@ impl<T> Field<T> {
             _ => None,
         }
     }
+
+    /// The field with its value converted.
+    pub fn map_value<U>(self, f: impl FnOnce(T) -> U) -> Field<U> {
+        match self {
+            Field::Absent => Field::Absent,
+            Field::Null => Field::Null,
+            Field::Value(v) => Field::Value(f(v)),
+        }
+    }
+
+    /// The field applied to an optional value: absent keeps it, `null` clears it.
+    pub fn apply(self, current: Option<T>) -> Option<T> {
+        match self {
+            Field::Absent => current,
+            Field::Null => None,
+            Field::Value(v) => Some(v),
+        }
+    }
 }
 
 /// A sent value is checked as the value; absent and `null` are always valid.
@@ -137,9 +155,13 @@ where
                 return Err(ApiError::UnsupportedMediaType);
             }
             let body = read_body(payload, limit).await?;
-            let value = parse::<T>(&body)?
-                .validated()
-                .map_err(ApiError::Validation)?;
+            let value = parse::<T>(&body)?;
+            // Every body is an object: serde would also read a struct from an array of its
+            // fields in order (`[null, null]`), which no schema here allows.
+            if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                return Err(ApiError::invalid("body", "type", "must be a JSON object"));
+            }
+            let value = value.validated().map_err(ApiError::Validation)?;
             Ok(ValidJson(value))
         })
     }

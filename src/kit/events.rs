@@ -24,21 +24,38 @@ pub struct NewEvent {
 
 /// Records an event in the caller's transaction.
 pub async fn record(conn: &mut AsyncPgConnection, event: NewEvent) -> QueryResult<()> {
-    let (actor_type, actor_id) = event.actor.parts();
-    diesel::insert_into(events::table)
-        .values((
-            events::id.eq(Uuid::now_v7()),
-            events::event_type.eq(event.event_type),
-            events::subject_type.eq(event.subject.entity_type),
-            events::subject_id.eq(event.subject.entity_id),
-            events::customer_id.eq(event.subject.customer_id),
-            events::actor_type.eq(actor_type),
-            events::actor_id.eq(actor_id),
-            events::data.eq(event.data),
-        ))
-        .execute(conn)
-        .await
-        .map(|_| ())
+    record_many(conn, vec![event]).await
+}
+
+/// Events per statement of [`record_many`] (8 parameters each, under PostgreSQL's 65,535).
+const BATCH: usize = 8000;
+
+/// Records many events in the caller's transaction, a few statements in all (a job planning
+/// thousands of visits).
+pub async fn record_many(conn: &mut AsyncPgConnection, all: Vec<NewEvent>) -> QueryResult<()> {
+    for chunk in all.chunks(BATCH) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|event| {
+                let (actor_type, actor_id) = event.actor.parts();
+                (
+                    events::id.eq(Uuid::now_v7()),
+                    events::event_type.eq(&event.event_type),
+                    events::subject_type.eq(event.subject.entity_type),
+                    events::subject_id.eq(event.subject.entity_id),
+                    events::customer_id.eq(event.subject.customer_id),
+                    events::actor_type.eq(actor_type),
+                    events::actor_id.eq(actor_id),
+                    events::data.eq(&event.data),
+                )
+            })
+            .collect();
+        diesel::insert_into(events::table)
+            .values(rows)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Overwrites, in every event of `subject_type` about a customer, the keys of `erased` with

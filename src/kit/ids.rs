@@ -80,6 +80,13 @@ macro_rules! typed_id {
                 std::borrow::Cow::Borrowed(stringify!($name))
             }
         }
+
+        /// Valid once read, so lists of ids carry their limits as `Items`.
+        impl validator::Validate for $name {
+            fn validate(&self) -> Result<(), validator::ValidationErrors> {
+                Ok(())
+            }
+        }
     };
 }
 
@@ -116,6 +123,21 @@ crate::typed_id! {
 crate::typed_id! {
     /// A standard answer's id.
     pub struct AnswerId;
+}
+
+crate::typed_id! {
+    /// A visit's id.
+    pub struct VisitId;
+}
+
+crate::typed_id! {
+    /// A recurring visit plan's id.
+    pub struct PlanId;
+}
+
+crate::typed_id! {
+    /// A visit target's id.
+    pub struct TargetId;
 }
 
 #[cfg(test)]

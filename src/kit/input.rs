@@ -646,3 +646,88 @@ mod tests {
         assert!(normalise_phone("+123").is_err());
     }
 }
+
+/// An IANA time zone name (`Asia/Shanghai`); the schema lists every name the server knows.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TimeZoneName(String);
+
+impl TimeZoneName {
+    /// The zone (validated on input).
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.0.parse().unwrap_or(chrono_tz::Tz::UTC)
+    }
+
+    /// The name.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl utoipa::PartialSchema for TimeZoneName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+            .examples(["Asia/Shanghai"])
+            .into()
+    }
+}
+
+impl ToSchema for TimeZoneName {}
+
+impl Validate for TimeZoneName {
+    fn validate(&self) -> Result<(), validator::ValidationErrors> {
+        if self.0.parse::<chrono_tz::Tz>().is_ok() {
+            return Ok(());
+        }
+        let mut errors = validator::ValidationErrors::new();
+        errors.add(
+            "__all__",
+            ValidationError::new("time_zone")
+                .with_message("must be an IANA time zone name, such as Asia/Shanghai".into()),
+        );
+        Err(errors)
+    }
+}
+
+/// How far a client's clock may run ahead of the server's: a time "not in the future" may be
+/// this many minutes ahead.
+pub const CLOCK_SKEW_MINUTES: i64 = 5;
+
+/// A span of whole days written `14d` (1 to 366): how far ahead a list looks (`within=14d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Days(pub u16);
+
+/// The longest span a [`Days`] may name.
+const MAX_DAYS: u16 = 366;
+
+impl<'de> Deserialize<'de> for Days {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.strip_suffix('d')
+            .and_then(|n| n.parse::<u16>().ok())
+            .filter(|n| (1..=MAX_DAYS).contains(n) && !text.starts_with('0'))
+            .map(Days)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("must be a number of days from 1d to {MAX_DAYS}d"))
+            })
+    }
+}
+
+impl PartialSchema for Days {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(
+                "^([1-9]|[1-9][0-9]|[1-2][0-9][0-9]|3[0-5][0-9]|36[0-6])d$",
+            ))
+            .examples(["14d"])
+            .into()
+    }
+}
+
+impl ToSchema for Days {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Days")
+    }
+}

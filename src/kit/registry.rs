@@ -119,6 +119,26 @@ impl Registry {
     }
 }
 
+/// What a domain's erase step writes over the texts it keeps.
+pub const ERASED: &str = "[erased]";
+
+/// Blanks `fields` in the domain's audit entries and its `subject_type` events about the
+/// customer (with [`ERASED`]): the last part of a domain's erase step, after its own rows.
+pub async fn redact_history(
+    conn: &mut AsyncPgConnection,
+    customer: Uuid,
+    subject_type: &str,
+    fields: &[&str],
+) -> ApiResult<()> {
+    crate::audit::redact_customer(conn, customer, fields).await?;
+    let erased: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|f| ((*f).to_owned(), Value::String(ERASED.to_owned())))
+        .collect();
+    super::events::redact_customer(conn, customer, subject_type, Value::Object(erased)).await?;
+    Ok(())
+}
+
 /// Merges the newest-first lists of every source and keeps the first `limit`.
 pub fn merge_newest_first(lists: Vec<Vec<TimelineEntry>>, limit: usize) -> Vec<TimelineEntry> {
     let mut all: Vec<TimelineEntry> = lists.into_iter().flatten().collect();

@@ -155,6 +155,16 @@ pub trait Versioned: Serialize + Clone + Sized {
     fn insert(&self, conn: &mut AsyncPgConnection) -> impl Future<Output = ApiResult<Self>> + Send;
     /// Stores the changed row, returning it as stored.
     fn update(&self, conn: &mut AsyncPgConnection) -> impl Future<Output = ApiResult<Self>> + Send;
+    /// Removes the row for good (settings whose history the audit log keeps); rows that are
+    /// only ever soft-deleted keep this refusal.
+    fn delete(&self, _conn: &mut AsyncPgConnection) -> impl Future<Output = ApiResult<()>> + Send {
+        async {
+            Err(crate::error::ApiError::internal(format!(
+                "{} rows are not deleted",
+                Self::KIND
+            )))
+        }
+    }
 }
 
 /// A row locked for a write whose precondition and writer's right were checked: the only
@@ -241,6 +251,17 @@ pub async fn soft_delete<T: SoftDeleted>(
     let mut after = locked.to_change();
     *after.deleted_at_mut() = Some(Utc::now());
     save(conn, writer, locked, after, Action::DELETED).await
+}
+
+/// Deletes the locked row for good, audited (its last state) and announced as a deletion.
+pub async fn delete<T: Versioned>(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    locked: Locked<T>,
+) -> ApiResult<()> {
+    locked.row.delete(conn).await?;
+    let changes = audit::diff(Some(&locked.row.audited()), &Value::Null);
+    record(conn, writer, &locked.row, Action::DELETED, changes).await
 }
 
 /// Inserts a new row after checking the writer's right to it, with its audit entry and

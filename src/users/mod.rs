@@ -13,7 +13,7 @@ use validator::Validate;
 use crate::auth::{Role, passwords};
 use crate::db::schema::users;
 use crate::error::{ApiError, ApiResult};
-use crate::kit::input::{Email, Secret};
+use crate::kit::input::{Email, Secret, TimeZoneName};
 use crate::kit::write::{self, Action, Versioned, Writer};
 
 /// A user row. The password hash is never serialised (so never audited or announced) and
@@ -33,6 +33,7 @@ pub struct UserRow {
     /// Audited instead of the hash.
     pub password_changed_at: Option<DateTime<Utc>>,
     pub manager_id: Option<Uuid>,
+    pub time_zone: String,
 }
 
 impl std::fmt::Debug for UserRow {
@@ -77,6 +78,7 @@ impl Versioned for UserRow {
                 users::password_hash.eq(&self.password_hash),
                 users::role.eq(&self.role),
                 users::password_changed_at.eq(self.password_changed_at),
+                users::time_zone.eq(&self.time_zone),
             ))
             .returning(UserRow::as_returning())
             .get_result(conn)
@@ -97,6 +99,7 @@ impl Versioned for UserRow {
                 users::password_hash.eq(&self.password_hash),
                 users::password_changed_at.eq(self.password_changed_at),
                 users::manager_id.eq(self.manager_id),
+                users::time_zone.eq(&self.time_zone),
                 users::version.eq(self.version),
                 users::updated_at.eq(self.updated_at),
             ))
@@ -118,6 +121,9 @@ pub struct User {
     /// Who the user reports to: told by complaint escalation steps for "the assignee's
     /// manager".
     pub manager_id: Option<Uuid>,
+    /// The IANA zone the user's day is planned in: their visit boards are drawn in it.
+    #[schema(example = "Asia/Shanghai")]
+    pub time_zone: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -130,6 +136,7 @@ impl From<UserRow> for User {
             role: row.role,
             active: row.active,
             manager_id: row.manager_id,
+            time_zone: row.time_zone,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -145,12 +152,31 @@ pub struct NewUser {
     #[validate(nested)]
     pub password: Password,
     pub role: Role,
+    /// The zone the user's day is planned in. Default: `UTC`.
+    #[validate(nested)]
+    pub time_zone: Option<TimeZoneName>,
 }
 
 /// The longest password accepted.
 pub const PASSWORD_MAX: usize = 128;
 /// A new password: 10 to 128 characters, taken exactly as typed.
 pub type Password = Secret<10, { PASSWORD_MAX }>;
+
+/// `409` (a rule on `field`) unless the user exists and is active: for a request that names
+/// a user to assign, to own or to come along.
+pub async fn ensure_active(conn: &mut AsyncPgConnection, field: &str, user: Uuid) -> ApiResult<()> {
+    let active: Option<bool> = users::table
+        .find(user)
+        .select(users::active)
+        .first(conn)
+        .await
+        .optional()?;
+    match active {
+        Some(true) => Ok(()),
+        Some(false) => Err(ApiError::rule(field, "inactive", "the user is deactivated")),
+        None => Err(ApiError::rule(field, "not_found", "no such user")),
+    }
+}
 
 /// Creates a user; `409` when the e-mail is taken (compared case-insensitively).
 pub async fn create_user(
@@ -171,6 +197,9 @@ pub async fn create_user(
         updated_at: now,
         password_changed_at: Some(now),
         manager_id: None,
+        time_zone: new
+            .time_zone
+            .map_or_else(|| "UTC".to_owned(), TimeZoneName::into_inner),
     };
     write::create(conn, writer, row, Action::CREATED).await
 }
@@ -189,6 +218,7 @@ pub async fn bootstrap_admin(
         email: email.to_owned().into(),
         password: password.to_owned().into(),
         role: Role::Admin,
+        time_zone: None,
     };
     new.validate()
         .map_err(|e| ApiError::Validation(crate::http::json::field_errors(&e)))?;

@@ -20,6 +20,7 @@ use crate::http::json::{Field, ValidJson};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::UserId;
+use crate::kit::input::TimeZoneName;
 use crate::kit::write::{self, Action, Locked, Writer};
 
 /// Registers the routes.
@@ -43,6 +44,9 @@ pub struct UserPatch {
     #[serde(default)]
     #[schema(nullable)]
     pub manager_id: Field<UserId>,
+    /// The zone the user's day is planned in (their visit boards).
+    #[validate(nested)]
+    pub time_zone: Option<TimeZoneName>,
 }
 
 /// Filters of `GET /users`.
@@ -176,6 +180,9 @@ async fn apply_change(
             after.role = role;
         }
         after.active = patch.active.unwrap_or(after.active);
+        if let Some(zone) = patch.time_zone {
+            after.time_zone = zone.into_inner();
+        }
         match patch.manager_id {
             Field::Absent => {}
             Field::Null => after.manager_id = None,

@@ -142,13 +142,53 @@ async fn seed_fills_customers_orders_and_figures() {
             "0",
             "--complaints-per-customer",
             "2",
+            "--visits-per-customer",
+            "3",
         ],
     );
     assert!(
         out.status.success(),
         "seeding again adds after the last seeded customer"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("with 0 orders and 40 complaints"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("with 0 orders, 40 complaints and 60 visits"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(app.count("SELECT count(*) AS count FROM visits").await, 60);
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM visits v JOIN customers c ON c.id = v.customer_id WHERE v.owner_id IS DISTINCT FROM c.owner_id").await,
+        0,
+        "a seeded customer's visits are their owner's"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM customers c WHERE NOT EXISTS (SELECT 1 FROM visit_due d WHERE d.customer_id = c.id)").await,
+        0,
+        "every seeded customer is on the due list's table, though the seed skips triggers"
+    );
+    let owner: String = {
+        let mut conn = app.context.pool().get().await.unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct Owner {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            id: String,
+        }
+        let row: Owner = diesel::sql_query(
+            "SELECT owner_id::text AS id FROM visit_due WHERE NOT planned AND owner_id IS NOT NULL LIMIT 1",
+        )
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        row.id
+    };
+    let due = app
+        .get(
+            &format!("/api/v1/visits/due?owner_id={owner}&within=366d"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(due.status, 200, "{}", due.text);
+    assert!(!due.body["data"].as_array().unwrap().is_empty());
     assert_eq!(
         app.count("SELECT count(*) AS count FROM complaints").await,
         40

@@ -346,6 +346,7 @@ impl TestApp {
             email: email.clone().into(),
             password: PASSWORD.to_owned().into(),
             role,
+            time_zone: None,
         };
         let row = create_user(&mut conn, &Writer::system(), new)
             .await

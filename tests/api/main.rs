@@ -16,3 +16,4 @@ mod orders;
 mod owasp;
 mod scale;
 mod users;
+mod visits;

@@ -12,6 +12,22 @@ from hypothesis import strategies as st
 
 schemathesis.openapi.format("cursor", st.just(""))
 
+# `format: iso-week` is a week that exists in its year (W53 only in some); `format: rrule` is an
+# RFC 5545 recurrence the server can place (a zone on DTSTART, a local time that exists once,
+# daily or rarer). Both are rules of the prose that no schema states; the refusals of the rest
+# are covered by the unit and integration tests.
+schemathesis.openapi.format(
+    "iso-week",
+    st.builds(lambda y, w: f"{y:04d}-W{w:02d}", st.integers(2000, 2099), st.integers(1, 52)),
+)
+schemathesis.openapi.format(
+    "rrule",
+    st.sampled_from([
+        "DTSTART;TZID=Asia/Shanghai:20270104T100000\nRRULE:FREQ=WEEKLY;COUNT=4",
+        "DTSTART;TZID=Europe/Berlin:20270131T090000\nRRULE:FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=3",
+    ]),
+)
+
 # The Idempotency-Key header is left out of the fuzzed document: a generator reuses the same
 # few keys across different requests, which the API refuses as documented (422), so every
 # POST would drown in that one answer. Keys and replays are covered by the integration tests

@@ -1,0 +1,136 @@
+//! The visits' background work, safe to run on several instances at once: marking visits
+//! `missed` when their end passed the grace period without a check-in, and keeping recurring
+//! plans materialised over the horizon. Both lock what they take with `FOR UPDATE SKIP
+//! LOCKED`, so two runners share the work and never do it twice.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use super::plans::{self, PlanRow};
+use super::routes::MISSED;
+use super::{Status, VisitRecord, VisitRow};
+use crate::db::schema::{visit_plans, visits};
+use crate::error::{ApiError, ApiResult};
+use crate::kit::write::{self, Writer};
+
+/// The visits' settings (`--visit-grace`, `--visit-horizon-days`), shared with the handlers.
+#[derive(Debug, Clone, Copy)]
+pub struct VisitSettings {
+    /// How long after its end an unchecked visit becomes `missed`.
+    pub grace: Duration,
+    /// How far ahead plans are materialised.
+    pub horizon: Duration,
+}
+
+impl VisitSettings {
+    /// From the command line or environment.
+    pub fn from(settings: &crate::config::Settings) -> Self {
+        Self {
+            grace: Duration::from_std(settings.visit_grace).unwrap_or(Duration::hours(2)),
+            horizon: Duration::days(i64::from(settings.visit_horizon_days)),
+        }
+    }
+}
+
+/// Visits marked missed per transaction.
+const MISSED_BATCH: i64 = 500;
+/// Plans materialised per transaction.
+const PLAN_BATCH: i64 = 500;
+
+/// Marks every planned or confirmed visit whose end is more than `grace` before `now` as
+/// missed, each with its audit entry and `visit.missed` event. Returns how many.
+pub async fn mark_missed(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> ApiResult<usize> {
+    let mut total = 0;
+    loop {
+        let done = mark_missed_batch(conn, now, grace, MISSED_BATCH).await?;
+        total += done;
+        if done < MISSED_BATCH as usize {
+            return Ok(total);
+        }
+    }
+}
+
+/// One transaction of [`mark_missed`]: up to `limit` visits no other runner holds.
+pub async fn mark_missed_batch(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    grace: Duration,
+    limit: i64,
+) -> ApiResult<usize> {
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let rows: Vec<VisitRow> = visits::table
+            .filter(visits::status.eq_any([Status::Planned, Status::Confirmed]))
+            .filter(visits::scheduled_end.lt(now - grace))
+            .order(visits::scheduled_end)
+            .limit(limit)
+            .select(VisitRow::as_select())
+            .for_update()
+            .skip_locked()
+            .load(conn)
+            .await?;
+        let writer = Writer::system();
+        let n = rows.len();
+        for record in VisitRecord::assemble(conn, rows).await? {
+            let locked = write::adopt(&writer, record)?;
+            let mut after = locked.to_change();
+            after.row.status = Status::Missed;
+            write::save(conn, &writer, locked, after, MISSED).await?;
+        }
+        Ok(n)
+    })
+    .await
+}
+
+/// Materialises every live plan whose occurrences are not yet planned up to `now +
+/// horizon`. Returns (plans, visits planned).
+pub async fn materialise_due(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    horizon: Duration,
+) -> ApiResult<(usize, usize)> {
+    let until = now + horizon;
+    let (mut plans_done, mut planned) = (0, 0);
+    loop {
+        let (n, visits) = conn
+            .transaction::<_, ApiError, _>(async move |conn| {
+                let due: Vec<PlanRow> = visit_plans::table
+                    .filter(visit_plans::deleted_at.is_null())
+                    .filter(
+                        visit_plans::materialised_until
+                            .is_null()
+                            .or(visit_plans::materialised_until.lt(until)),
+                    )
+                    .order(visit_plans::materialised_until.asc().nulls_first())
+                    .limit(PLAN_BATCH)
+                    .select(PlanRow::as_select())
+                    .for_update()
+                    .skip_locked()
+                    .load(conn)
+                    .await?;
+                let planned = plans::materialise(conn, &Writer::system(), &due, now, until).await?;
+                Ok((due.len(), planned))
+            })
+            .await?;
+        plans_done += n;
+        planned += visits;
+        if n < PLAN_BATCH as usize {
+            return Ok((plans_done, planned));
+        }
+    }
+}
+
+/// Both jobs once: what the server runs every tick and `rapport visit-jobs` runs once.
+pub async fn run_due(
+    conn: &mut AsyncPgConnection,
+    settings: VisitSettings,
+    now: DateTime<Utc>,
+) -> ApiResult<(usize, usize)> {
+    let missed = mark_missed(conn, now, settings.grace).await?;
+    let (_, planned) = materialise_due(conn, now, settings.horizon).await?;
+    Ok((missed, planned))
+}
