@@ -86,7 +86,7 @@ pub struct Settings {
     pub log_format: LogFormat,
 
     /// Database connections for requests, shared out among the HTTP workers (each gets its own
-    /// pool of at least 2); start-up, probes and housekeeping use 2 more, and reads by id share
+    /// pool of at least 2); start-up, probes, housekeeping and the background jobs use 3 more, and reads by id share
     /// one more. Fewer is faster while queries are short (measured in docs/performance.md);
     /// raise it for long requests (exports) or a larger database server.
     #[arg(long, env = "RAPPORT_DB_POOL_SIZE", default_value_t = 8, global = true)]

@@ -31,8 +31,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Fire the complaint escalation steps that are due, once, and exit (the server does this
-    /// every 15 seconds; this is for cron and for measuring).
+    /// Fire the complaint escalation steps that are due, once, on two connections, and exit
+    /// (the server does this every 15 seconds; this is for cron and for measuring).
     Escalate,
     /// Mark missed visits and plan the occurrences of recurring plans up to the horizon, once,
     /// and exit (the server does this every minute; this is for cron and for measuring).
@@ -342,13 +342,19 @@ async fn migrate(settings: &Settings) -> Result<(), String> {
 
 async fn escalate(settings: &Settings) -> Result<(), String> {
     with_database(settings, |url| async move {
-        let mut conn = db::connect(&url, std::time::Duration::ZERO, "rapport escalate")
+        let mut one = db::connect(&url, std::time::Duration::ZERO, "rapport escalate")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut two = db::connect(&url, std::time::Duration::ZERO, "rapport escalate")
             .await
             .map_err(|e| e.to_string())?;
         let started = std::time::Instant::now();
-        let fired = rapport::complaints::escalation::run_due(&mut conn, chrono::Utc::now())
-            .await
-            .map_err(|e| e.to_string())?;
+        let fired = rapport::complaints::escalation::run_due_on(
+            &mut [&mut one, &mut two],
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         println!(
             "fired {fired} escalation steps in {:.2} s",
             started.elapsed().as_secs_f64()

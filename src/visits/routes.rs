@@ -776,8 +776,8 @@ async fn check_in(
         CHECKED_IN,
         |conn, v| {
             Box::pin(async move {
-                let stored = v.view().check_in;
-                if v.row.status == Status::CheckedIn && same_capture(stored.as_ref(), &b) {
+                // The same capture again: an offline queue replayed, even once the visit moved on.
+                if same_capture(v.view().check_in.as_ref(), &b) {
                     return Ok(false);
                 }
                 ensure_move("a visit", v.row.status, Status::CheckedIn)?;

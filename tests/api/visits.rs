@@ -286,6 +286,19 @@ async fn check_ins_count_accuracy_flag_the_far_and_late_and_replay_offline_captu
         "the same version"
     );
     assert_eq!(app.event_count().await, events, "a replay records nothing");
+    act(&manager, &near, "complete", json!({"outcome": "ok"})).await;
+    let late_replay = manager
+        .post(
+            &format!("/api/v1/visits/{near}/check-in"),
+            &north(150.0, 100.0, captured),
+        )
+        .await;
+    assert_eq!(
+        late_replay.status, 200,
+        "a replay after completion: {}",
+        late_replay.text
+    );
+    assert_eq!(late_replay.body["status"], "completed");
     // 450 m with 50 m accuracy is not: accepted, flagged, listed for managers.
     let far = id_of(&visit(&manager, &customer, 1, json!({})).await);
     act(&manager, &far, "confirm", json!({})).await;
@@ -351,11 +364,12 @@ async fn check_ins_count_accuracy_flag_the_far_and_late_and_replay_offline_captu
     assert_eq!(called["within_radius"], Value::Null);
     let half = manager
         .post(
-            &format!("/api/v1/visits/{near}/check-out"),
+            &format!("/api/v1/visits/{far}/check-out"),
             &json!({"latitude": 1.0, "captured_at": stamp(Utc::now())}),
         )
         .await;
     assert_eq!(half.status, 409, "one coordinate alone: {}", half.text);
+    assert_eq!(half.error_fields(), ["latitude"]);
 }
 
 #[actix_web::test]
