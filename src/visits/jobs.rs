@@ -10,7 +10,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use super::plans::{self, PlanRow};
 use super::routes::MISSED;
 use super::{Status, VisitRecord, VisitRow};
-use crate::db::schema::{visit_plans, visits};
+use crate::db::schema::{customers, visit_plans, visits};
 use crate::error::{ApiError, ApiResult};
 use crate::kit::write::{self, Writer};
 
@@ -98,8 +98,14 @@ pub async fn materialise_due(
     loop {
         let (n, visits) = conn
             .transaction::<_, ApiError, _>(async move |conn| {
+                // Plans of customers deleted or merged away plan nothing more.
+                let live = customers::table
+                    .filter(customers::deleted_at.is_null())
+                    .filter(customers::merged_into.is_null())
+                    .select(customers::id);
                 let due: Vec<PlanRow> = visit_plans::table
                     .filter(visit_plans::deleted_at.is_null())
+                    .filter(visit_plans::customer_id.eq_any(live))
                     .filter(
                         visit_plans::materialised_until
                             .is_null()

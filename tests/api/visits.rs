@@ -622,6 +622,36 @@ async fn plans_materialise_across_dst_with_exdates_and_split_keeping_the_count()
         assert_eq!(refused.status, 422, "{rule}: {}", refused.text);
         assert_eq!(refused.error_fields(), ["rrule"]);
     }
+    // A deleted customer's plans plan nothing more (this one starts beyond the 90 days
+    // planned at creation).
+    let gone = customer_at_shop(&manager, json!({})).await;
+    let orphan = manager
+        .create(
+            "/api/v1/visit-plans",
+            &json!({"customer_id": gone, "duration_minutes": 30,
+            "rrule": "DTSTART;TZID=Asia/Shanghai:20270607T100000\nRRULE:FREQ=WEEKLY;COUNT=4",
+            "purpose": "greeting", "method": "phone", "reason": "x"}),
+        )
+        .await;
+    assert_eq!(
+        manager
+            .delete(&format!("/api/v1/customers/{gone}"))
+            .await
+            .status,
+        204
+    );
+    app.execute(&format!(
+        "UPDATE visit_plans SET materialised_until = NULL WHERE id = '{}'",
+        id_of(&orphan)
+    ))
+    .await;
+    assert_eq!(
+        jobs::materialise_due(&mut conn, Utc::now(), settings.horizon)
+            .await
+            .unwrap()
+            .1,
+        0
+    );
     // Ending a plan removes what nobody touched.
     let ended = manager
         .delete(&format!("/api/v1/visit-plans/{split_id}"))
