@@ -441,15 +441,7 @@ async fn check_order(
         .first(conn)
         .await
         .optional()?;
-    match owner {
-        Some(owner) if owner == customer => Ok(()),
-        Some(_) => Err(ApiError::rule(
-            "order_id",
-            "not_customers",
-            "the order is another customer's",
-        )),
-        None => Err(ApiError::rule("order_id", "not_found", "no such order")),
-    }
+    customers::ensure_customers("order_id", "order", owner, customer)
 }
 
 /// Log a complaint. The first matching SLA policy sets its clocks, all in one transaction

@@ -38,6 +38,30 @@ pub async fn find_referenced(
     })
 }
 
+/// `409` (a rule on `field`) unless a record a request names (an order, a complaint) exists
+/// — `owner` is its customer, `None` when there is no such record — and is `customer`'s.
+pub fn ensure_customers(
+    field: &str,
+    what: &str,
+    owner: Option<crate::kit::ids::CustomerId>,
+    customer: crate::kit::ids::CustomerId,
+) -> ApiResult<()> {
+    use crate::error::ApiError;
+    match owner {
+        Some(owner) if owner == customer => Ok(()),
+        Some(_) => Err(ApiError::rule(
+            field,
+            "not_customers",
+            format!("the {what} is another customer's"),
+        )),
+        None => Err(ApiError::rule(
+            field,
+            "not_found",
+            format!("no such {what}"),
+        )),
+    }
+}
+
 /// The live customer with this reference, locked; created as `registered` when there is
 /// none. Field errors name `field_prefix.*`.
 pub async fn lock_or_create(

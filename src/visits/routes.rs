@@ -291,19 +291,7 @@ async fn check_complaint(
         .first(conn)
         .await
         .optional()?;
-    match owner {
-        Some(owner) if owner == customer => Ok(()),
-        Some(_) => Err(ApiError::rule(
-            "complaint_id",
-            "not_customers",
-            "the complaint is another customer's",
-        )),
-        None => Err(ApiError::rule(
-            "complaint_id",
-            "not_found",
-            "no such complaint",
-        )),
-    }
+    customers::ensure_customers("complaint_id", "complaint", owner, customer)
 }
 
 /// `409` unless the end comes after the start.
