@@ -276,6 +276,23 @@ pub struct VisitRecord {
     pub follow_ups: Vec<FollowUp>,
 }
 
+impl VisitRow {
+    /// The stored check-in, read back.
+    pub fn check_in(&self) -> Option<Capture> {
+        parsed(&self.check_in)
+    }
+
+    /// The stored check-out, read back.
+    pub fn check_out(&self) -> Option<Capture> {
+        parsed(&self.check_out)
+    }
+
+    /// The schedule history, read back.
+    pub fn history(&self) -> Vec<ScheduleChange> {
+        parsed(&Some(self.schedule_history.clone())).unwrap_or_default()
+    }
+}
+
 fn parsed<T: serde::de::DeserializeOwned>(value: &Option<Value>) -> Option<T> {
     value
         .as_ref()
@@ -315,12 +332,12 @@ impl VisitRecord {
                 .actual_start
                 .zip(r.actual_end)
                 .map(|(start, end)| (end - start).num_minutes()),
-            check_in: parsed(&r.check_in),
-            check_out: parsed(&r.check_out),
+            check_in: r.check_in(),
+            check_out: r.check_out(),
             within_radius: r.within_radius,
             late_sync: r.late_sync,
             reschedule_count: r.reschedule_count,
-            schedule_history: parsed(&Some(r.schedule_history.clone())).unwrap_or_default(),
+            schedule_history: r.history(),
             follow_ups: self.follow_ups.clone(),
             created_at: r.created_at,
             updated_at: r.updated_at,

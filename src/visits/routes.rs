@@ -765,7 +765,7 @@ async fn check_in(
         |conn, v| {
             Box::pin(async move {
                 // The same capture again: an offline queue replayed, even once the visit moved on.
-                if same_capture(v.view().check_in.as_ref(), &b) {
+                if same_capture(v.row.check_in().as_ref(), &b) {
                     return Ok(false);
                 }
                 ensure_move("a visit", v.row.status, Status::CheckedIn)?;
@@ -813,8 +813,7 @@ async fn check_out(
         CHECKED_OUT,
         |_, v| {
             Box::pin(async move {
-                let view = v.view();
-                if same_capture(view.check_out.as_ref(), &b) {
+                if same_capture(v.row.check_out().as_ref(), &b) {
                     return Ok(false);
                 }
                 if v.row.status != Status::CheckedIn {
@@ -1133,7 +1132,7 @@ async fn reschedule(
                     ensure_move("a visit", v.row.status, Status::Planned)?;
                 }
                 check_times(b.scheduled_start, b.scheduled_end)?;
-                let mut history: Vec<ScheduleChange> = v.view().schedule_history;
+                let mut history: Vec<ScheduleChange> = v.row.history();
                 history.push(ScheduleChange {
                     old_start: v.row.scheduled_start,
                     old_end: v.row.scheduled_end,
