@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod club;
 pub mod complaints;
 pub mod config;
 pub mod customers;

@@ -37,6 +37,9 @@ enum Command {
     /// Mark missed visits and plan the occurrences of recurring plans up to the horizon, once,
     /// and exit (the server does this every minute; this is for cron and for measuring).
     VisitJobs,
+    /// Run the club's jobs once (expire lapsed points, review tiers, move waitlist offers on,
+    /// pay birthday bonuses) and exit (the server does this every minute).
+    ClubJobs,
     /// Print the OpenAPI document.
     Openapi,
     /// Exit 0 when the server at RAPPORT_LISTEN answers `/healthz` (for container health checks).
@@ -71,6 +74,10 @@ enum Command {
         /// the agents who own the customers).
         #[arg(long, default_value_t = 0)]
         visits_per_customer: i64,
+        /// Earnings (each a lot of 100 points) per club member; with any, every second
+        /// customer is a member.
+        #[arg(long, default_value_t = 0)]
+        lots_per_member: i64,
     },
 }
 
@@ -130,6 +137,7 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(&cli.settings).await,
         Command::Escalate => escalate(&cli.settings).await,
         Command::VisitJobs => visit_jobs(&cli.settings).await,
+        Command::ClubJobs => club_jobs(&cli.settings).await,
         Command::Openapi => {
             print!("{}", openapi::document_json());
             Ok(())
@@ -146,11 +154,13 @@ async fn main() -> ExitCode {
             orders_per_customer,
             complaints_per_customer,
             visits_per_customer,
+            lots_per_member,
         } => {
             let per = rapport::seed::PerCustomer {
                 orders: orders_per_customer,
                 complaints: complaints_per_customer,
                 visits: visits_per_customer,
+                lots_per_member,
             };
             seed(&cli.settings, customers, per).await
         }
@@ -257,10 +267,10 @@ async fn seed(
     per: rapport::seed::PerCustomer,
 ) -> Result<(), String> {
     const BATCH: i64 = 20_000;
-    let counts = [per.orders, per.complaints, per.visits];
+    let counts = [per.orders, per.complaints, per.visits, per.lots_per_member];
     if customers < 0 || counts.iter().any(|n| !(0..=100).contains(n)) {
         return Err(
-            "--customers must be positive, --orders-per-customer, --complaints-per-customer and --visits-per-customer between 0 and 100".into(),
+            "--customers must be positive, --orders-per-customer, --complaints-per-customer, --visits-per-customer and --lots-per-member between 0 and 100".into(),
         );
     }
     let wait = settings.db_pool_timeout;
@@ -281,10 +291,12 @@ async fn seed(
         .await?;
         bar.finish_and_clear();
         eprintln!(
-            "seeded {customers} customers with {} orders, {} complaints and {} visits in {:.1} s",
+            "seeded {customers} customers with {} orders, {} complaints, {} visits and {} members with {} lots in {:.1} s",
             customers * per.orders,
             customers * per.complaints,
             customers * per.visits,
+            if per.lots_per_member > 0 { (customers + 1) / 2 } else { 0 },
+            (customers + 1) / 2 * per.lots_per_member,
             started.elapsed().as_secs_f64()
         );
         Ok(())
@@ -377,6 +389,29 @@ async fn visit_jobs(settings: &Settings) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         println!(
             "marked {missed} visits missed and planned {planned} occurrences in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    })
+    .await
+}
+
+async fn club_jobs(settings: &Settings) -> Result<(), String> {
+    with_database(settings, |url| async move {
+        let mut conn = db::connect(&url, std::time::Duration::ZERO, "rapport club-jobs")
+            .await
+            .map_err(|e| e.to_string())?;
+        let started = std::time::Instant::now();
+        let work = rapport::club::jobs::run_due(&mut conn, chrono::Utc::now())
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "expired {} lots, noticed {} downgrades, reviewed {} tiers, moved {} offers on, paid {} birthday bonuses in {:.2} s",
+            work.lots_expired,
+            work.downgrades_noticed,
+            work.tiers_reviewed,
+            work.offers_expired,
+            work.birthday_bonuses,
             started.elapsed().as_secs_f64()
         );
         Ok(())

@@ -46,6 +46,13 @@ pagination; errors are RFC 9457 problem documents. Every response carries `X-Req
         (name = "visit-cadences", description = "How often each value tier (or customer) is visited, and the check-in radius (managers)"),
         (name = "visit-targets", description = "Visits each person should make per day, week or month (managers)"),
         (name = "boards", description = "A person's weekly and monthly visit boards"),
+        (name = "club-members", description = "Club members: enrolment, balances and tier progress, the points ledger (earn, redeem, adjust; lots, pending points, expiry, debt from refunds), greetings"),
+        (name = "club-tiers", description = "The club's tiers, what qualifies for them and their privileges (managers)"),
+        (name = "club-rules", description = "How points are earned: purchases, frequency and bundle bonuses, enrolment, birthdays, referrals; caps (managers)"),
+        (name = "club-rewards", description = "The rewards catalogue with stock and per-member limits, and redemptions"),
+        (name = "club-events", description = "Club events with capacity, tiers invited, a waitlist that offers freed seats, check-in with attendance points"),
+        (name = "club-referrals", description = "Members refer customers; the referrer earns when the referred customer's first order is paid"),
+        (name = "club-settings", description = "The club's policies: points expiry, tier window, waitlist offer time, downgrade notice (managers)"),
         (name = "analytics", description = "Reports"),
         (name = "operations", description = "Probes and metrics"),
     ),
@@ -76,6 +83,7 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
             .configure(crate::visits::targets::configure)
             .configure(crate::visits::boards::configure)
             .configure(crate::visits::analytics::configure)
+            .configure(crate::club::configure)
             .configure(crate::auth::routes::configure)
             .configure(crate::users::routes::configure)
             .configure(crate::api_keys::configure),
@@ -555,6 +563,8 @@ mod tests {
         assert_schema_lists("Stage", Stage::ALL);
         assert_schema_lists("ChurnReason", ChurnReason::ALL);
         assert_schema_lists("Gender", Gender::ALL);
+        assert_schema_lists("TierWindow", crate::club::settings::TierWindow::ALL);
+        assert_schema_lists("ExpiryPolicy", crate::club::settings::ExpiryPolicy::ALL);
         assert_schema_lists("IncomeBand", IncomeBand::ALL);
         assert_schema_lists("OrderStatus", crate::orders::OrderStatus::ALL);
         assert_schema_lists("Role", crate::auth::Role::ALL);

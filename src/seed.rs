@@ -74,6 +74,9 @@ pub struct PerCustomer {
     /// Visits over the last three years, most completed; every fourth customer has one
     /// planned in the coming month.
     pub visits: i64,
+    /// Earnings (each its lot) per club member; every second customer is a member when it is
+    /// above 0.
+    pub lots_per_member: i64,
 }
 
 /// The seeded agents who own the seeded customers (one per 2,000 at a million: a field
@@ -166,6 +169,7 @@ async fn seed_batch(
             (&orders, per.orders),
             (&COMPLAINTS.to_owned(), per.complaints),
             (&VISITS.to_owned(), per.visits),
+            (&MEMBERS.to_owned(), per.lots_per_member),
             // Triggers are off: the due list's rows are written here.
             (&DUE.to_owned(), 0),
         ] {
@@ -251,6 +255,33 @@ const VISITS: &str = "
                'cancelled','no_show'])[1 + abs(hashtext(cu.external_ref || 's' || n)) % 10] END AS status) AS v
     WHERE $3 > 0 AND cu.owner_id IS NOT NULL AND cu.source = 'seed'
       AND cu.external_ref BETWEEN 'S' || lpad($1::text, 9, '0') AND 'S' || lpad($2::text, 9, '0')";
+
+/// Every second seeded customer of the batch `$1..=$2` as an active club member since they
+/// became a customer, with `$3` earnings of 100 points spread over their membership, each with
+/// its lot lapsing twelve months after it was earned (so the older ones await the expiry job).
+const MEMBERS: &str = "
+    WITH m AS (
+        INSERT INTO club_members (id, customer_id, member_number, status, joined_at, lifetime_earned, created_at, updated_at)
+        SELECT (lpad(to_hex($4::bigint + t.i), 12, '0') || '7000' || 'b0' || '00' || lpad(to_hex(t.i), 12, '0'))::uuid,
+               cu.id, 'S' || t.i, 'active', cu.created_at, 100 * $3, cu.created_at, cu.created_at
+        FROM customers cu
+        CROSS JOIN LATERAL (SELECT substr(cu.external_ref, 2)::bigint AS i) AS t
+        WHERE $3 > 0 AND t.i % 2 = 0 AND cu.source = 'seed'
+          AND cu.external_ref BETWEEN 'S' || lpad($1::text, 9, '0') AND 'S' || lpad($2::text, 9, '0')
+        RETURNING id, joined_at, substr(member_number, 2)::bigint AS i),
+    e AS (
+        INSERT INTO points_entries (id, member_id, kind, points, qualifying, balance_after, reason, reference,
+            available_at, expires_at, actor_type, created_at)
+        SELECT (lpad(to_hex($4::bigint + m.i), 12, '0') || '7000' || 'b1' || lpad(to_hex(n), 2, '0') || lpad(to_hex(m.i), 12, '0'))::uuid,
+               m.id, 'earn', 100, 100, 100 * n, 'Seeded earning ' || n, 'seed:' || n,
+               v.at, v.at + interval '12 months', 'system', v.at
+        FROM m CROSS JOIN generate_series(1, $3::bigint) AS n
+        CROSS JOIN LATERAL (SELECT m.joined_at + (now() - m.joined_at) * (n::float / ($3 + 1)) AS at) AS v
+        RETURNING id, member_id, points, available_at, expires_at)
+    INSERT INTO points_lots (id, member_id, entry_id, points, remaining, available_at, expires_at)
+    SELECT overlay(e.id::text PLACING 'b2' FROM 20 FOR 2)::uuid, e.member_id, e.id, e.points, e.points,
+           e.available_at, e.expires_at
+    FROM e";
 
 /// The due-list rows of the batch's customers (`visit_due_refresh`, which the customers'
 /// trigger would call).

@@ -33,8 +33,8 @@ use crate::openapi;
 const LARGE_BODY_FACTOR: usize = 8;
 
 /// Connections of the shared pool that start-up, probes, housekeeping and the background jobs
-/// use (the escalation job takes two); requests use their worker's pool.
-const BACKGROUND_POOL_SIZE: usize = 3;
+/// use (the escalation job takes two, the visit and club jobs one each); requests use their worker's pool.
+const BACKGROUND_POOL_SIZE: usize = 4;
 
 /// Everything the workers share.
 #[derive(Clone)]
@@ -212,6 +212,7 @@ pub fn registry() -> Registry {
         crate::orders::customer_hooks(),
         crate::complaints::customer_hooks(),
         crate::visits::customer_hooks(),
+        crate::club::customer_hooks(),
         crate::audit::customer_hooks(),
     ])
 }
@@ -319,6 +320,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         VISIT_TICK,
         move |pool| visit_jobs(pool, visits),
     ));
+    actix_web::rt::spawn(periodic(context.clone(), "club", CLUB_TICK, club_jobs));
     let result = server.await.map_err(|e| e.to_string());
     tracing::info!("HTTP server stopped");
     if let Some(cluster) = cluster {
@@ -379,6 +381,9 @@ const ESCALATION_TICK: Duration = Duration::from_secs(15);
 /// How often the visit jobs (missed visits, plan horizons) run.
 const VISIT_TICK: Duration = Duration::from_secs(60);
 
+/// How often the club's jobs (expiry, tier reviews, waitlist offers, birthdays) run.
+const CLUB_TICK: Duration = Duration::from_secs(60);
+
 /// A job that every instance runs every `tick` once started; the jobs lock what they take
 /// (`FOR UPDATE SKIP LOCKED`), so instances share the work. A failed run is logged and tried
 /// again next tick.
@@ -432,6 +437,19 @@ async fn visit_jobs(
         String::new()
     } else {
         format!("marked {missed} visits missed, planned {planned} occurrences")
+    })
+}
+
+/// The club's jobs (`club::jobs`).
+async fn club_jobs(pool: Pool) -> Result<String, String> {
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    let work = crate::club::jobs::run_due(&mut conn, chrono::Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(if work.is_empty() {
+        String::new()
+    } else {
+        format!("{work:?}")
     })
 }
 

@@ -81,8 +81,12 @@ pub enum Scope {
     VisitsManage,
     #[serde(rename = "club:read")]
     ClubRead,
+    /// Enrol members, register them for events, record referrals; earn and redeem points.
     #[serde(rename = "club:write")]
     ClubWrite,
+    /// Tiers, earning rules, rewards, club events and the club's settings (managers).
+    #[serde(rename = "club:manage")]
+    ClubManage,
     #[serde(rename = "analytics:read")]
     AnalyticsRead,
     #[serde(rename = "webhooks:manage")]
@@ -113,7 +117,7 @@ impl validator::Validate for Scope {
 }
 
 /// The scopes an agent's role carries (their ownership limits are checked by each domain).
-const AGENT_SCOPES: [Scope; 8] = [
+const AGENT_SCOPES: [Scope; 9] = [
     Scope::CustomersRead,
     Scope::CustomersWrite,
     Scope::OrdersRead,
@@ -122,6 +126,7 @@ const AGENT_SCOPES: [Scope; 8] = [
     Scope::VisitsRead,
     Scope::VisitsWrite,
     Scope::ClubRead,
+    Scope::ClubWrite,
 ];
 
 /// What a route requires.
@@ -283,8 +288,27 @@ requirements! {
     VisitsWrite => Access::Scope(Scope::VisitsWrite);
     /// Set revisit cadences and visit targets (managers, admins, keys with `visits:manage`).
     VisitsManage => Access::Scope(Scope::VisitsManage);
+    /// Read the club: tiers, members and their ledgers, rules, rewards, events, referrals.
+    ClubRead => Access::Scope(Scope::ClubRead);
+    /// Enrol, register, refer; earn and redeem (agents enrol and register, but write no
+    /// points: [`ensure_not_agent`]).
+    ClubWrite => Access::Scope(Scope::ClubWrite);
+    /// Run the club: tiers, rules, rewards, events, settings, memberships' status (managers,
+    /// admins, keys with `club:manage`).
+    ClubManage => Access::Scope(Scope::ClubManage);
     /// Reports.
     AnalyticsRead => Access::Scope(Scope::AnalyticsRead);
+}
+
+/// `403` for agents on a route their scopes open but their role does not (`what`: "write
+/// points; shops, tills and managers do").
+pub fn ensure_not_agent(principal: &Principal, what: &str) -> ApiResult<()> {
+    match principal {
+        Principal::User {
+            role: Role::Agent, ..
+        } => Err(ApiError::Forbidden(format!("agents may not {what}"))),
+        _ => Ok(()),
+    }
 }
 
 /// How long a credential look-up is trusted before the database is asked again.

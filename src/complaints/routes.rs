@@ -1053,14 +1053,24 @@ async fn resolve(
         .transaction::<_, ApiError, _>(async move |conn| {
             let locked = write::lock::<ComplaintRecord>(conn, &writer, id, &if_match).await?;
             ensure_move("a complaint", locked.row().row.status, Status::Resolved)?;
-            if compensation.as_ref().is_some_and(|c| c.kind() == CompensationKind::Points) {
-                return Err(ApiError::rule(
-                    "compensation.kind",
-                    "no_club",
-                    "points are credited to a club membership, and this server has no membership club yet; give a gift",
-                ));
-            }
             let now = Utc::now();
+            if let Some(CompensationInput::Points {
+                points,
+                description,
+            }) = &compensation
+            {
+                let row = &locked.row().row;
+                crate::club::api::compensate(
+                    conn,
+                    &writer,
+                    row.customer_id,
+                    points.get(),
+                    format!("complaint compensation: {}", description.as_str()),
+                    format!("complaint:{}:{}", row.id, row.cycle),
+                    "compensation.kind",
+                )
+                .await?;
+            }
             let mut after = locked.to_change();
             let (actor_type, actor_id) = writer.actor().parts();
             let resolution = Resolution {

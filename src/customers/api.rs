@@ -132,3 +132,26 @@ pub async fn set_figures(
     }
     write::save(conn, writer, locked, after, FIGURES_UPDATED).await
 }
+
+/// The tag a referred customer carries: an A-grade lead, followed up first.
+pub const REFERRED_TAG: &str = "referred";
+
+/// A referral's mark on the customer.
+const REFERRED: Action = Action::named("referred", "updated");
+
+/// Marks a live customer as referred by another (`referred_by` and the [`REFERRED_TAG`]).
+pub async fn mark_referred(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    customer: crate::kit::ids::CustomerId,
+    by: crate::kit::ids::CustomerId,
+) -> ApiResult<CustomerRow> {
+    let locked = write::adopt(writer, lock_live(conn, customer).await?)?;
+    let mut after = locked.to_change();
+    after.referred_by = Some(by);
+    if !after.tags.iter().any(|t| t == REFERRED_TAG) {
+        after.tags.push(REFERRED_TAG.to_owned());
+        after.tags.sort_unstable();
+    }
+    write::save(conn, writer, locked, after, REFERRED).await
+}

@@ -454,6 +454,202 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    club_settings (id) {
+        id -> Bool,
+        expiry_policy -> Text,
+        expiry_months -> Int4,
+        tier_window -> Text,
+        offer_hold_hours -> Int4,
+        downgrade_notice_days -> Int4,
+        version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    club_tiers (id) {
+        id -> Uuid,
+        name -> Text,
+        rank -> Int4,
+        qualification_metric -> Text,
+        qualification_threshold -> Int8,
+        discount_percent -> Int4,
+        multiplier_percent -> Int4,
+        priority_service -> Bool,
+        benefits -> Array<Text>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    club_members (id) {
+        id -> Uuid,
+        customer_id -> Uuid,
+        member_number -> Text,
+        status -> Text,
+        joined_at -> Timestamptz,
+        tier_id -> Nullable<Uuid>,
+        tier_since -> Nullable<Timestamptz>,
+        tier_review_at -> Nullable<Timestamptz>,
+        downgrade_noticed_for -> Nullable<Timestamptz>,
+        lifetime_earned -> Int8,
+        owed -> Int8,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    club_tier_changes (id) {
+        id -> Uuid,
+        member_id -> Uuid,
+        from_tier -> Nullable<Uuid>,
+        to_tier -> Nullable<Uuid>,
+        reason -> Text,
+        changed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    points_entries (id) {
+        id -> Uuid,
+        member_id -> Uuid,
+        kind -> Text,
+        points -> Int8,
+        qualifying -> Int8,
+        balance_after -> Int8,
+        reason -> Text,
+        reference -> Nullable<Text>,
+        order_id -> Nullable<Uuid>,
+        rule_id -> Nullable<Uuid>,
+        lots -> Jsonb,
+        debt_paid -> Int8,
+        owed_added -> Int8,
+        available_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        actor_type -> Text,
+        actor_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    points_lots (id) {
+        id -> Uuid,
+        member_id -> Uuid,
+        entry_id -> Uuid,
+        order_id -> Nullable<Uuid>,
+        points -> Int8,
+        remaining -> Int8,
+        expired -> Int8,
+        available_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    club_rules (id) {
+        id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        active -> Bool,
+        points -> Int8,
+        points_per_unit -> Int4,
+        currency -> Nullable<Text>,
+        every_nth -> Nullable<Int4>,
+        within_days -> Nullable<Int4>,
+        categories -> Array<Text>,
+        min_categories -> Nullable<Int4>,
+        cap_points -> Nullable<Int8>,
+        cap_period -> Nullable<Text>,
+        pending_days -> Int4,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    club_rewards (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Nullable<Text>,
+        points_cost -> Int8,
+        stock -> Nullable<Int4>,
+        per_member_limit -> Nullable<Int4>,
+        active -> Bool,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    club_reward_redemptions (id) {
+        id -> Uuid,
+        reward_id -> Uuid,
+        member_id -> Uuid,
+        entry_id -> Uuid,
+        points -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    club_events (id) {
+        id -> Uuid,
+        title -> Text,
+        kind -> Text,
+        description -> Nullable<Text>,
+        starts_at -> Timestamptz,
+        ends_at -> Timestamptz,
+        place -> Text,
+        capacity -> Int4,
+        tiers_invited -> Array<Uuid>,
+        attendance_points -> Int8,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    club_registrations (id) {
+        id -> Uuid,
+        event_id -> Uuid,
+        member_id -> Uuid,
+        status -> Text,
+        priority -> Int4,
+        offer_expires_at -> Nullable<Timestamptz>,
+        checked_in_at -> Nullable<Timestamptz>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    club_referrals (id) {
+        id -> Uuid,
+        referrer_member_id -> Uuid,
+        customer_id -> Uuid,
+        note -> Nullable<Text>,
+        status -> Text,
+        rewarded_entry_id -> Nullable<Uuid>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> users (created_by));
 diesel::joinable!(customers -> users (owner_id));
 diesel::joinable!(order_lines -> orders (order_id));
@@ -469,11 +665,29 @@ diesel::joinable!(visits -> customers (customer_id));
 diesel::joinable!(visit_follow_ups -> visits (visit_id));
 diesel::joinable!(visit_due -> customers (customer_id));
 
+diesel::joinable!(club_members -> customers (customer_id));
+diesel::joinable!(club_members -> club_tiers (tier_id));
+diesel::joinable!(points_entries -> club_members (member_id));
+diesel::joinable!(points_lots -> club_members (member_id));
+diesel::joinable!(club_registrations -> club_events (event_id));
+diesel::joinable!(club_registrations -> club_members (member_id));
+diesel::joinable!(club_reward_redemptions -> club_rewards (reward_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     answer_uses,
     answers,
     api_keys,
     business_calendars,
+    club_events,
+    club_members,
+    club_referrals,
+    club_registrations,
+    club_reward_redemptions,
+    club_rewards,
+    club_rules,
+    club_settings,
+    club_tier_changes,
+    club_tiers,
     complaint_clocks,
     complaint_comments,
     complaint_escalations,
@@ -487,6 +701,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     order_lines,
     orders,
+    points_entries,
+    points_lots,
     refresh_tokens,
     users,
     visit_cadence_overrides,

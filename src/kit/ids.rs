@@ -140,6 +140,46 @@ crate::typed_id! {
     pub struct TargetId;
 }
 
+crate::typed_id! {
+    /// A club membership's id.
+    pub struct MemberId;
+}
+
+crate::typed_id! {
+    /// A club tier's id.
+    pub struct TierId;
+}
+
+crate::typed_id! {
+    /// A points ledger entry's id.
+    pub struct EntryId;
+}
+
+crate::typed_id! {
+    /// An earning rule's id.
+    pub struct RuleId;
+}
+
+crate::typed_id! {
+    /// A reward's id.
+    pub struct RewardId;
+}
+
+crate::typed_id! {
+    /// A club event's id.
+    pub struct ClubEventId;
+}
+
+crate::typed_id! {
+    /// An event registration's id.
+    pub struct RegistrationId;
+}
+
+crate::typed_id! {
+    /// A referral's id.
+    pub struct ReferralId;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

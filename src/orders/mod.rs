@@ -40,6 +40,11 @@ impl OrderStatus {
     /// Statuses whose orders count as purchases.
     pub const COUNTED: [&'static str; 2] = ["paid", "fulfilled"];
 
+    /// Whether an order in this status counts as a purchase (and earns club points).
+    pub fn counted(self) -> bool {
+        Self::COUNTED.contains(&self.as_str())
+    }
+
     /// The moves an order may make.
     pub fn may_become(self, next: Self) -> bool {
         use OrderStatus::*;
@@ -221,6 +226,28 @@ impl Versioned for OrderRecord {
             row: saved,
             lines: self.lines.clone(),
         })
+    }
+}
+
+impl OrderRecord {
+    /// What the club needs to know of the order.
+    pub fn club_facts(&self) -> crate::club::api::OrderFacts {
+        let mut categories: Vec<String> = self
+            .lines
+            .iter()
+            .filter_map(|l| l.category.as_ref().map(|c| c.to_lowercase()))
+            .collect();
+        categories.sort_unstable();
+        categories.dedup();
+        crate::club::api::OrderFacts {
+            id: self.row.id,
+            external_id: self.row.external_id.clone(),
+            customer_id: self.row.customer_id,
+            currency: self.row.currency.clone(),
+            total_minor: self.row.total_minor,
+            ordered_at: self.row.ordered_at,
+            categories,
+        }
     }
 }
 

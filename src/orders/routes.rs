@@ -15,6 +15,7 @@ use super::{
     Order, OrderLine, OrderRecord, OrderRow, OrderStatus, lines_of, recompute_figures, with_lines,
 };
 use crate::auth::{Authorized, OrdersRead, OrdersWrite};
+use crate::club::api as club;
 use crate::customers::api::{self as customers, CustomerRow, ReferencedCustomer};
 use crate::db::keyset::older_than;
 use crate::db::schema::orders;
@@ -300,7 +301,7 @@ async fn record(
     let currency = order.currency.into_inner();
     let counted_elsewhere =
         customer.order_count > 0 && customer.currency.as_deref() != Some(currency.as_str());
-    if counted_elsewhere && OrderStatus::COUNTED.contains(&status.as_str()) {
+    if counted_elsewhere && status.counted() {
         return Err(ApiError::rule(
             "currency",
             "currency",
@@ -340,6 +341,7 @@ async fn record(
     };
     let saved = write::create(conn, writer, new, Action::CREATED).await?;
     recompute_figures(conn, writer, customer).await?;
+    club::order_changed(conn, writer, &saved.club_facts(), false, status.counted()).await?;
     Ok((saved, true))
 }
 
@@ -476,6 +478,14 @@ async fn update(
             changed.row.status = next;
             let saved = write::save(conn, &writer, current, changed, STATUS_CHANGED).await?;
             recompute_figures(conn, &writer, customer).await?;
+            club::order_changed(
+                conn,
+                &writer,
+                &saved.club_facts(),
+                status.counted(),
+                next.counted(),
+            )
+            .await?;
             Ok(saved)
         })
         .await?;

@@ -144,6 +144,8 @@ async fn seed_fills_customers_orders_and_figures() {
             "2",
             "--visits-per-customer",
             "3",
+            "--lots-per-member",
+            "2",
         ],
     );
     assert!(
@@ -151,11 +153,22 @@ async fn seed_fills_customers_orders_and_figures() {
         "seeding again adds after the last seeded customer"
     );
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("with 0 orders, 40 complaints and 60 visits"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("with 0 orders, 40 complaints, 60 visits and 10 members with 20 lots"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(app.count("SELECT count(*) AS count FROM visits").await, 60);
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM points_lots").await,
+        20
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS count FROM club_members m WHERE (SELECT sum(points) FROM points_entries e WHERE e.member_id = m.id) \
+                   <> (SELECT sum(remaining) FROM points_lots l WHERE l.member_id = m.id) - m.owed").await,
+        0,
+        "the seeded ledgers add up"
+    );
     assert_eq!(
         app.count("SELECT count(*) AS count FROM visits v JOIN customers c ON c.id = v.customer_id WHERE v.owner_id IS DISTINCT FROM c.owner_id").await,
         0,

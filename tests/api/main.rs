@@ -6,6 +6,7 @@ mod kit;
 mod api_keys;
 mod auth;
 mod cli;
+mod club;
 mod complaints;
 mod customers;
 mod domain_kit;

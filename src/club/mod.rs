@@ -1,0 +1,272 @@
+//! The membership club (客户俱乐部): tiers and their privileges, members, an append-only
+//! points ledger whose earnings form lots (pending, expiring, spent soonest-expiring first,
+//! reversed into debt on refunds), earning rules applied to paid orders, rewards with stock,
+//! club events with waitlists, referrals and greetings. `docs/club.md` describes the whole.
+
+pub mod api;
+pub mod events;
+pub mod jobs;
+pub mod ledger;
+pub mod members;
+pub mod referrals;
+pub mod rewards;
+pub mod rules;
+pub mod settings;
+pub mod tiers;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::db::schema::{club_members, club_referrals, points_entries};
+use crate::error::ApiResult;
+use crate::kit::ids::{CustomerId, MemberId, TierId};
+use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineCursor, TimelineEntry};
+use crate::kit::write::{Versioned, Writer};
+use crate::text_enum;
+
+/// Registers the club's routes.
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    settings::configure(cfg);
+    tiers::configure(cfg);
+    members::configure(cfg);
+    rules::configure(cfg);
+    rewards::configure(cfg);
+    events::configure(cfg);
+    referrals::configure(cfg);
+}
+
+text_enum! {
+    /// Where a membership stands. Only active members earn, redeem and register.
+    pub enum MemberStatus { Active = "active", Suspended = "suspended", Cancelled = "cancelled" }
+}
+
+/// A membership row. Its balances are not stored: [`ledger::Balances`] derives them from
+/// the lots and `owed`.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = club_members)]
+pub struct MemberRow {
+    pub id: MemberId,
+    pub customer_id: CustomerId,
+    pub member_number: String,
+    pub status: MemberStatus,
+    pub joined_at: DateTime<Utc>,
+    pub tier_id: Option<TierId>,
+    pub tier_since: Option<DateTime<Utc>>,
+    pub tier_review_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub downgrade_noticed_for: Option<DateTime<Utc>>,
+    /// Changed by the ledger under this row's lock, not by the member's own writes.
+    #[serde(skip)]
+    pub lifetime_earned: i64,
+    #[serde(skip)]
+    pub owed: i64,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl MemberRow {
+    /// The membership, locked for a ledger write or a change; `404` when there is none.
+    pub async fn lock(conn: &mut AsyncPgConnection, id: MemberId) -> ApiResult<Self> {
+        Ok(club_members::table
+            .find(id)
+            .select(Self::as_select())
+            .for_update()
+            .first(conn)
+            .await?)
+    }
+
+    /// The customer's membership, locked, if they have one.
+    pub async fn lock_of_customer(
+        conn: &mut AsyncPgConnection,
+        customer: CustomerId,
+    ) -> ApiResult<Option<Self>> {
+        Ok(club_members::table
+            .filter(club_members::customer_id.eq(customer))
+            .select(Self::as_select())
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?)
+    }
+
+    /// `409` unless the membership is active: suspended and cancelled members neither earn,
+    /// spend nor register.
+    pub fn ensure_active(&self) -> ApiResult<()> {
+        if self.status == MemberStatus::Active {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::Conflict(format!(
+                "the membership is {}",
+                self.status
+            )))
+        }
+    }
+}
+
+impl Versioned for MemberRow {
+    const KIND: &'static str = "member";
+    type Id = MemberId;
+
+    crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
+
+    fn customer_id(&self) -> Option<Uuid> {
+        Some(self.customer_id.get())
+    }
+
+    fn view(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    async fn lock(conn: &mut AsyncPgConnection, id: MemberId) -> ApiResult<Self> {
+        MemberRow::lock(conn, id).await
+    }
+
+    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
+        Ok(diesel::insert_into(club_members::table)
+            .values((
+                club_members::id.eq(self.id),
+                club_members::customer_id.eq(self.customer_id),
+                club_members::member_number.eq(&self.member_number),
+                club_members::status.eq(self.status),
+                club_members::joined_at.eq(self.joined_at),
+                club_members::tier_id.eq(self.tier_id),
+                club_members::tier_since.eq(self.tier_since),
+                club_members::tier_review_at.eq(self.tier_review_at),
+            ))
+            .returning(Self::as_returning())
+            .get_result(conn)
+            .await?)
+    }
+
+    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
+        Ok(diesel::update(club_members::table.find(self.id))
+            .set((
+                club_members::customer_id.eq(self.customer_id),
+                club_members::status.eq(self.status),
+                club_members::tier_id.eq(self.tier_id),
+                club_members::tier_since.eq(self.tier_since),
+                club_members::tier_review_at.eq(self.tier_review_at),
+                club_members::downgrade_noticed_for.eq(self.downgrade_noticed_for),
+                club_members::version.eq(self.version),
+                club_members::updated_at.eq(self.updated_at),
+            ))
+            .returning(Self::as_returning())
+            .get_result(conn)
+            .await?)
+    }
+}
+
+/// The club on the customer: the membership and its ledger on the timeline and in the
+/// export; a merge brings the duplicate's points over; erase anonymises the member (the
+/// ledger's sums stay, its reasons are blanked).
+pub fn customer_hooks() -> CustomerHooks {
+    CustomerHooks {
+        domain: "club",
+        tables: &["club_members", "club_referrals"],
+        timeline: Some(timeline),
+        merge: Some(members::merge),
+        export: Some(export),
+        erase: Erase::Step(erase),
+    }
+}
+
+/// Timeline source: the member's ledger entries.
+fn timeline<'c>(
+    conn: &'c mut AsyncPgConnection,
+    customer: Uuid,
+    before: TimelineCursor,
+    limit: i64,
+) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
+    Box::pin(async move {
+        let mut query = points_entries::table
+            .inner_join(club_members::table)
+            .filter(club_members::customer_id.eq(customer))
+            .select(ledger::EntryRow::as_select())
+            .order((points_entries::created_at.desc(), points_entries::id.desc()))
+            .limit(limit)
+            .into_boxed();
+        if let Some(cursor) = before {
+            query = query.filter(crate::db::keyset::older_than(
+                points_entries::created_at,
+                points_entries::id,
+                cursor,
+            ));
+        }
+        let rows = query.load(conn).await?;
+        Ok(rows
+            .into_iter()
+            .map(|e| TimelineEntry {
+                at: e.created_at,
+                kind: "points".into(),
+                id: e.id.get(),
+                summary: format!(
+                    "Points {} {:+}: {} (balance {})",
+                    e.kind, e.points, e.reason, e.balance_after
+                ),
+                data: json!({"kind": e.kind, "points": e.points, "balance_after": e.balance_after, "reference": e.reference}),
+            })
+            .collect())
+    })
+}
+
+/// Export section: the membership, its balances and its whole ledger.
+fn export<'c>(
+    conn: &'c mut AsyncPgConnection,
+    customer: Uuid,
+) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
+    Box::pin(async move {
+        let member: Option<MemberRow> = club_members::table
+            .filter(club_members::customer_id.eq(customer))
+            .select(MemberRow::as_select())
+            .first(conn)
+            .await
+            .optional()?;
+        let Some(member) = member else {
+            return Ok(("club", Value::Null));
+        };
+        let view = members::view(conn, &member).await?;
+        let entries: Vec<ledger::EntryRow> = points_entries::table
+            .filter(points_entries::member_id.eq(member.id))
+            .order((points_entries::created_at, points_entries::id))
+            .select(ledger::EntryRow::as_select())
+            .load(conn)
+            .await?;
+        let entries: Vec<ledger::Entry> = entries.into_iter().map(ledger::Entry::from).collect();
+        Ok(("club", json!({"membership": view, "points": entries})))
+    })
+}
+
+/// Erase step: the ledger keeps its sums, kinds and references (order and rule ids), but its
+/// reasons (free text that may name the person) are blanked; referrals lose their notes.
+fn erase<'c>(
+    conn: &'c mut AsyncPgConnection,
+    _writer: &'c Writer,
+    customer: Uuid,
+) -> BoxFuture<'c, ApiResult<()>> {
+    Box::pin(async move {
+        let member: Option<MemberId> = club_members::table
+            .filter(club_members::customer_id.eq(customer))
+            .select(club_members::id)
+            .first(conn)
+            .await
+            .optional()?;
+        if let Some(member) = member {
+            diesel::update(points_entries::table.filter(points_entries::member_id.eq(member)))
+                .set(points_entries::reason.eq(ERASED))
+                .execute(conn)
+                .await?;
+        }
+        diesel::update(club_referrals::table.filter(club_referrals::customer_id.eq(customer)))
+            .set(club_referrals::note.eq(None::<String>))
+            .execute(conn)
+            .await?;
+        crate::kit::registry::redact_history(conn, customer, ledger::SUBJECT, &["reason"]).await?;
+        crate::kit::registry::redact_history(conn, customer, "referral", &["note"]).await
+    })
+}
