@@ -37,8 +37,8 @@ enum Command {
     /// Mark missed visits and plan the occurrences of recurring plans up to the horizon, once,
     /// and exit (the server does this every minute; this is for cron and for measuring).
     VisitJobs,
-    /// Run the club's jobs once (expire lapsed points, review tiers, move waitlist offers on,
-    /// pay birthday bonuses) and exit (the server does this every minute).
+    /// Run the club's jobs once (expire lapsed points on two connections, review tiers, move
+    /// waitlist offers on, pay birthday bonuses) and exit (the server does this every minute).
     ClubJobs,
     /// Print the OpenAPI document.
     Openapi,
@@ -398,11 +398,11 @@ async fn visit_jobs(settings: &Settings) -> Result<(), String> {
 
 async fn club_jobs(settings: &Settings) -> Result<(), String> {
     with_database(settings, |url| async move {
-        let mut conn = db::connect(&url, std::time::Duration::ZERO, "rapport club-jobs")
-            .await
-            .map_err(|e| e.to_string())?;
+        let connect = || db::connect(&url, std::time::Duration::ZERO, "rapport club-jobs");
+        let mut one = connect().await.map_err(|e| e.to_string())?;
+        let mut two = connect().await.map_err(|e| e.to_string())?;
         let started = std::time::Instant::now();
-        let work = rapport::club::jobs::run_due(&mut conn, chrono::Utc::now())
+        let work = rapport::club::jobs::run_due_on(&mut [&mut one, &mut two], chrono::Utc::now())
             .await
             .map_err(|e| e.to_string())?;
         println!(

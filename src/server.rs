@@ -33,8 +33,8 @@ use crate::openapi;
 const LARGE_BODY_FACTOR: usize = 8;
 
 /// Connections of the shared pool that start-up, probes, housekeeping and the background jobs
-/// use (the escalation job takes two, the visit and club jobs one each); requests use their worker's pool.
-const BACKGROUND_POOL_SIZE: usize = 4;
+/// use (the escalation and club jobs take two each, the visit jobs one); requests use their worker's pool.
+const BACKGROUND_POOL_SIZE: usize = 5;
 
 /// Everything the workers share.
 #[derive(Clone)]
@@ -440,10 +440,11 @@ async fn visit_jobs(
     })
 }
 
-/// The club's jobs (`club::jobs`).
+/// The club's jobs (`club::jobs`), the expiry on two connections.
 async fn club_jobs(pool: Pool) -> Result<String, String> {
-    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-    let work = crate::club::jobs::run_due(&mut conn, chrono::Utc::now())
+    let mut one = pool.get().await.map_err(|e| e.to_string())?;
+    let mut two = pool.get().await.map_err(|e| e.to_string())?;
+    let work = crate::club::jobs::run_due_on(&mut [&mut one, &mut two], chrono::Utc::now())
         .await
         .map_err(|e| e.to_string())?;
     Ok(if work.is_empty() {

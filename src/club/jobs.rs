@@ -40,12 +40,31 @@ const EXPIRY_BATCH: i64 = 20_000;
 /// Members (or events) per transaction of the other jobs.
 const BATCH: i64 = 200;
 
-/// Runs every club job until nothing is left that no one else holds.
-pub async fn run_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> ApiResult<ClubWork> {
-    let mut work = ClubWork {
-        lots_expired: expire_lots(conn, now).await?,
-        ..ClubWork::default()
+/// Runs every club job until nothing is left that no one else holds, the expiry on all the
+/// connections at once (each takes its own batches) and the rest on the first.
+pub async fn run_due_on(
+    conns: &mut [&mut AsyncPgConnection],
+    now: DateTime<Utc>,
+) -> ApiResult<ClubWork> {
+    let expired =
+        futures_util::future::try_join_all(conns.iter_mut().map(|conn| expire_lots(conn, now)))
+            .await?;
+    let Some(conn) = conns.first_mut() else {
+        return Ok(ClubWork::default());
     };
+    let mut work = the_rest(conn, now).await?;
+    work.lots_expired = expired.into_iter().sum();
+    Ok(work)
+}
+
+/// Runs every club job on one connection.
+pub async fn run_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> ApiResult<ClubWork> {
+    run_due_on(&mut [conn], now).await
+}
+
+/// Every job but the expiry.
+async fn the_rest(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> ApiResult<ClubWork> {
+    let mut work = ClubWork::default();
     loop {
         let noticed = notice_downgrades(conn, now).await?;
         work.downgrades_noticed += noticed;

@@ -175,21 +175,23 @@ struct Sums {
     pending: i64,
 }
 
+/// A member's (`$1`) spendable and pending points at `$2`.
+pub const BALANCES_SQL: &str = "\
+    SELECT coalesce(sum(remaining) FILTER (WHERE available_at <= $2), 0)::bigint AS available, \
+           coalesce(sum(remaining) FILTER (WHERE available_at > $2), 0)::bigint AS pending \
+    FROM points_lots WHERE member_id = $1 AND remaining > 0 AND expires_at > $2";
+
 /// The member's balances at `now`, from their lots.
 pub async fn balances(
     conn: &mut AsyncPgConnection,
     member: &MemberRow,
     now: DateTime<Utc>,
 ) -> ApiResult<Balances> {
-    let sums: Sums = diesel::sql_query(
-        "SELECT coalesce(sum(remaining) FILTER (WHERE available_at <= $2), 0)::bigint AS available, \
-                coalesce(sum(remaining) FILTER (WHERE available_at > $2), 0)::bigint AS pending \
-         FROM points_lots WHERE member_id = $1 AND remaining > 0 AND expires_at > $2",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(member.id.get())
-    .bind::<Timestamptz, _>(now)
-    .get_result(conn)
-    .await?;
+    let sums: Sums = diesel::sql_query(BALANCES_SQL)
+        .bind::<diesel::sql_types::Uuid, _>(member.id.get())
+        .bind::<Timestamptz, _>(now)
+        .get_result(conn)
+        .await?;
     Ok(Balances {
         balance: sums.available,
         pending: sums.pending,
@@ -649,15 +651,15 @@ WITH lapsed AS (
     WHERE m.id IN (SELECT member_id FROM lapsed)
     FOR UPDATE SKIP LOCKED
 ), taken AS (
-    UPDATE points_lots l SET expired = l.expired + x.remaining, remaining = 0
-    FROM lapsed x JOIN holders h ON h.id = x.member_id
-    WHERE l.id = x.id
-    RETURNING l.member_id, l.id, x.remaining AS points
+    -- By id from an array: joined to the CTEs, the planner hashed the whole table.
+    UPDATE points_lots l SET expired = l.expired + l.remaining, remaining = 0
+    WHERE l.id = ANY (ARRAY(SELECT x.id FROM lapsed x JOIN holders h ON h.id = x.member_id))
+    RETURNING l.member_id, l.id
 ), per_member AS (
     SELECT t.member_id, min(h.customer_id::text)::uuid AS customer_id, uuid_v7() AS entry_id,
-           sum(t.points)::bigint AS points,
-           jsonb_agg(jsonb_build_object('lot_id', t.id, 'points', t.points)) AS lots
-    FROM taken t JOIN holders h ON h.id = t.member_id
+           sum(x.remaining)::bigint AS points,
+           jsonb_agg(jsonb_build_object('lot_id', t.id, 'points', x.remaining)) AS lots
+    FROM taken t JOIN lapsed x ON x.id = t.id JOIN holders h ON h.id = t.member_id
     GROUP BY t.member_id
 ), balances AS (
     SELECT p.*, coalesce((SELECT sum(b.remaining) FROM points_lots b

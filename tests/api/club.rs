@@ -1050,3 +1050,100 @@ async fn managers_run_the_club_and_the_lists_page() {
     })
     .await;
 }
+
+#[actix_web::test]
+async fn the_ledger_reads_and_the_expiry_job_use_their_indexes_at_100k_members() {
+    use diesel::sql_types::{BigInt, Timestamptz, Uuid as SqlUuid};
+    use rapport::club::ledger::{BALANCES_SQL, EXPIRE_SQL};
+    use rapport::db::Explain;
+    let app = TestApp::spawn().await;
+    app.execute(
+        "INSERT INTO customers (id, display_name, created_at) \
+         SELECT gen_random_uuid(), 'c' || i, now() - i * interval '1 minute' FROM generate_series(1, 100000) i",
+    )
+    .await;
+    app.execute(
+        "INSERT INTO club_members (id, customer_id, member_number, status, joined_at) \
+         SELECT gen_random_uuid(), id, 'B' || row_number() OVER (), 'active', created_at FROM customers",
+    )
+    .await;
+    app.execute(
+        "INSERT INTO points_entries (id, member_id, kind, points, balance_after, reason, actor_type, created_at) \
+         SELECT gen_random_uuid(), m.id, 'earn', 100, 100, 'seed', 'system', m.joined_at + n * interval '1 day' \
+         FROM club_members m CROSS JOIN generate_series(1, 2) n",
+    )
+    .await;
+    // One lot in a hundred has lapsed.
+    app.execute(
+        "INSERT INTO points_lots (id, member_id, entry_id, points, remaining, available_at, expires_at) \
+         SELECT gen_random_uuid(), member_id, id, 100, 100, created_at, \
+                CASE WHEN abs(hashtext(id::text)) % 100 = 0 THEN now() - interval '1 day' ELSE now() + interval '1 year' END \
+         FROM points_entries",
+    )
+    .await;
+    for table in ["club_members", "points_entries", "points_lots"] {
+        app.execute(&format!("ANALYZE {table}")).await;
+    }
+    let member: uuid::Uuid = {
+        let mut conn = app.context.pool().get().await.unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = SqlUuid)]
+            id: uuid::Uuid,
+        }
+        diesel_async::RunQueryDsl::get_result::<Id>(
+            diesel::sql_query("SELECT id FROM club_members LIMIT 1"),
+            &mut conn,
+        )
+        .await
+        .unwrap()
+        .id
+    };
+    let mut conn = app.context.pool().get().await.unwrap();
+    let balances = diesel::sql_query(BALANCES_SQL)
+        .bind::<SqlUuid, _>(member)
+        .bind::<Timestamptz, _>(Utc::now());
+    let ledger = diesel::sql_query(
+        "SELECT id FROM points_entries WHERE member_id = $1 ORDER BY created_at DESC, id DESC LIMIT 51",
+    )
+    .bind::<SqlUuid, _>(member);
+    let expiry = diesel::sql_query(EXPIRE_SQL)
+        .bind::<Timestamptz, _>(Utc::now())
+        .bind::<BigInt, _>(20_000_i64);
+    let plans = [
+        (
+            "balances",
+            diesel_async::RunQueryDsl::load::<String>(Explain::plan(balances), &mut conn)
+                .await
+                .unwrap(),
+            "points_lots_member_idx",
+        ),
+        (
+            "ledger",
+            diesel_async::RunQueryDsl::load::<String>(Explain::plan(ledger), &mut conn)
+                .await
+                .unwrap(),
+            "points_entries_member_idx",
+        ),
+        (
+            "expiry",
+            diesel_async::RunQueryDsl::load::<String>(Explain::plan(expiry), &mut conn)
+                .await
+                .unwrap(),
+            "points_lots_lapse_idx",
+        ),
+    ];
+    for (name, lines, index) in plans {
+        let text = lines.join("\n");
+        assert!(text.contains(index), "{name} should use {index}:\n{text}");
+        assert!(!text.contains("Seq Scan on points_"), "{name}:\n{text}");
+        assert!(
+            !text.contains("Seq Scan on club_members"),
+            "{name}:\n{text}"
+        );
+    }
+    let (lots, _) = rapport::club::ledger::expire_batch(&mut conn, Utc::now(), 20_000)
+        .await
+        .unwrap();
+    assert!(lots > 1000, "the lapsed lots expire: {lots}");
+}
