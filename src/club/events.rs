@@ -128,11 +128,7 @@ pub struct EventRow {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-impl write::SoftDeleted for EventRow {
-    fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>> {
-        &mut self.deleted_at
-    }
-}
+crate::soft_deleted!(EventRow);
 
 impl Versioned for EventRow {
     const KIND: &'static str = "club_event";
@@ -148,15 +144,7 @@ impl Versioned for EventRow {
         serde_json::to_value(self).unwrap_or_default()
     }
 
-    async fn lock(conn: &mut AsyncPgConnection, id: ClubEventId) -> ApiResult<Self> {
-        Ok(club_events::table
-            .find(id)
-            .filter(club_events::deleted_at.is_null())
-            .select(Self::as_select())
-            .for_update()
-            .first(conn)
-            .await?)
-    }
+    crate::live_lock!(club_events);
 
     async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
         Ok(diesel::insert_into(club_events::table)

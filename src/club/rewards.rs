@@ -61,11 +61,7 @@ pub struct Reward {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-impl write::SoftDeleted for Reward {
-    fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>> {
-        &mut self.deleted_at
-    }
-}
+crate::soft_deleted!(Reward);
 
 impl Versioned for Reward {
     const KIND: &'static str = "club_reward";
@@ -81,15 +77,7 @@ impl Versioned for Reward {
         serde_json::to_value(self).unwrap_or_default()
     }
 
-    async fn lock(conn: &mut AsyncPgConnection, id: RewardId) -> ApiResult<Self> {
-        Ok(club_rewards::table
-            .find(id)
-            .filter(club_rewards::deleted_at.is_null())
-            .select(Self::as_select())
-            .for_update()
-            .first(conn)
-            .await?)
-    }
+    crate::live_lock!(club_rewards);
 
     async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
         Ok(diesel::insert_into(club_rewards::table)

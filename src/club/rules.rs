@@ -416,11 +416,7 @@ pub async fn award_bonus(
     Ok(written)
 }
 
-impl write::SoftDeleted for RuleRow {
-    fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>> {
-        &mut self.deleted_at
-    }
-}
+crate::soft_deleted!(RuleRow);
 
 impl Versioned for RuleRow {
     const KIND: &'static str = "club_rule";
@@ -436,15 +432,7 @@ impl Versioned for RuleRow {
         serde_json::to_value(RuleRow::view(self)).unwrap_or_default()
     }
 
-    async fn lock(conn: &mut AsyncPgConnection, id: RuleId) -> ApiResult<Self> {
-        Ok(club_rules::table
-            .find(id)
-            .filter(club_rules::deleted_at.is_null())
-            .select(Self::as_select())
-            .for_update()
-            .first(conn)
-            .await?)
-    }
+    crate::live_lock!(club_rules);
 
     async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
         Ok(diesel::insert_into(club_rules::table)

@@ -180,11 +180,7 @@ impl TierRow {
     }
 }
 
-impl write::SoftDeleted for TierRow {
-    fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>> {
-        &mut self.deleted_at
-    }
-}
+crate::soft_deleted!(TierRow);
 
 impl Versioned for TierRow {
     const KIND: &'static str = "club_tier";
@@ -200,15 +196,7 @@ impl Versioned for TierRow {
         serde_json::to_value(TierRow::view(self)).unwrap_or_default()
     }
 
-    async fn lock(conn: &mut AsyncPgConnection, id: TierId) -> ApiResult<Self> {
-        Ok(club_tiers::table
-            .find(id)
-            .filter(club_tiers::deleted_at.is_null())
-            .select(Self::as_select())
-            .for_update()
-            .first(conn)
-            .await?)
-    }
+    crate::live_lock!(club_tiers);
 
     async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
         Ok(diesel::insert_into(club_tiers::table)

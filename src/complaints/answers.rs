@@ -125,11 +125,7 @@ async fn views(conn: &mut AsyncPgConnection, rows: &[AnswerRow]) -> ApiResult<Ve
         .collect())
 }
 
-impl write::SoftDeleted for AnswerRow {
-    fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>> {
-        &mut self.deleted_at
-    }
-}
+crate::soft_deleted!(AnswerRow);
 
 impl Versioned for AnswerRow {
     const KIND: &'static str = "answer";
@@ -145,15 +141,7 @@ impl Versioned for AnswerRow {
         serde_json::to_value(AnswerRow::view(self, (0, 0))).unwrap_or_default()
     }
 
-    async fn lock(conn: &mut AsyncPgConnection, id: AnswerId) -> ApiResult<Self> {
-        Ok(answers::table
-            .find(id)
-            .filter(answers::deleted_at.is_null())
-            .select(AnswerRow::as_select())
-            .for_update()
-            .first(conn)
-            .await?)
-    }
+    crate::live_lock!(answers);
 
     async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
         Ok(diesel::insert_into(answers::table)

@@ -261,11 +261,7 @@ fn by_start_day(spans: Vec<(u32, u32)>) -> [Vec<(u32, u32)>; 7] {
     week
 }
 
-impl write::SoftDeleted for CalendarRow {
-    fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>> {
-        &mut self.deleted_at
-    }
-}
+crate::soft_deleted!(CalendarRow);
 
 impl Versioned for CalendarRow {
     const KIND: &'static str = "business_calendar";
@@ -281,15 +277,7 @@ impl Versioned for CalendarRow {
         serde_json::to_value(CalendarRow::view(self)).unwrap_or_default()
     }
 
-    async fn lock(conn: &mut AsyncPgConnection, id: CalendarId) -> ApiResult<Self> {
-        Ok(business_calendars::table
-            .find(id)
-            .filter(business_calendars::deleted_at.is_null())
-            .select(CalendarRow::as_select())
-            .for_update()
-            .first(conn)
-            .await?)
-    }
+    crate::live_lock!(business_calendars);
 
     async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
         Ok(diesel::insert_into(business_calendars::table)

@@ -167,11 +167,7 @@ pub async fn first_match(
     Ok(policies.into_iter().find(|p| p.matches(facts)))
 }
 
-impl write::SoftDeleted for PolicyRow {
-    fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>> {
-        &mut self.deleted_at
-    }
-}
+crate::soft_deleted!(PolicyRow);
 
 impl Versioned for PolicyRow {
     const KIND: &'static str = "complaint_sla_policy";
@@ -187,15 +183,7 @@ impl Versioned for PolicyRow {
         serde_json::to_value(PolicyRow::view(self)).unwrap_or_default()
     }
 
-    async fn lock(conn: &mut AsyncPgConnection, id: PolicyId) -> ApiResult<Self> {
-        Ok(complaint_sla_policies::table
-            .find(id)
-            .filter(complaint_sla_policies::deleted_at.is_null())
-            .select(PolicyRow::as_select())
-            .for_update()
-            .first(conn)
-            .await?)
-    }
+    crate::live_lock!(complaint_sla_policies);
 
     async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
         Ok(diesel::insert_into(complaint_sla_policies::table)

@@ -242,6 +242,43 @@ pub trait SoftDeleted: Versioned {
     fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>>;
 }
 
+/// The [`SoftDeleted`] impl of a row with a `deleted_at` field: `soft_deleted!(AnswerRow);`.
+#[macro_export]
+macro_rules! soft_deleted {
+    ($row:ty) => {
+        impl $crate::kit::write::SoftDeleted for $row {
+            fn deleted_at_mut(&mut self) -> &mut Option<chrono::DateTime<chrono::Utc>> {
+                &mut self.deleted_at
+            }
+        }
+    };
+}
+
+/// The [`Versioned::lock`] of a soft-deleted row, inside its impl: the live row of the
+/// schema's `table` with this id, `FOR UPDATE`, `404` when there is none
+/// (`live_lock!(answers);`).
+#[macro_export]
+macro_rules! live_lock {
+    ($table:ident) => {
+        async fn lock(
+            conn: &mut diesel_async::AsyncPgConnection,
+            id: Self::Id,
+        ) -> $crate::error::ApiResult<Self> {
+            use diesel::prelude::*;
+            use $crate::db::schema::$table;
+            Ok(diesel_async::RunQueryDsl::first(
+                $table::table
+                    .find(id)
+                    .filter($table::deleted_at.is_null())
+                    .select(Self::as_select())
+                    .for_update(),
+                conn,
+            )
+            .await?)
+        }
+    };
+}
+
 /// Soft-deletes the locked row: `deleted_at` now, audited and announced as a deletion.
 pub async fn soft_delete<T: SoftDeleted>(
     conn: &mut AsyncPgConnection,
