@@ -507,8 +507,8 @@ struct EarnedLot {
     expired: i64,
 }
 
-/// Reverses everything the order earned the locked member: for each earning, what is left
-/// of its lot is voided and what was spent (or paid debt) becomes owed. Replays write
+/// Reverses everything the order earned, on the locked member who now holds it: for each
+/// earning, what is left of its lot is voided and what was spent (or paid debt) becomes owed. Replays write
 /// nothing. Returns the reversals written.
 pub async fn reverse_order(
     conn: &mut AsyncPgConnection,
@@ -518,8 +518,9 @@ pub async fn reverse_order(
     reason: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<EntryRow>> {
+    // By order alone: after a customer merge the earnings stay in the duplicate's ledger
+    // while their lots (and the order) belong to the survivor, whose membership reverses them.
     let earnings: Vec<EntryRow> = points_entries::table
-        .filter(points_entries::member_id.eq(member.id))
         .filter(points_entries::order_id.eq(order))
         .filter(points_entries::kind.eq(EntryKind::Earn))
         .order(points_entries::created_at)

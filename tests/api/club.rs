@@ -1147,3 +1147,54 @@ async fn the_ledger_reads_and_the_expiry_job_use_their_indexes_at_100k_members()
         .unwrap();
     assert!(lots > 1000, "the lapsed lots expire: {lots}");
 }
+
+#[actix_web::test]
+async fn a_merge_folds_the_duplicates_points_into_the_survivor_and_later_refunds_reverse_there() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    manager
+        .create(
+            "/api/v1/club/rules",
+            &json!({"name": "Per yuan", "kind": "purchase"}),
+        )
+        .await;
+    let (survivor, duplicate) = (member(&manager).await, member(&manager).await);
+    let customer_of = |m: &Value| m["customer_id"].as_str().unwrap().to_owned();
+    let old = order(&manager, &customer_of(&duplicate), "M-1", 5_000, &["shoes"]).await;
+    order(&manager, &customer_of(&survivor), "M-2", 2_000, &["shoes"]).await;
+    let spent = points(
+        &manager,
+        &id_of(&duplicate),
+        json!({"kind": "redeem", "points": 10, "reason": "x"}),
+    )
+    .await;
+    assert_eq!(spent.status, 201);
+    let merged = manager
+        .post("/api/v1/customers/merge", &json!({"survivor_id": customer_of(&survivor), "duplicate_id": customer_of(&duplicate)}))
+        .await;
+    assert_eq!(merged.status, 200, "{}", merged.text);
+    assert_eq!(
+        balance(&manager, &id_of(&survivor)).await["balance"],
+        20 + 40
+    );
+    let folded = manager
+        .get(&format!("/api/v1/club/members/{}", id_of(&duplicate)))
+        .await;
+    assert_eq!(folded.body["status"], "cancelled");
+    assert_eq!(folded.body["points"]["balance"], 0);
+    // The duplicate's order, refunded after the merge, is reversed on the survivor.
+    let refunded = manager
+        .patch(
+            &format!("/api/v1/orders/{}", id_of(&old)),
+            &json!({"status": "refunded"}),
+        )
+        .await;
+    assert_eq!(refunded.status, 200, "{}", refunded.text);
+    let after = balance(&manager, &id_of(&survivor)).await;
+    assert_eq!(
+        (after["balance"].as_i64(), after["owed"].as_i64()),
+        (Some(20), Some(10))
+    );
+    ledger_adds_up(&app, &id_of(&survivor)).await;
+    ledger_adds_up(&app, &id_of(&duplicate)).await;
+}
