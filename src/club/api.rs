@@ -5,8 +5,7 @@
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 
-use super::ledger::{self, Credit, EntryKind, EntryRow, Written};
-use super::settings::SettingsRow;
+use super::ledger::{self, EntryRow};
 use super::{MemberRow, MemberStatus, referrals, rules};
 use crate::error::{ApiError, ApiResult};
 use crate::kit::ids::{CustomerId, OrderId};
@@ -78,28 +77,14 @@ pub async fn compensate(
             "points go to the customer's club membership, and the customer has no active one; enrol them or give a gift",
         ));
     };
-    let settings = SettingsRow::load(conn).await?;
-    let credit = Credit {
-        kind: EntryKind::Earn,
-        points,
-        qualifies: false,
-        reason,
-        reference: Some(reference),
-        order_id: None,
-        rule_id: None,
-        pending_days: 0,
-    };
-    let written = ledger::credit(
+    ledger::credit_bonus(
         conn,
         writer,
         &mut member,
-        credit,
-        None,
-        &settings,
+        points,
+        reason,
+        reference,
         Utc::now(),
     )
-    .await?;
-    Ok(match written {
-        Written::New(e) | Written::Replayed(e) => e,
-    })
+    .await
 }

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
-use super::ledger::{self, Credit, EntryKind};
+use super::ledger;
 use super::settings::SettingsRow;
 use super::tiers::Ladder;
 use super::{MemberRow, MemberStatus};
@@ -607,14 +607,7 @@ async fn register(
             if event.ends_at <= now {
                 return Err(ApiError::Conflict("the event is over".into()));
             }
-            let member: Option<MemberRow> = club_members::table
-                .find(member_id)
-                .select(MemberRow::as_select())
-                .first(conn)
-                .await
-                .optional()?;
-            let member =
-                member.ok_or_else(|| ApiError::rule("member_id", "not_found", "no such member"))?;
+            let member = MemberRow::lock_referenced(conn, member_id, "member_id").await?;
             if member.status != MemberStatus::Active {
                 return Err(ApiError::rule(
                     "member_id",
@@ -891,19 +884,18 @@ async fn check_in(
             if event.attendance_points > 0 {
                 let mut member = MemberRow::lock(conn, registration.member_id).await?;
                 if member.status == MemberStatus::Active {
-                    let settings = SettingsRow::load(conn).await?;
-                    let credit = Credit {
-                        kind: EntryKind::Earn,
-                        points: event.attendance_points,
-                        qualifies: false,
-                        reason: format!("attended {}", event.title),
-                        reference: Some(format!("event:{}", event.id)),
-                        order_id: None,
-                        rule_id: None,
-                        pending_days: 0,
-                    };
-                    ledger::credit(conn, &writer, &mut member, credit, None, &settings, now)
-                        .await?;
+                    let reason = format!("attended {}", event.title);
+                    let reference = format!("event:{}", event.id);
+                    ledger::credit_bonus(
+                        conn,
+                        &writer,
+                        &mut member,
+                        event.attendance_points,
+                        reason,
+                        reference,
+                        now,
+                    )
+                    .await?;
                 }
             }
             Ok(saved)

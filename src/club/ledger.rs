@@ -244,7 +244,7 @@ pub enum Written {
 
 impl Written {
     /// The entry either way.
-    pub fn entry(&self) -> &EntryRow {
+    pub fn into_entry(self) -> EntryRow {
         match self {
             Self::New(e) | Self::Replayed(e) => e,
         }
@@ -396,6 +396,33 @@ pub async fn credit(
     };
     adjust_member(conn, member, -debt_paid, earned).await?;
     Ok(Written::New(entry))
+}
+
+/// Credits a locked member a fixed bonus that is spendable at once and does not count for
+/// tiers (goodwill, attendance), once per `reference`: the entry, new or the first one.
+pub async fn credit_bonus(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    member: &mut MemberRow,
+    points: i64,
+    reason: String,
+    reference: String,
+    now: DateTime<Utc>,
+) -> ApiResult<EntryRow> {
+    let settings = SettingsRow::load(conn).await?;
+    let bonus = Credit {
+        kind: EntryKind::Earn,
+        points,
+        qualifies: false,
+        reason,
+        reference: Some(reference),
+        order_id: None,
+        rule_id: None,
+        pending_days: 0,
+    };
+    Ok(credit(conn, writer, member, bonus, None, &settings, now)
+        .await?
+        .into_entry())
 }
 
 /// Changes what a locked member owes and has earned.

@@ -66,11 +66,22 @@ pub struct Member {
 
 /// The member as the API shows it, now.
 pub async fn view(conn: &mut AsyncPgConnection, member: &MemberRow) -> ApiResult<Member> {
-    let now = Utc::now();
     let ladder = Ladder::load(conn).await?;
     let settings = SettingsRow::load(conn).await?;
+    view_with(conn, member, &ladder, &settings).await
+}
+
+/// The member as the API shows it, now, against tiers and settings the caller read (once for
+/// a whole page).
+async fn view_with(
+    conn: &mut AsyncPgConnection,
+    member: &MemberRow,
+    ladder: &Ladder,
+    settings: &SettingsRow,
+) -> ApiResult<Member> {
+    let now = Utc::now();
     let points = ledger::balances(conn, member, now).await?;
-    let progress = tiers::progress(conn, member, &ladder, &settings, now).await?;
+    let progress = tiers::progress(conn, member, ladder, settings, now).await?;
     Ok(Member {
         id: member.id,
         member_number: member.member_number.clone(),
@@ -225,9 +236,11 @@ async fn list(
     }
     let rows = query.load(&mut conn).await?;
     let page = window.page(rows, |m| MemberCursor(m.created_at, m.id.get()));
+    let ladder = Ladder::load(&mut conn).await?;
+    let settings = SettingsRow::load(&mut conn).await?;
     let mut data = Vec::with_capacity(page.data.len());
     for row in &page.data {
-        data.push(view(&mut conn, row).await?);
+        data.push(view_with(&mut conn, row, &ladder, &settings).await?);
     }
     Ok(web::Json(Page {
         data,
@@ -455,7 +468,9 @@ async fn points_write(
                     ledger::credit(conn, &writer, &mut member, credit, expected, &settings, now)
                         .await?;
                 if matches!(written, Written::New(_)) {
-                    tiers::upgrade_if_qualified(conn, &writer, member, &settings, now).await?;
+                    let ladder = Ladder::load(conn).await?;
+                    tiers::upgrade_if_qualified(conn, &writer, member, &ladder, &settings, now)
+                        .await?;
                 }
                 Ok(written)
             } else {

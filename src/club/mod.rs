@@ -81,6 +81,21 @@ impl MemberRow {
             .await?)
     }
 
+    /// The membership a request names in `field`, locked: `409` (a rule on that field) when
+    /// there is none, rather than the `404` of the member's own routes.
+    pub async fn lock_referenced(
+        conn: &mut AsyncPgConnection,
+        id: MemberId,
+        field: &str,
+    ) -> ApiResult<Self> {
+        Self::lock(conn, id).await.map_err(|e| match e {
+            crate::error::ApiError::NotFound(_) => {
+                crate::error::ApiError::rule(field, "not_found", "no such member")
+            }
+            other => other,
+        })
+    }
+
     /// The customer's membership, locked, if they have one.
     pub async fn lock_of_customer(
         conn: &mut AsyncPgConnection,

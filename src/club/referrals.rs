@@ -121,14 +121,8 @@ async fn create(
     let saved = conn
         .transaction::<_, ApiError, _>(async move |conn| {
             let referrer =
-                MemberRow::lock(conn, b.referrer_member_id)
-                    .await
-                    .map_err(|e| match e {
-                        ApiError::NotFound(_) => {
-                            ApiError::rule("referrer_member_id", "not_found", "no such member")
-                        }
-                        other => other,
-                    })?;
+                MemberRow::lock_referenced(conn, b.referrer_member_id, "referrer_member_id")
+                    .await?;
             if referrer.status != MemberStatus::Active {
                 return Err(ApiError::rule(
                     "referrer_member_id",

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::MemberRow;
-use super::ledger::{self, Debit, Entry, EntryKind, Written};
+use super::ledger::{self, Debit, Entry, EntryKind};
 use crate::auth::{Authorized, ClubManage, ClubRead, ClubWrite};
 use crate::db::DbConn;
 use crate::db::keyset::older_than;
@@ -350,14 +350,7 @@ async fn redeem(
     let id = RewardId::from(*id);
     let redemption = conn
         .transaction::<_, ApiError, _>(async move |conn| {
-            let member = MemberRow::lock(conn, b.member_id)
-                .await
-                .map_err(|e| match e {
-                    ApiError::NotFound(_) => {
-                        ApiError::rule("member_id", "not_found", "no such member")
-                    }
-                    other => other,
-                })?;
+            let member = MemberRow::lock_referenced(conn, b.member_id, "member_id").await?;
             member.ensure_active()?;
             let reward = <Reward as Versioned>::lock(conn, id).await?;
             if !reward.active {
@@ -388,9 +381,9 @@ async fn redeem(
                 reference: Some(format!("reward-redemption:{redemption_id}")),
             };
             let expected = b.expected_balance.map(Whole::get);
-            let entry = match ledger::debit(conn, &writer, &member, debit, expected, now).await? {
-                Written::New(e) | Written::Replayed(e) => e,
-            };
+            let entry = ledger::debit(conn, &writer, &member, debit, expected, now)
+                .await?
+                .into_entry();
             let stock_left: Option<Option<i32>> = diesel::update(club_rewards::table.find(id))
                 .set(club_rewards::stock.eq(club_rewards::stock - 1))
                 .filter(club_rewards::stock.is_not_null())

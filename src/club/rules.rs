@@ -314,7 +314,8 @@ pub async fn earn_for_order(
         return Ok(member);
     }
     let settings = SettingsRow::load(conn).await?;
-    let multiplier = Ladder::load(conn).await?.multiplier_percent(member.tier_id);
+    let ladder = Ladder::load(conn).await?;
+    let multiplier = ladder.multiplier_percent(member.tier_id);
     let reference = format!("order:{}", order.id);
     let what = format!("order {}", order.external_id);
     let earning = Earning {
@@ -342,7 +343,7 @@ pub async fn earn_for_order(
         }
     }
     if earned {
-        member = tiers::upgrade_if_qualified(conn, writer, member, &settings, now).await?;
+        member = tiers::upgrade_if_qualified(conn, writer, member, &ladder, &settings, now).await?;
     }
     Ok(member)
 }

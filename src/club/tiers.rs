@@ -375,10 +375,10 @@ pub async fn upgrade_if_qualified(
     conn: &mut AsyncPgConnection,
     writer: &Writer,
     member: MemberRow,
+    ladder: &Ladder,
     settings: &SettingsRow,
     now: DateTime<Utc>,
 ) -> ApiResult<MemberRow> {
-    let ladder = Ladder::load(conn).await?;
     let current_rank = ladder.get(member.tier_id).map_or(-1, |t| t.rank);
     let Some(next) = ladder.above(ladder.get(member.tier_id)) else {
         return Ok(member);
