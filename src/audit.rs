@@ -14,13 +14,14 @@ use crate::auth::Principal;
 use crate::db::keyset::older_than;
 use crate::db::schema::audit_log;
 use crate::error::ApiResult;
+use crate::kit::ids::{ApiKeyId, CustomerId, UserId};
 use crate::kit::registry::{CustomerHooks, Erase, TimelineCursor, TimelineEntry};
 
 /// Who made a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
-    User(Uuid),
-    ApiKey(Uuid),
+    User(UserId),
+    ApiKey(ApiKeyId),
     /// The command line (CSV import, seeding) or the server itself.
     System,
 }
@@ -38,8 +39,8 @@ impl Actor {
     /// The actor as its stored columns: type and id.
     pub fn parts(self) -> (&'static str, Option<Uuid>) {
         match self {
-            Self::User(id) => ("user", Some(id)),
-            Self::ApiKey(id) => ("api_key", Some(id)),
+            Self::User(id) => ("user", Some(id.get())),
+            Self::ApiKey(id) => ("api_key", Some(id.get())),
             Self::System => ("system", None),
         }
     }
@@ -60,7 +61,7 @@ pub struct Subject {
     pub entity_type: &'static str,
     pub entity_id: Uuid,
     /// The customer the change concerns, so that it shows in their history and timeline.
-    pub customer_id: Option<Uuid>,
+    pub customer_id: Option<CustomerId>,
 }
 
 /// Records one change. `changes` is usually [`diff`] of the before and after states.
@@ -132,7 +133,7 @@ pub struct AuditEntry {
 /// Entries about a customer, newest first, before the `(created_at, id)` cursor.
 pub async fn for_customer(
     conn: &mut AsyncPgConnection,
-    customer_id: Uuid,
+    customer_id: CustomerId,
     before: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> QueryResult<Vec<AuditEntry>> {
@@ -152,7 +153,7 @@ pub async fn for_customer(
 /// erase, the history must not keep what was erased).
 pub async fn redact_customer(
     conn: &mut AsyncPgConnection,
-    customer_id: Uuid,
+    customer_id: CustomerId,
     fields: &[&str],
 ) -> QueryResult<usize> {
     let entries: Vec<(Uuid, Value)> = audit_log::table
@@ -200,7 +201,7 @@ pub fn customer_hooks() -> CustomerHooks {
 
 fn timeline<'c>(
     conn: &'c mut AsyncPgConnection,
-    customer: Uuid,
+    customer: CustomerId,
     before: TimelineCursor,
     limit: i64,
 ) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
@@ -221,7 +222,7 @@ fn timeline<'c>(
 
 fn export<'c>(
     conn: &'c mut AsyncPgConnection,
-    customer: Uuid,
+    customer: CustomerId,
 ) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
     Box::pin(async move {
         let entries = for_customer(conn, customer, None, i64::MAX).await?;

@@ -243,7 +243,7 @@ async fn export_customers(settings: &Settings, filters: ExportFilters) -> Result
         stage: filters.stage,
         region: filters.region,
         tag: filters.tag,
-        owner_id: filters.owner_id,
+        owner_id: filters.owner_id.map(Into::into),
         ..ListFilters::default()
     };
     let wait = settings.db_pool_timeout;

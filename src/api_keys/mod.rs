@@ -19,6 +19,7 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::kit::ids::{ApiKeyId, UserId};
 use crate::kit::input::{Items, Text};
 use crate::kit::write::{self, Action, Locked, Versioned, Writer};
 
@@ -40,14 +41,14 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = api_keys)]
 struct ApiKeyRow {
-    id: Uuid,
+    id: ApiKeyId,
     name: String,
     prefix: String,
     #[serde(skip)]
     key_hash: Vec<u8>,
     scopes: Vec<String>,
     version: i64,
-    created_by: Option<Uuid>,
+    created_by: Option<UserId>,
     created_at: DateTime<Utc>,
     #[serde(skip)]
     last_used_at: Option<DateTime<Utc>>,
@@ -56,20 +57,16 @@ struct ApiKeyRow {
 
 impl Versioned for ApiKeyRow {
     const KIND: &'static str = "api_key";
-    type Id = Uuid;
+    type Id = ApiKeyId;
 
     // Keys have no `updated_at`: a revocation is stamped by `revoked_at`.
     crate::versioned_columns!(id: id, version: version);
-
-    fn customer_id(&self) -> Option<Uuid> {
-        None
-    }
 
     fn view(&self) -> serde_json::Value {
         serde_json::to_value(ApiKey::from(self.clone())).unwrap_or_default()
     }
 
-    async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Self> {
+    async fn lock(conn: &mut AsyncPgConnection, id: ApiKeyId) -> ApiResult<Self> {
         Ok(api_keys::table
             .find(id)
             .select(ApiKeyRow::as_select())
@@ -112,7 +109,7 @@ const REVOKED: Action = Action::named("revoked", "revoked");
 /// An API key, without its secret.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKey {
-    pub id: Uuid,
+    pub id: ApiKeyId,
     #[schema(example = "Web shop")]
     pub name: String,
     pub scopes: Vec<Scope>,
@@ -179,7 +176,7 @@ async fn create(
     scopes.dedup();
     let key = format!("{KEY_PREFIX}{}", secrets::random_token(32));
     let new = ApiKeyRow {
-        id: Uuid::now_v7(),
+        id: ApiKeyId::new(),
         name,
         prefix: key[..SHOWN_PREFIX_LEN].to_owned(),
         key_hash: secrets::digest(&key),
@@ -265,7 +262,7 @@ async fn revoke(
     id: web::Path<Uuid>,
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
-    let (writer, id) = (Writer::of(&caller.principal), *id);
+    let (writer, id) = (Writer::of(&caller.principal), ApiKeyId::from(*id));
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let current: Locked<ApiKeyRow> = write::lock(conn, &writer, id, &if_match).await?;
         let mut revoked = current.to_change();

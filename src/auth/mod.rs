@@ -12,6 +12,7 @@ use std::future::{Ready, ready};
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use crate::kit::ids::{ApiKeyId, UserId};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::AUTHORIZATION;
@@ -22,7 +23,6 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use self::cache::TtlCache;
 use self::tokens::TokenKeys;
@@ -142,9 +142,9 @@ pub enum Access {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     /// A staff user, with their current role.
-    User { id: Uuid, role: Role },
+    User { id: UserId, role: Role },
     /// An integration's API key, with its scopes.
-    ApiKey { id: Uuid, scopes: Vec<Scope> },
+    ApiKey { id: ApiKeyId, scopes: Vec<Scope> },
 }
 
 impl Principal {
@@ -166,7 +166,7 @@ impl Principal {
     }
 
     /// The user behind the request, if it is a user.
-    pub fn user_id(&self) -> Option<Uuid> {
+    pub fn user_id(&self) -> Option<UserId> {
         match self {
             Self::User { id, .. } => Some(*id),
             Self::ApiKey { .. } => None,
@@ -183,7 +183,7 @@ pub enum Ownership {
     /// Managers, admins and keys; agents only when they are `owner` (an unowned row is not
     /// theirs). `what` names the rows agents may write, for the `403`: "the customers they own".
     Owned {
-        owner: Option<Uuid>,
+        owner: Option<UserId>,
         what: &'static str,
     },
 }
@@ -319,7 +319,7 @@ const LAST_USED_GRANULARITY: Duration = Duration::from_secs(60);
 /// What an API key grants, as cached.
 #[derive(Clone)]
 struct KeyGrant {
-    id: Uuid,
+    id: ApiKeyId,
     scopes: Vec<Scope>,
 }
 
@@ -329,9 +329,9 @@ pub struct AuthState {
     pub keys: TokenKeys,
     /// Lifetime of refresh tokens.
     pub refresh_ttl: Duration,
-    users: TtlCache<Uuid, Option<Role>>,
+    users: TtlCache<UserId, Option<Role>>,
     api_keys: TtlCache<Vec<u8>, Option<KeyGrant>>,
-    key_uses: TtlCache<Uuid, ()>,
+    key_uses: TtlCache<ApiKeyId, ()>,
 }
 
 impl AuthState {
@@ -347,12 +347,12 @@ impl AuthState {
     }
 
     /// Forgets what is cached about a user (after a role change or deactivation).
-    pub fn forget_user(&self, id: Uuid) {
+    pub fn forget_user(&self, id: UserId) {
         self.users.remove(&id);
     }
 
     /// Forgets what is cached about an API key (after it is revoked).
-    pub fn forget_api_key(&self, id: Uuid) {
+    pub fn forget_api_key(&self, id: ApiKeyId) {
         self.api_keys
             .remove_where(|grant| grant.as_ref().is_some_and(|g| g.id == id));
     }
@@ -377,7 +377,7 @@ impl AuthState {
     }
 
     /// The user's role if the user exists and is active.
-    async fn current_role(&self, pool: &Pool, id: Uuid) -> ApiResult<Option<Role>> {
+    async fn current_role(&self, pool: &Pool, id: UserId) -> ApiResult<Option<Role>> {
         if let Some(cached) = self.users.get(&id) {
             return Ok(cached);
         }
@@ -403,7 +403,7 @@ impl AuthState {
         }
         use schema::api_keys::dsl;
         let mut conn = pool.get().await?;
-        let row: Option<(Uuid, Vec<String>)> = dsl::api_keys
+        let row: Option<(ApiKeyId, Vec<String>)> = dsl::api_keys
             .filter(dsl::key_hash.eq(&digest))
             .filter(dsl::revoked_at.is_null())
             .select((dsl::id, dsl::scopes))
@@ -419,7 +419,7 @@ impl AuthState {
     }
 
     /// Records `last_used_at` in the background, at most once a minute per key.
-    fn record_key_use(&self, pool: &Pool, id: Uuid) {
+    fn record_key_use(&self, pool: &Pool, id: ApiKeyId) {
         if self.key_uses.get(&id).is_some() {
             return;
         }
@@ -531,7 +531,7 @@ mod tests {
     #[test]
     fn api_keys_carry_only_their_scopes() {
         let key = Principal::ApiKey {
-            id: Uuid::nil(),
+            id: ApiKeyId::new(),
             scopes: vec![Scope::CustomersRead],
         };
         assert!(key.may(Access::Scope(Scope::CustomersRead)));

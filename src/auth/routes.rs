@@ -8,6 +8,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use crate::kit::ids::{ApiKeyId, UserId};
 use validator::Validate;
 
 use super::{AuthState, Principal, Role, Scope, passwords, secrets};
@@ -37,7 +39,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 struct RefreshTokenRow {
     id: Uuid,
     family_id: Uuid,
-    user_id: Uuid,
+    user_id: UserId,
     expires_at: chrono::DateTime<Utc>,
     rotated_at: Option<chrono::DateTime<Utc>>,
     revoked_at: Option<chrono::DateTime<Utc>>,
@@ -79,14 +81,14 @@ pub struct TokenPair {
 pub enum Me {
     /// A staff user.
     User {
-        id: Uuid,
+        id: UserId,
         email: String,
         role: Role,
         active: bool,
     },
     /// An integration's API key.
     ApiKey {
-        id: Uuid,
+        id: ApiKeyId,
         name: String,
         scopes: Vec<Scope>,
     },
@@ -124,7 +126,7 @@ async fn login(
             retry_after: decision.reset,
         });
     }
-    let row: Option<(Uuid, String, String, bool)> = users::table
+    let row: Option<(UserId, String, String, bool)> = users::table
         .filter(
             diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = ")
                 .bind::<diesel::sql_types::Text, _>(&email),
@@ -288,7 +290,7 @@ async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid) -> QueryResul
 async fn issue_pair(
     conn: &mut AsyncPgConnection,
     state: &AuthState,
-    user_id: Uuid,
+    user_id: UserId,
     role: Role,
     family: Uuid,
 ) -> ApiResult<TokenPair> {

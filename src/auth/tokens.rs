@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::Role;
 use super::cache::TtlCache;
+use crate::kit::ids::UserId;
 
 /// The `iss` and `aud` of every access token.
 pub const ISSUER: &str = "rapport";
@@ -32,7 +33,7 @@ pub struct Claims {
     pub iss: String,
     pub aud: String,
     pub typ: String,
-    pub sub: Uuid,
+    pub sub: UserId,
     pub role: Role,
     pub iat: i64,
     pub nbf: i64,
@@ -50,7 +51,7 @@ pub struct TokenKeys {
     /// and decoding header and claims was the largest single cost of a `GET` by id
     /// (~30 % of its instructions). Only byte-identical tokens hit; `exp` is checked on
     /// every use.
-    verified: TtlCache<String, (Uuid, i64)>,
+    verified: TtlCache<String, (UserId, i64)>,
 }
 
 impl TokenKeys {
@@ -77,7 +78,11 @@ impl TokenKeys {
     }
 
     /// Issues an access token for a user.
-    pub fn issue(&self, user_id: Uuid, role: Role) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        user_id: UserId,
+        role: Role,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -97,7 +102,7 @@ impl TokenKeys {
     }
 
     /// The user a valid, current access token names, remembering tokens already verified.
-    pub fn subject(&self, token: &str) -> Option<Uuid> {
+    pub fn subject(&self, token: &str) -> Option<UserId> {
         let now = Utc::now().timestamp();
         let current = |exp: i64| exp + LEEWAY_SECS as i64 >= now;
         if let Some((sub, exp)) = self.verified.get(token) {
@@ -132,7 +137,7 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify() {
-        let id = Uuid::now_v7();
+        let id = UserId::new();
         let token = keys().issue(id, Role::Manager).unwrap();
         let claims = keys().verify(&token).unwrap();
         assert_eq!(claims.sub, id);
@@ -143,7 +148,7 @@ mod tests {
     #[test]
     fn remembered_tokens_still_expire() {
         let keys = keys();
-        let id = Uuid::now_v7();
+        let id = UserId::new();
         let token = keys.issue(id, Role::Agent).unwrap();
         assert_eq!(keys.subject(&token), Some(id));
         assert_eq!(keys.subject(&token), Some(id), "served from the cache");
@@ -155,7 +160,7 @@ mod tests {
 
     #[test]
     fn other_secrets_and_garbage_fail() {
-        let token = keys().issue(Uuid::now_v7(), Role::Admin).unwrap();
+        let token = keys().issue(UserId::new(), Role::Admin).unwrap();
         let other = TokenKeys::new(&[8u8; 32], Duration::from_secs(900));
         assert!(other.verify(&token).is_none());
         assert!(keys().verify("not.a.jwt").is_none());

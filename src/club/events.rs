@@ -29,7 +29,7 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
-use crate::kit::ids::{ClubEventId, MemberId, RegistrationId, TierId};
+use crate::kit::ids::{ClubEventId, CustomerId, MemberId, RegistrationId, TierId};
 use crate::kit::input::{Items, Text, Whole};
 use crate::kit::workflow::{Workflow, ensure_move};
 use crate::kit::write::{self, Action, Entry, Versioned, Writer};
@@ -135,10 +135,6 @@ impl Versioned for EventRow {
     type Id = ClubEventId;
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
-
-    fn customer_id(&self) -> Option<Uuid> {
-        None
-    }
 
     fn view(&self) -> Value {
         serde_json::to_value(self).unwrap_or_default()
@@ -510,7 +506,7 @@ async fn announce(
     what: &'static str,
     changes: Value,
 ) -> ApiResult<()> {
-    let customer: Uuid = club_members::table
+    let customer: CustomerId = club_members::table
         .find(registration.member_id)
         .select(club_members::customer_id)
         .first(conn)

@@ -175,7 +175,7 @@ async fn notice_downgrades(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> 
                 subject: Subject {
                     entity_type: "member",
                     entity_id: member.id.get(),
-                    customer_id: Some(member.customer_id.get()),
+                    customer_id: Some(member.customer_id),
                 },
                 event_type: "member.tier_downgrade_pending".into(),
                 audit_action: "downgrade_noticed",

@@ -325,7 +325,7 @@ async fn append(
             subject: Subject {
                 entity_type: SUBJECT,
                 entity_id: saved.id.get(),
-                customer_id: Some(member.customer_id.get()),
+                customer_id: Some(member.customer_id),
             },
             actor: writer.actor(),
             data: serde_json::to_value(Entry::from(saved.clone())).unwrap_or_default(),

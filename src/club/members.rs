@@ -544,17 +544,17 @@ async fn tier_changes(
 pub fn merge<'c>(
     conn: &'c mut AsyncPgConnection,
     writer: &'c Writer,
-    survivor: Uuid,
-    duplicate: Uuid,
+    survivor: CustomerId,
+    duplicate: CustomerId,
 ) -> BoxFuture<'c, ApiResult<()>> {
     Box::pin(async move {
-        let Some(mut from) = MemberRow::lock_of_customer(conn, duplicate.into()).await? else {
+        let Some(mut from) = MemberRow::lock_of_customer(conn, duplicate).await? else {
             return Ok(());
         };
-        let Some(mut to) = MemberRow::lock_of_customer(conn, survivor.into()).await? else {
+        let Some(mut to) = MemberRow::lock_of_customer(conn, survivor).await? else {
             let locked = write::adopt(writer, from)?;
             let mut after = locked.to_change();
-            after.customer_id = survivor.into();
+            after.customer_id = survivor;
             write::save(conn, writer, locked, after, MERGED).await?;
             return Ok(());
         };

@@ -20,7 +20,6 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::db::schema::{club_members, club_referrals, points_entries};
 use crate::error::ApiResult;
@@ -130,8 +129,8 @@ impl Versioned for MemberRow {
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
 
-    fn customer_id(&self) -> Option<Uuid> {
-        Some(self.customer_id.get())
+    fn customer_id(&self) -> Option<CustomerId> {
+        Some(self.customer_id)
     }
 
     fn view(&self) -> Value {
@@ -194,7 +193,7 @@ pub fn customer_hooks() -> CustomerHooks {
 /// Timeline source: the member's ledger entries.
 fn timeline<'c>(
     conn: &'c mut AsyncPgConnection,
-    customer: Uuid,
+    customer: CustomerId,
     before: TimelineCursor,
     limit: i64,
 ) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
@@ -233,7 +232,7 @@ fn timeline<'c>(
 /// Export section: the membership, its balances and its whole ledger.
 fn export<'c>(
     conn: &'c mut AsyncPgConnection,
-    customer: Uuid,
+    customer: CustomerId,
 ) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
     Box::pin(async move {
         let member: Option<MemberRow> = club_members::table
@@ -262,7 +261,7 @@ fn export<'c>(
 fn erase<'c>(
     conn: &'c mut AsyncPgConnection,
     _writer: &'c Writer,
-    customer: Uuid,
+    customer: CustomerId,
 ) -> BoxFuture<'c, ApiResult<()>> {
     Box::pin(async move {
         let member: Option<MemberId> = club_members::table

@@ -78,7 +78,7 @@ async fn announce(
         subject: Subject {
             entity_type: "referral",
             entity_id: referral.id.get(),
-            customer_id: Some(referral.customer_id.get()),
+            customer_id: Some(referral.customer_id),
         },
         event_type: format!("referral.{what}"),
         audit_action: what,

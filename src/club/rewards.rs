@@ -69,10 +69,6 @@ impl Versioned for Reward {
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
 
-    fn customer_id(&self) -> Option<Uuid> {
-        None
-    }
-
     fn view(&self) -> Value {
         serde_json::to_value(self).unwrap_or_default()
     }

@@ -425,10 +425,6 @@ impl Versioned for RuleRow {
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
 
-    fn customer_id(&self) -> Option<Uuid> {
-        None
-    }
-
     fn view(&self) -> Value {
         serde_json::to_value(RuleRow::view(self)).unwrap_or_default()
     }

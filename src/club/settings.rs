@@ -166,10 +166,6 @@ impl Versioned for SettingsRow {
         self.updated_at = now;
     }
 
-    fn customer_id(&self) -> Option<Uuid> {
-        None
-    }
-
     fn view(&self) -> Value {
         serde_json::to_value(self).unwrap_or_default()
     }

@@ -133,10 +133,6 @@ impl Versioned for AnswerRow {
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
 
-    fn customer_id(&self) -> Option<Uuid> {
-        None
-    }
-
     fn view(&self) -> Value {
         serde_json::to_value(AnswerRow::view(self, (0, 0))).unwrap_or_default()
     }

@@ -15,6 +15,7 @@ use super::sla::{Recipient, StepKind};
 use crate::audit::{Actor, Subject};
 use crate::error::{ApiError, ApiResult};
 use crate::kit::events::{self, NewEvent};
+use crate::kit::ids::{CustomerId, UserId};
 
 /// Steps fired per transaction.
 pub const BATCH: i64 = 2000;
@@ -37,11 +38,11 @@ struct Due {
     #[diesel(sql_type = Timestamptz)]
     fire_at: DateTime<Utc>,
     #[diesel(sql_type = SqlUuid)]
-    customer_id: Uuid,
+    customer_id: CustomerId,
     #[diesel(sql_type = Nullable<SqlUuid>)]
-    assignee_id: Option<Uuid>,
+    assignee_id: Option<UserId>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
-    manager_id: Option<Uuid>,
+    manager_id: Option<UserId>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     due_at: Option<DateTime<Utc>>,
 }
@@ -124,7 +125,7 @@ pub async fn fire_batch(
 fn event_data(d: &Due) -> Value {
     let recipient: Recipient =
         serde_json::from_value(d.notify.clone()).unwrap_or(Recipient::Assignee);
-    let user_ids: Vec<Uuid> = match recipient {
+    let user_ids: Vec<UserId> = match recipient {
         Recipient::Assignee => d.assignee_id.into_iter().collect(),
         Recipient::Manager => d.manager_id.into_iter().collect(),
         Recipient::Admins | Recipient::Managers => Vec::new(),

@@ -376,14 +376,14 @@ impl Versioned for ComplaintRecord {
 
     crate::versioned_columns!(id: row.id, version: row.version, updated_at: row.updated_at);
 
-    fn customer_id(&self) -> Option<Uuid> {
-        Some(self.row.customer_id.get())
+    fn customer_id(&self) -> Option<CustomerId> {
+        Some(self.row.customer_id)
     }
 
     /// Agents change the complaints assigned to them.
     fn ownership(&self) -> Ownership {
         Ownership::Owned {
-            owner: self.row.assignee_id.map(UserId::get),
+            owner: self.row.assignee_id,
             what: "the complaints assigned to them",
         }
     }
@@ -628,7 +628,7 @@ pub fn customer_hooks() -> CustomerHooks {
 
 fn timeline<'c>(
     conn: &'c mut AsyncPgConnection,
-    customer: Uuid,
+    customer: CustomerId,
     before: TimelineCursor,
     limit: i64,
 ) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
@@ -666,8 +666,8 @@ fn timeline<'c>(
 fn move_to_survivor<'c>(
     conn: &'c mut AsyncPgConnection,
     _writer: &'c Writer,
-    survivor: Uuid,
-    duplicate: Uuid,
+    survivor: CustomerId,
+    duplicate: CustomerId,
 ) -> BoxFuture<'c, ApiResult<()>> {
     Box::pin(async move {
         diesel::update(complaints::table.filter(complaints::customer_id.eq(duplicate)))
@@ -683,7 +683,7 @@ fn move_to_survivor<'c>(
 
 fn export<'c>(
     conn: &'c mut AsyncPgConnection,
-    customer: Uuid,
+    customer: CustomerId,
 ) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
     Box::pin(async move {
         let rows: Vec<ComplaintRow> = complaints::table
@@ -736,7 +736,7 @@ fn export<'c>(
 fn erase<'c>(
     conn: &'c mut AsyncPgConnection,
     _writer: &'c Writer,
-    customer: Uuid,
+    customer: CustomerId,
 ) -> BoxFuture<'c, ApiResult<()>> {
     Box::pin(async move {
         let ids = complaints::table

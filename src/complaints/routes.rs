@@ -467,7 +467,7 @@ async fn create(
         Principal::User {
             id,
             role: Role::Agent,
-        } => Some(UserId::from(*id)),
+        } => Some(*id),
         _ => None,
     });
     let writer = Writer::of(&caller.principal);
@@ -507,7 +507,7 @@ pub async fn open(
         check_order(conn, order, customer.id).await?;
     }
     if let Some(user) = assignee {
-        crate::users::ensure_active(conn, "assignee_id", user.get()).await?;
+        crate::users::ensure_active(conn, "assignee_id", user).await?;
     }
     let id = ComplaintId::new();
     let mut record = ComplaintRecord {
@@ -739,7 +739,7 @@ async fn update(
                 Field::Absent => {}
                 Field::Null => row.assignee_id = None,
                 Field::Value(user) => {
-                    crate::users::ensure_active(conn, "assignee_id", user.get()).await?;
+                    crate::users::ensure_active(conn, "assignee_id", user).await?;
                     row.assignee_id = Some(user);
                 }
             }
@@ -842,7 +842,7 @@ fn subject(record: &ComplaintRecord) -> Subject {
     Subject {
         entity_type: ComplaintRecord::KIND,
         entity_id: record.row.id.get(),
-        customer_id: Some(record.row.customer_id.get()),
+        customer_id: Some(record.row.customer_id),
     }
 }
 

@@ -50,13 +50,13 @@ impl Versioned for CustomerRow {
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
 
-    fn customer_id(&self) -> Option<Uuid> {
-        Some(self.id.get())
+    fn customer_id(&self) -> Option<CustomerId> {
+        Some(self.id)
     }
 
     fn ownership(&self) -> Ownership {
         Ownership::Owned {
-            owner: self.owner_id.map(UserId::get),
+            owner: self.owner_id,
             what: "the customers they own",
         }
     }
@@ -220,7 +220,7 @@ pub async fn insert_new(
         role: Role::Agent,
     }) = writer.principal()
     {
-        row.owner_id = Some(UserId::from(*id));
+        row.owner_id = Some(*id);
     }
     let errors = fields.apply(&mut row, now);
     if !errors.is_empty() {
@@ -394,7 +394,7 @@ pub async fn merge(
     write::save(conn, writer, survivor, merged, MERGED).await?;
     move_referrals(conn, survivor_id, gaps.id).await?;
     for step in registry.merge_steps() {
-        step(conn, writer, survivor_id.get(), gaps.id.get()).await?;
+        step(conn, writer, survivor_id, gaps.id).await?;
     }
     lock_live(conn, survivor_id).await
 }
@@ -544,16 +544,16 @@ pub async fn erase(
         ..blank
     };
     let saved = write::save(conn, writer, current, kept, ERASED).await?;
-    audit::redact_customer(conn, id.get(), &PERSONAL_FIELDS).await?;
+    audit::redact_customer(conn, id, &PERSONAL_FIELDS).await?;
     let view = saved.view();
     let erased: serde_json::Map<String, Value> = PERSONAL_FIELDS
         .iter()
         .filter_map(|field| Some(((*field).to_owned(), view.get(*field)?.clone())))
         .collect();
-    events::redact_customer(conn, id.get(), CustomerRow::KIND, Value::Object(erased)).await?;
+    events::redact_customer(conn, id, CustomerRow::KIND, Value::Object(erased)).await?;
     crate::http::idempotency::redact_responses_naming(conn, id.get()).await?;
     for step in registry.erase_steps() {
-        step(conn, writer, id.get()).await?;
+        step(conn, writer, id).await?;
     }
     Ok(saved)
 }
@@ -574,7 +574,7 @@ pub async fn export(
         serde_json::to_value(super::Customer::from(row)).unwrap_or_default(),
     );
     for section in registry.export_sections() {
-        let (name, value) = section(conn, id.get()).await?;
+        let (name, value) = section(conn, id).await?;
         bundle.insert(name.into(), value);
     }
     bundle.insert(
@@ -734,7 +734,7 @@ pub struct ListFilters {
     pub level: Option<Level>,
     pub tier: Option<Tier>,
     pub stage: Option<Stage>,
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<UserId>,
     pub region: Option<String>,
     pub tag: Option<String>,
     pub birthday_month: Option<i32>,

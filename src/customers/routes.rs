@@ -22,7 +22,7 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::{self as json_body, ValidJson, Validated};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::{Query, search_schema, search_term};
-use crate::kit::ids::CustomerId;
+use crate::kit::ids::{CustomerId, UserId};
 use crate::kit::input::Items;
 use crate::kit::registry::{self, Registry, TimelineEntry};
 use crate::kit::write::Writer;
@@ -53,7 +53,7 @@ pub struct CustomerQuery {
     pub tier: Option<Tier>,
     /// Lifecycle stage.
     pub stage: Option<Stage>,
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<UserId>,
     pub region: Option<String>,
     pub tag: Option<String>,
     /// Customers whose birthday falls in this month.
@@ -473,12 +473,13 @@ async fn timeline(
     id: web::Path<Uuid>,
     page: Query<PageParams>,
 ) -> ApiResult<web::Json<Page<TimelineEntry>>> {
+    let id = CustomerId::from(*id);
     let window = page.window::<EventCursor>()?;
     let before = window.after.as_ref().map(|EventCursor(at, id)| (*at, *id));
-    queries::find_live(&conn, CustomerId::from(*id)).await?;
+    queries::find_live(&conn, id).await?;
     let mut lists = Vec::new();
     for source in registry.timelines() {
-        lists.push(source(&mut conn, *id, before, window.fetch()).await?);
+        lists.push(source(&mut conn, id, before, window.fetch()).await?);
     }
     let entries = registry::merge_newest_first(lists, window.fetch() as usize);
     Ok(web::Json(window.page(entries, |e| EventCursor(e.at, e.id))))
@@ -499,10 +500,11 @@ async fn history(
     id: web::Path<Uuid>,
     page: Query<PageParams>,
 ) -> ApiResult<web::Json<Page<AuditEntry>>> {
+    let id = CustomerId::from(*id);
     let window = page.window::<EventCursor>()?;
     let before = window.after.as_ref().map(|EventCursor(at, id)| (*at, *id));
-    queries::find_live(&conn, CustomerId::from(*id)).await?;
-    let entries = audit::for_customer(&mut conn, *id, before, window.fetch()).await?;
+    queries::find_live(&conn, id).await?;
+    let entries = audit::for_customer(&mut conn, id, before, window.fetch()).await?;
     Ok(web::Json(
         window.page(entries, |e| EventCursor(e.created_at, e.id)),
     ))

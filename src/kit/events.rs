@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::audit::{Actor, Subject};
 use crate::db::schema::events;
+use crate::kit::ids::CustomerId;
 
 /// One event about to be recorded.
 #[derive(Debug, Clone)]
@@ -62,7 +63,7 @@ pub async fn record_many(conn: &mut AsyncPgConnection, all: Vec<NewEvent>) -> Qu
 /// their erased values: events keep what happened, not what was erased.
 pub async fn redact_customer(
     conn: &mut AsyncPgConnection,
-    customer_id: Uuid,
+    customer_id: CustomerId,
     subject_type: &str,
     erased: Value,
 ) -> QueryResult<usize> {

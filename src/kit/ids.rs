@@ -1,6 +1,19 @@
 //! Typed ids: a customer's id and a user's are both UUIDs, but one cannot be passed where
 //! the other is expected. Each is stored as `uuid`, sent as the UUID string, and documented
 //! as a schema component of its own (`CustomerId`).
+//!
+//! ```compile_fail
+//! use rapport::kit::ids::{CustomerId, UserId};
+//! fn assign(_owner: UserId) {}
+//! assign(CustomerId::new()); // a customer's id is not a user's
+//! ```
+//!
+//! ```
+//! use rapport::kit::ids::{ApiKeyId, UserId};
+//! fn assign(_owner: UserId) {}
+//! assign(UserId::new());
+//! let _key: ApiKeyId = uuid::Uuid::now_v7().into(); // from the database or a path
+//! ```
 
 /// Declares a typed id: `typed_id! { /// doc  pub struct CustomerId; }`.
 #[macro_export]
@@ -103,6 +116,11 @@ crate::typed_id! {
 crate::typed_id! {
     /// A staff user's id.
     pub struct UserId;
+}
+
+crate::typed_id! {
+    /// An integration's API key id.
+    pub struct ApiKeyId;
 }
 
 crate::typed_id! {

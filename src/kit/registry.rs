@@ -12,6 +12,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::ids::CustomerId;
 use super::write::Writer;
 use crate::error::ApiResult;
 
@@ -36,23 +37,29 @@ pub type TimelineCursor = Option<(DateTime<Utc>, Uuid)>;
 /// Up to `limit` entries of one domain for a customer, newest first, before the cursor.
 pub type TimelineSource = for<'c> fn(
     &'c mut AsyncPgConnection,
-    Uuid,
+    CustomerId,
     TimelineCursor,
     i64,
 ) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>>;
 
 /// Moves one domain's records from a duplicate (second id) to the survivor of a merge
 /// (first id), after the two customer rows are merged.
-pub type MergeStep =
-    for<'c> fn(&'c mut AsyncPgConnection, &'c Writer, Uuid, Uuid) -> BoxFuture<'c, ApiResult<()>>;
+pub type MergeStep = for<'c> fn(
+    &'c mut AsyncPgConnection,
+    &'c Writer,
+    CustomerId,
+    CustomerId,
+) -> BoxFuture<'c, ApiResult<()>>;
 
 /// One named section of a customer's data export.
-pub type ExportSection =
-    for<'c> fn(&'c mut AsyncPgConnection, Uuid) -> BoxFuture<'c, ApiResult<(&'static str, Value)>>;
+pub type ExportSection = for<'c> fn(
+    &'c mut AsyncPgConnection,
+    CustomerId,
+) -> BoxFuture<'c, ApiResult<(&'static str, Value)>>;
 
 /// Removes or anonymises what one domain holds about a customer, in the erase's transaction.
 pub type EraseStep =
-    for<'c> fn(&'c mut AsyncPgConnection, &'c Writer, Uuid) -> BoxFuture<'c, ApiResult<()>>;
+    for<'c> fn(&'c mut AsyncPgConnection, &'c Writer, CustomerId) -> BoxFuture<'c, ApiResult<()>>;
 
 /// What erasing a customer does to a domain's data.
 #[derive(Clone, Copy)]
@@ -126,7 +133,7 @@ pub const ERASED: &str = "[erased]";
 /// customer (with [`ERASED`]): the last part of a domain's erase step, after its own rows.
 pub async fn redact_history(
     conn: &mut AsyncPgConnection,
-    customer: Uuid,
+    customer: CustomerId,
     subject_type: &str,
     fields: &[&str],
 ) -> ApiResult<()> {

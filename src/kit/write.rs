@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::events::{self, NewEvent};
+use super::ids::CustomerId;
 use crate::audit::{self, Actor, Subject};
 use crate::auth::{Ownership, Principal, ensure_may_write};
 use crate::error::ApiResult;
@@ -133,8 +134,11 @@ pub trait Versioned: Serialize + Clone + Sized {
     /// Stamps a stored change: the next version, changed now. ([`versioned_columns!`] writes
     /// these three.)
     fn stamp(&mut self, version: i64, now: DateTime<Utc>);
-    /// The customer the row concerns, so that its history shows on their timeline.
-    fn customer_id(&self) -> Option<Uuid>;
+    /// The customer the row concerns, so that its history shows on their timeline (none by
+    /// default: settings and catalogues).
+    fn customer_id(&self) -> Option<CustomerId> {
+        None
+    }
     /// Who may write the row.
     fn ownership(&self) -> Ownership {
         Ownership::Anyone

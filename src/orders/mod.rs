@@ -13,7 +13,6 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::customers::api::{self as customers, CustomerRow, Figures};
 use crate::db::keyset::older_than;
@@ -163,8 +162,8 @@ impl Versioned for OrderRecord {
 
     crate::versioned_columns!(id: row.id, version: row.version, updated_at: row.updated_at);
 
-    fn customer_id(&self) -> Option<Uuid> {
-        Some(self.row.customer_id.get())
+    fn customer_id(&self) -> Option<CustomerId> {
+        Some(self.row.customer_id)
     }
 
     fn view(&self) -> Value {
@@ -341,7 +340,7 @@ pub fn customer_hooks() -> CustomerHooks {
 /// Timeline source: the customer's orders.
 fn timeline<'c>(
     conn: &'c mut AsyncPgConnection,
-    customer: Uuid,
+    customer: CustomerId,
     before: TimelineCursor,
     limit: i64,
 ) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
@@ -384,8 +383,8 @@ fn timeline<'c>(
 fn move_to_survivor<'c>(
     conn: &'c mut AsyncPgConnection,
     writer: &'c Writer,
-    survivor: Uuid,
-    duplicate: Uuid,
+    survivor: CustomerId,
+    duplicate: CustomerId,
 ) -> BoxFuture<'c, ApiResult<()>> {
     Box::pin(async move {
         diesel::update(orders::table.filter(orders::customer_id.eq(duplicate)))
@@ -395,7 +394,7 @@ fn move_to_survivor<'c>(
             ))
             .execute(conn)
             .await?;
-        let survivor = customers::lock_live(conn, survivor.into()).await?;
+        let survivor = customers::lock_live(conn, survivor).await?;
         recompute_figures(conn, writer, survivor).await?;
         Ok(())
     })
@@ -404,7 +403,7 @@ fn move_to_survivor<'c>(
 /// Export section: every order of the customer with its lines.
 fn export<'c>(
     conn: &'c mut AsyncPgConnection,
-    customer: Uuid,
+    customer: CustomerId,
 ) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
     Box::pin(async move {
         let rows: Vec<OrderRow> = orders::table

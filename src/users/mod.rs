@@ -7,12 +7,12 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 use validator::Validate;
 
 use crate::auth::{Role, passwords};
 use crate::db::schema::users;
 use crate::error::{ApiError, ApiResult};
+use crate::kit::ids::UserId;
 use crate::kit::input::{Email, Secret, TimeZoneName};
 use crate::kit::write::{self, Action, Versioned, Writer};
 
@@ -21,7 +21,7 @@ use crate::kit::write::{self, Action, Versioned, Writer};
 #[derive(Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = users)]
 pub struct UserRow {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     #[serde(skip)]
     pub password_hash: String,
@@ -32,7 +32,7 @@ pub struct UserRow {
     pub updated_at: DateTime<Utc>,
     /// Audited instead of the hash.
     pub password_changed_at: Option<DateTime<Utc>>,
-    pub manager_id: Option<Uuid>,
+    pub manager_id: Option<UserId>,
     pub time_zone: String,
 }
 
@@ -49,19 +49,15 @@ impl std::fmt::Debug for UserRow {
 
 impl Versioned for UserRow {
     const KIND: &'static str = "user";
-    type Id = Uuid;
+    type Id = UserId;
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
-
-    fn customer_id(&self) -> Option<Uuid> {
-        None
-    }
 
     fn view(&self) -> serde_json::Value {
         serde_json::to_value(User::from(self.clone())).unwrap_or_default()
     }
 
-    async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<Self> {
+    async fn lock(conn: &mut AsyncPgConnection, id: UserId) -> ApiResult<Self> {
         Ok(users::table
             .find(id)
             .select(UserRow::as_select())
@@ -112,7 +108,7 @@ impl Versioned for UserRow {
 /// A staff user as the API shows it (never with a password hash).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct User {
-    pub id: Uuid,
+    pub id: UserId,
     #[schema(example = "ana@example.com")]
     pub email: String,
     pub role: Role,
@@ -120,7 +116,7 @@ pub struct User {
     pub active: bool,
     /// Who the user reports to: told by complaint escalation steps for "the assignee's
     /// manager".
-    pub manager_id: Option<Uuid>,
+    pub manager_id: Option<UserId>,
     /// The IANA zone the user's day is planned in: their visit boards are drawn in it.
     #[schema(example = "Asia/Shanghai")]
     pub time_zone: String,
@@ -164,7 +160,11 @@ pub type Password = Secret<10, { PASSWORD_MAX }>;
 
 /// `409` (a rule on `field`) unless the user exists and is active: for a request that names
 /// a user to assign, to own or to come along.
-pub async fn ensure_active(conn: &mut AsyncPgConnection, field: &str, user: Uuid) -> ApiResult<()> {
+pub async fn ensure_active(
+    conn: &mut AsyncPgConnection,
+    field: &str,
+    user: UserId,
+) -> ApiResult<()> {
     let active: Option<bool> = users::table
         .find(user)
         .select(users::active)
@@ -187,7 +187,7 @@ pub async fn create_user(
     let hash = passwords::hash(new.password.into_inner()).await?;
     let now = Utc::now();
     let row = UserRow {
-        id: Uuid::now_v7(),
+        id: UserId::new(),
         email: new.email.into_inner(),
         password_hash: hash,
         role: new.role,

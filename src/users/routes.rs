@@ -153,7 +153,8 @@ async fn update(
     if_match: IfMatch,
     body: ValidJson<UserPatch>,
 ) -> ApiResult<HttpResponse> {
-    let row = apply_change(&mut conn, &caller.principal, *id, &if_match, body.0).await?;
+    let id = UserId::from(*id);
+    let row = apply_change(&mut conn, &caller.principal, id, &if_match, body.0).await?;
     auth.forget_user(row.id);
     let version = row.version;
     Ok(versioned(StatusCode::OK, &User::from(row), version))
@@ -164,7 +165,7 @@ async fn update(
 async fn apply_change(
     conn: &mut DbConn,
     caller: &Principal,
-    id: Uuid,
+    id: UserId,
     if_match: &IfMatch,
     patch: UserPatch,
 ) -> ApiResult<UserRow> {
@@ -186,7 +187,7 @@ async fn apply_change(
         match patch.manager_id {
             Field::Absent => {}
             Field::Null => after.manager_id = None,
-            Field::Value(manager) if manager.get() == id => {
+            Field::Value(manager) if manager == id => {
                 return Err(ApiError::rule(
                     "manager_id",
                     "self",
@@ -195,7 +196,7 @@ async fn apply_change(
             }
             Field::Value(manager) => {
                 let active: Option<bool> = users::table
-                    .find(manager.get())
+                    .find(manager)
                     .select(users::active)
                     .first(conn)
                     .await
@@ -207,7 +208,7 @@ async fn apply_change(
                         "no such active user",
                     ));
                 }
-                after.manager_id = Some(manager.get());
+                after.manager_id = Some(manager);
             }
         }
         let was = current.row();

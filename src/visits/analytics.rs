@@ -10,7 +10,6 @@ use diesel::sql_types::{BigInt, Bool, Date, Double, Nullable, Text, Timestamptz,
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use super::targets::{Target, TargetPeriod};
 use super::{Method, Purpose, Status};
@@ -185,7 +184,7 @@ pub struct VisitReport {
 #[derive(QueryableByName)]
 struct Cell {
     #[diesel(sql_type = Nullable<SqlUuid>)]
-    owner_id: Option<Uuid>,
+    owner_id: Option<UserId>,
     #[diesel(sql_type = Nullable<Date>)]
     bucket: Option<NaiveDate>,
     #[diesel(sql_type = Text)]
@@ -248,7 +247,7 @@ async fn visits_report(
         .bind::<Text, _>(zone.name())
         .bind::<Timestamptz, _>(from)
         .bind::<Timestamptz, _>(to)
-        .bind::<Nullable<SqlUuid>, _>(params.owner_id.map(UserId::get))
+        .bind::<Nullable<SqlUuid>, _>(params.owner_id)
         .load(&mut conn)
         .await?;
     let targets: Vec<Target> = visit_targets::table
@@ -259,7 +258,7 @@ async fn visits_report(
     let mut groups: Vec<VisitGroup> = Vec::new();
     let mut extras: Vec<(f64, i64, i64, i64)> = Vec::new();
     for cell in cells {
-        let key = (cell.owner_id.map(UserId::from), cell.bucket);
+        let key = (cell.owner_id, cell.bucket);
         if groups
             .last()
             .is_none_or(|g| (g.owner_id, g.period_start) != key)

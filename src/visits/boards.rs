@@ -244,7 +244,7 @@ pub struct WeeklyParams {
 /// The board's owner: the one asked for, else the caller.
 fn board_owner(asked: Option<UserId>, principal: &Principal) -> ApiResult<UserId> {
     asked
-        .or_else(|| principal.user_id().map(UserId::from))
+        .or_else(|| principal.user_id())
         .ok_or_else(|| ApiError::BadRequest("owner_id is required with an API key".into()))
 }
 

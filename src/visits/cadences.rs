@@ -90,10 +90,6 @@ impl Versioned for Cadence {
         self.updated_at = now;
     }
 
-    fn customer_id(&self) -> Option<Uuid> {
-        None
-    }
-
     fn view(&self) -> Value {
         serde_json::to_value(self).unwrap_or_default()
     }
@@ -182,8 +178,8 @@ impl Versioned for CadenceOverride {
 
     crate::versioned_columns!(id: customer_id, version: version, updated_at: updated_at);
 
-    fn customer_id(&self) -> Option<Uuid> {
-        Some(self.customer_id.get())
+    fn customer_id(&self) -> Option<CustomerId> {
+        Some(self.customer_id)
     }
 
     fn view(&self) -> Value {
@@ -518,8 +514,8 @@ pub type DueQuery = diesel::helper_types::IntoBoxed<
 >;
 
 type DueRow = (
-    Uuid,
-    Option<Uuid>,
+    CustomerId,
+    Option<UserId>,
     Option<DateTime<Utc>>,
     DateTime<Utc>,
     i32,
@@ -578,8 +574,8 @@ async fn due_list(
     let rows: Vec<DueRow> = due_query(filters.owner_id, now + within, after, window.fetch())
         .load(&mut conn)
         .await?;
-    let page = window.page(rows, |r| DueCursor(r.3, CustomerId::from(r.0)));
-    let ids: Vec<Uuid> = page.data.iter().map(|r| r.0).collect();
+    let page = window.page(rows, |r| DueCursor(r.3, r.0));
+    let ids: Vec<CustomerId> = page.data.iter().map(|r| r.0).collect();
     let people: Vec<DueCustomer> = customers::table
         .filter(customers::id.eq_any(&ids))
         .select((
@@ -597,8 +593,8 @@ async fn due_list(
         .into_iter()
         .filter_map(|(id, owner, last, due_at, tolerance)| {
             Some(DueEntry {
-                customer: people.remove(&CustomerId::from(id))?,
-                owner_id: owner.map(UserId::from),
+                customer: people.remove(&id)?,
+                owner_id: owner,
                 last_visit_at: last,
                 due_at,
                 overdue_days: (now - due_at).num_seconds().div_euclid(86_400),

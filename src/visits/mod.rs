@@ -396,14 +396,14 @@ impl Versioned for VisitRecord {
 
     crate::versioned_columns!(id: row.id, version: row.version, updated_at: row.updated_at);
 
-    fn customer_id(&self) -> Option<Uuid> {
-        Some(self.row.customer_id.get())
+    fn customer_id(&self) -> Option<CustomerId> {
+        Some(self.row.customer_id)
     }
 
     /// Agents change their own visits.
     fn ownership(&self) -> Ownership {
         Ownership::Owned {
-            owner: Some(self.row.owner_id.get()),
+            owner: Some(self.row.owner_id),
             what: "their own visits",
         }
     }
@@ -486,7 +486,7 @@ pub fn customer_hooks() -> CustomerHooks {
 
 fn timeline<'c>(
     conn: &'c mut AsyncPgConnection,
-    customer: Uuid,
+    customer: CustomerId,
     before: TimelineCursor,
     limit: i64,
 ) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
@@ -521,8 +521,8 @@ fn timeline<'c>(
 fn move_to_survivor<'c>(
     conn: &'c mut AsyncPgConnection,
     _writer: &'c Writer,
-    survivor: Uuid,
-    duplicate: Uuid,
+    survivor: CustomerId,
+    duplicate: CustomerId,
 ) -> BoxFuture<'c, ApiResult<()>> {
     use crate::db::schema::{visit_cadence_overrides, visit_plans};
     Box::pin(async move {
@@ -549,17 +549,13 @@ fn move_to_survivor<'c>(
         )
         .execute(conn)
         .await?;
-        refresh_due(
-            conn,
-            &[CustomerId::from(survivor), CustomerId::from(duplicate)],
-        )
-        .await
+        refresh_due(conn, &[survivor, duplicate]).await
     })
 }
 
 fn export<'c>(
     conn: &'c mut AsyncPgConnection,
-    customer: Uuid,
+    customer: CustomerId,
 ) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
     Box::pin(async move {
         let rows: Vec<VisitRow> = visits::table
@@ -580,7 +576,7 @@ fn export<'c>(
 fn erase<'c>(
     conn: &'c mut AsyncPgConnection,
     _writer: &'c Writer,
-    customer: Uuid,
+    customer: CustomerId,
 ) -> BoxFuture<'c, ApiResult<()>> {
     use crate::db::schema::visit_plans;
     Box::pin(async move {

@@ -135,14 +135,14 @@ impl Versioned for PlanRow {
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
 
-    fn customer_id(&self) -> Option<Uuid> {
-        Some(self.customer_id.get())
+    fn customer_id(&self) -> Option<CustomerId> {
+        Some(self.customer_id)
     }
 
     /// Agents plan their own visits.
     fn ownership(&self) -> Ownership {
         Ownership::Owned {
-            owner: Some(self.owner_id.get()),
+            owner: Some(self.owner_id),
             what: "their own visit plans",
         }
     }
@@ -367,7 +367,7 @@ pub async fn materialise(
             subject: Subject {
                 entity_type: VisitRecord::KIND,
                 entity_id: r.row.id.get(),
-                customer_id: Some(r.row.customer_id.get()),
+                customer_id: Some(r.row.customer_id),
             },
             actor: writer.actor(),
             data: serde_json::to_value(r.view()).unwrap_or_default(),
@@ -456,7 +456,7 @@ async fn withdraw(
             subject: Subject {
                 entity_type: VisitRecord::KIND,
                 entity_id: id.get(),
-                customer_id: Some(customer.get()),
+                customer_id: Some(customer),
             },
             event_type: format!("{}.deleted", VisitRecord::KIND),
             audit_action: "deleted",
@@ -479,7 +479,7 @@ async fn patched(
     patch: PlanPatch,
 ) -> ApiResult<PlanRow> {
     if let Some(owner) = patch.owner_id {
-        ensure_active(conn, "owner_id", owner.get()).await?;
+        ensure_active(conn, "owner_id", owner).await?;
         plan.owner_id = owner;
     }
     if let Some(rule) = patch.rrule {
@@ -532,14 +532,14 @@ async fn create(
     let b = body.0;
     let owner = b
         .owner_id
-        .or_else(|| caller.principal.user_id().map(UserId::from))
+        .or_else(|| caller.principal.user_id())
         .ok_or_else(|| ApiError::rule("owner_id", "required", "an API key must name the owner"))?;
     let horizon = settings.horizon;
     let writer = Writer::of(&caller.principal);
     let saved = conn
         .transaction::<_, ApiError, _>(async move |conn| {
             crate::customers::api::find_referenced(conn, b.customer_id).await?;
-            ensure_active(conn, "owner_id", owner.get()).await?;
+            ensure_active(conn, "owner_id", owner).await?;
             let now = Utc::now();
             let recurrence = Recurrence::parse(&b.rrule.0)
                 .map_err(|e| ApiError::invalid("rrule", "rrule", e))?;

@@ -352,9 +352,9 @@ pub async fn plan(
 ) -> ApiResult<VisitRecord> {
     check_times(p.scheduled_start, p.scheduled_end)?;
     let customer = customers::find_referenced(conn, p.customer_id).await?;
-    ensure_active(conn, "owner_id", p.owner_id.get()).await?;
+    ensure_active(conn, "owner_id", p.owner_id).await?;
     for user in &p.participants {
-        ensure_active(conn, "participants", user.get()).await?;
+        ensure_active(conn, "participants", *user).await?;
     }
     if let Some(complaint) = p.complaint_id {
         check_complaint(conn, complaint, customer.id).await?;
@@ -430,7 +430,7 @@ async fn create(
     let b = body.0;
     let owner = b
         .owner_id
-        .or_else(|| caller.principal.user_id().map(UserId::from))
+        .or_else(|| caller.principal.user_id())
         .ok_or_else(|| ApiError::rule("owner_id", "required", "an API key must name the owner"))?;
     let planned = Planned {
         customer_id: b.customer_id,
@@ -611,7 +611,7 @@ async fn update(
             Box::pin(async move {
                 let r = &mut v.row;
                 if let Some(owner) = p.owner_id {
-                    ensure_active(conn, "owner_id", owner.get()).await?;
+                    ensure_active(conn, "owner_id", owner).await?;
                     r.owner_id = owner;
                 }
                 r.purpose = p.purpose.unwrap_or(r.purpose);
@@ -621,7 +621,7 @@ async fn update(
                 }
                 if let Some(participants) = p.participants {
                     for user in participants.iter() {
-                        ensure_active(conn, "participants", user.get()).await?;
+                        ensure_active(conn, "participants", *user).await?;
                     }
                     r.participants = participants.into_inner();
                 }

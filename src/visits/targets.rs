@@ -84,10 +84,6 @@ impl Versioned for Target {
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
 
-    fn customer_id(&self) -> Option<Uuid> {
-        None
-    }
-
     fn view(&self) -> Value {
         serde_json::to_value(self).unwrap_or_default()
     }
@@ -254,7 +250,7 @@ async fn create(
     let saved = conn
         .transaction::<_, ApiError, _>(async move |conn| {
             if let Some(owner) = b.owner_id {
-                ensure_active(conn, "owner_id", owner.get()).await?;
+                ensure_active(conn, "owner_id", owner).await?;
             }
             let now = Utc::now();
             let target = Target {

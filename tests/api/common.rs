@@ -351,7 +351,7 @@ impl TestApp {
         let row = create_user(&mut conn, &Writer::system(), new)
             .await
             .unwrap();
-        (row.id, email)
+        (row.id.get(), email)
     }
 
     /// Logs in; returns the token pair as JSON.

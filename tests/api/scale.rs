@@ -91,7 +91,7 @@ async fn list_search_and_filters_use_indexes_at_100k_customers() {
         (
             "owner",
             ListFilters {
-                owner_id: Some(owner),
+                owner_id: Some(owner.into()),
                 ..base()
             },
             Sort::default(),
