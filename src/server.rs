@@ -49,6 +49,8 @@ pub struct Context {
     routes: web::Data<RouteTable>,
     registry: web::Data<Registry>,
     visits: web::Data<crate::visits::jobs::VisitSettings>,
+    /// The club's tiers and settings as member reads see them.
+    club_rules: web::Data<crate::club::cache::RulesCache>,
     /// `/openapi.json`, serialised once and shared by every worker.
     doc_json: web::Data<web::Bytes>,
     cors_origins: Vec<String>,
@@ -97,6 +99,7 @@ impl Context {
             routes: web::Data::new(RouteTable::from_openapi(&doc)),
             registry: web::Data::new(registry()),
             visits: web::Data::new(crate::visits::jobs::VisitSettings::from(settings)),
+            club_rules: web::Data::new(crate::club::cache::RulesCache::default()),
             doc_json: web::Data::new(web::Bytes::from(
                 serde_json::to_vec(&doc).unwrap_or_default(),
             )),
@@ -244,6 +247,7 @@ fn build_app(
         .app_data(ctx.routes.clone())
         .app_data(ctx.registry.clone())
         .app_data(ctx.visits.clone())
+        .app_data(ctx.club_rules.clone())
         .app_data(shared_reads)
         .app_data(web::PathConfig::default().error_handler(path_error))
         .service(

@@ -175,11 +175,29 @@ struct Sums {
     pending: i64,
 }
 
+/// The query of a member's spendable and pending points (`available`, `pending`) at a time,
+/// from their live lots; `$member` and `$now` name its parameters, so that the member read
+/// (`tiers::STANDING_SQL`) can join it to other sums in one statement.
+macro_rules! live_lot_sums {
+    ($member:literal, $now:literal) => {
+        concat!(
+            "SELECT coalesce(sum(remaining) FILTER (WHERE available_at <= ",
+            $now,
+            "), 0)::bigint AS available, \
+                    coalesce(sum(remaining) FILTER (WHERE available_at > ",
+            $now,
+            "), 0)::bigint AS pending \
+             FROM points_lots WHERE member_id = ",
+            $member,
+            " AND remaining > 0 AND expires_at > ",
+            $now
+        )
+    };
+}
+pub(crate) use live_lot_sums;
+
 /// A member's (`$1`) spendable and pending points at `$2`.
-pub const BALANCES_SQL: &str = "\
-    SELECT coalesce(sum(remaining) FILTER (WHERE available_at <= $2), 0)::bigint AS available, \
-           coalesce(sum(remaining) FILTER (WHERE available_at > $2), 0)::bigint AS pending \
-    FROM points_lots WHERE member_id = $1 AND remaining > 0 AND expires_at > $2";
+pub const BALANCES_SQL: &str = live_lot_sums!("$1", "$2");
 
 /// The member's balances at `now`, from their lots.
 pub async fn balances(
@@ -192,12 +210,19 @@ pub async fn balances(
         .bind::<Timestamptz, _>(now)
         .get_result(conn)
         .await?;
-    Ok(Balances {
-        balance: sums.available,
-        pending: sums.pending,
-        lifetime_earned: member.lifetime_earned,
-        owed: member.owed,
-    })
+    Ok(Balances::of(member, sums.available, sums.pending))
+}
+
+impl Balances {
+    /// The member's balances from the sums of their live lots.
+    pub fn of(member: &MemberRow, available: i64, pending: i64) -> Self {
+        Self {
+            balance: available,
+            pending,
+            lifetime_earned: member.lifetime_earned,
+            owed: member.owed,
+        }
+    }
 }
 
 /// A live lot, as a debit sees it.

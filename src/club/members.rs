@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
+use super::cache::{Rules, RulesCache};
 use super::ledger::{self, Balances, Credit, Debit, Entry, EntryKind, EntryRow, Written};
 use super::rules;
 use super::settings::SettingsRow;
@@ -66,22 +67,19 @@ pub struct Member {
 
 /// The member as the API shows it, now.
 pub async fn view(conn: &mut AsyncPgConnection, member: &MemberRow) -> ApiResult<Member> {
-    let ladder = Ladder::load(conn).await?;
-    let settings = SettingsRow::load(conn).await?;
-    view_with(conn, member, &ladder, &settings).await
+    let rules = Rules::load(conn).await?;
+    view_with(conn, member, &rules).await
 }
 
 /// The member as the API shows it, now, against tiers and settings the caller read (once for
-/// a whole page).
+/// a whole page, or from the instance's [`RulesCache`]).
 async fn view_with(
     conn: &mut AsyncPgConnection,
     member: &MemberRow,
-    ladder: &Ladder,
-    settings: &SettingsRow,
+    rules: &Rules,
 ) -> ApiResult<Member> {
-    let now = Utc::now();
-    let points = ledger::balances(conn, member, now).await?;
-    let progress = tiers::progress(conn, member, ladder, settings, now).await?;
+    let (ladder, settings) = (&rules.ladder, &rules.settings);
+    let (points, progress) = tiers::standing(conn, member, ladder, settings, Utc::now()).await?;
     Ok(Member {
         id: member.id,
         member_number: member.member_number.clone(),
@@ -209,6 +207,7 @@ struct MemberCursor(DateTime<Utc>, Uuid);
 async fn list(
     _: Authorized<ClubRead>,
     mut conn: DbConn,
+    cache: web::Data<RulesCache>,
     page: Query<PageParams>,
     filters: Query<MemberFilters>,
 ) -> ApiResult<web::Json<Page<Member>>> {
@@ -236,11 +235,10 @@ async fn list(
     }
     let rows = query.load(&mut conn).await?;
     let page = window.page(rows, |m| MemberCursor(m.created_at, m.id.get()));
-    let ladder = Ladder::load(&mut conn).await?;
-    let settings = SettingsRow::load(&mut conn).await?;
+    let rules = cache.get(&mut conn).await?;
     let mut data = Vec::with_capacity(page.data.len());
     for row in &page.data {
-        data.push(view_with(&mut conn, row, &ladder, &settings).await?);
+        data.push(view_with(&mut conn, row, &rules).await?);
     }
     Ok(web::Json(Page {
         data,
@@ -262,10 +260,12 @@ async fn find(conn: &mut AsyncPgConnection, id: MemberId) -> ApiResult<MemberRow
 async fn get_one(
     _: Authorized<ClubRead>,
     mut conn: DbConn,
+    cache: web::Data<RulesCache>,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let row = find(&mut conn, MemberId::from(*id)).await?;
-    let view = view(&mut conn, &row).await?;
+    let rules = cache.get(&mut conn).await?;
+    let view = view_with(&mut conn, &row, &rules).await?;
     Ok(versioned(StatusCode::OK, &view, row.version))
 }
 

@@ -4,6 +4,7 @@
 //! club events with waitlists, referrals and greetings. `docs/club.md` describes the whole.
 
 pub mod api;
+pub mod cache;
 pub mod events;
 pub mod jobs;
 pub mod ledger;

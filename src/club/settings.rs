@@ -4,7 +4,7 @@
 //! apply a change at once.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, patch};
+use actix_web::{HttpResponse, get, patch, web};
 use chrono::{DateTime, Datelike, Duration, Months, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -229,6 +229,7 @@ async fn get_settings(_: Authorized<ClubRead>, mut conn: DbConn) -> ApiResult<Ht
 async fn update_settings(
     caller: Authorized<ClubManage>,
     mut conn: DbConn,
+    cache: web::Data<super::cache::RulesCache>,
     if_match: IfMatch,
     body: ValidJson<SettingsPatch>,
 ) -> ApiResult<HttpResponse> {
@@ -256,6 +257,7 @@ async fn update_settings(
             write::save(conn, &writer, locked, after, Action::UPDATED).await
         })
         .await?;
+    cache.forget();
     Ok(versioned(StatusCode::OK, &saved, saved.version))
 }
 

@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,6 +18,8 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::MemberRow;
+use super::cache::RulesCache;
+use super::ledger::Balances;
 use super::settings::{SettingsRow, year_after, year_before};
 use crate::auth::{Authorized, ClubManage, ClubRead};
 use crate::db::DbConn;
@@ -248,23 +250,52 @@ struct Counted {
     spend: i64,
 }
 
+/// Two select-list items: the qualifying points of member `$member` and the paid spend of
+/// customer `$customer` since `$since`, named `$points` and `$spend` (a `NULL` since counts
+/// nothing).
+macro_rules! qualifying_sums {
+    ($member:literal, $customer:literal, $since:literal, $points:literal, $spend:literal) => {
+        concat!(
+            "(SELECT coalesce(sum(qualifying), 0)::bigint FROM points_entries \
+               WHERE member_id = ", $member, " AND created_at >= ", $since, ") AS ", $points, ", \
+             (SELECT least(coalesce(sum(total_minor), 0), 9223372036854775807)::bigint FROM orders \
+               WHERE customer_id = ", $customer, " AND status IN ('paid', 'fulfilled') \
+                 AND ordered_at >= ", $since, ") AS ", $spend
+        )
+    };
+}
+
+/// What member `$1` (customer `$2`) qualified with since `$3`.
+const QUALIFYING_SQL: &str = concat!(
+    "SELECT ",
+    qualifying_sums!("$1", "$2", "$3", "points", "spend")
+);
+
+/// Everything a member read counts, in one statement: member `$1` (customer `$2`), the live
+/// lots at `$3`, the qualifying sums of the upgrade window from `$4` and of the review
+/// window from `$5` (`NULL` when no tier is to keep).
+pub const STANDING_SQL: &str = concat!(
+    "SELECT lots.available, lots.pending, ",
+    qualifying_sums!("$1", "$2", "$4", "window_points", "window_spend"),
+    ", ",
+    qualifying_sums!("$1", "$2", "$5", "kept_points", "kept_spend"),
+    " FROM (",
+    super::ledger::live_lot_sums!("$1", "$3"),
+    ") AS lots"
+);
+
 /// What the member qualified with from `from` to now.
 pub async fn qualifying_since(
     conn: &mut AsyncPgConnection,
     member: &MemberRow,
     from: DateTime<Utc>,
 ) -> ApiResult<Qualifying> {
-    let counted: Counted = diesel::sql_query(
-        "SELECT (SELECT coalesce(sum(qualifying), 0)::bigint FROM points_entries \
-                  WHERE member_id = $1 AND created_at >= $3) AS points, \
-                (SELECT least(coalesce(sum(total_minor), 0), 9223372036854775807)::bigint FROM orders \
-                  WHERE customer_id = $2 AND status IN ('paid', 'fulfilled') AND ordered_at >= $3) AS spend",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(member.id.get())
-    .bind::<diesel::sql_types::Uuid, _>(member.customer_id.get())
-    .bind::<Timestamptz, _>(from)
-    .get_result(conn)
-    .await?;
+    let counted: Counted = diesel::sql_query(QUALIFYING_SQL)
+        .bind::<diesel::sql_types::Uuid, _>(member.id.get())
+        .bind::<diesel::sql_types::Uuid, _>(member.customer_id.get())
+        .bind::<Timestamptz, _>(from)
+        .get_result(conn)
+        .await?;
     Ok(Qualifying {
         points: counted.points,
         spend_minor: counted.spend,
@@ -416,32 +447,59 @@ pub struct TierProgress {
     pub to_keep_tier: Option<i64>,
 }
 
-/// The member's progress.
-pub async fn progress(
+#[derive(QueryableByName)]
+struct Standing {
+    #[diesel(sql_type = BigInt)]
+    available: i64,
+    #[diesel(sql_type = BigInt)]
+    pending: i64,
+    #[diesel(sql_type = BigInt)]
+    window_points: i64,
+    #[diesel(sql_type = BigInt)]
+    window_spend: i64,
+    #[diesel(sql_type = BigInt)]
+    kept_points: i64,
+    #[diesel(sql_type = BigInt)]
+    kept_spend: i64,
+}
+
+/// The member's balances and tier progress at `now`, in one round trip
+/// ([`STANDING_SQL`]).
+pub async fn standing(
     conn: &mut AsyncPgConnection,
     member: &MemberRow,
     ladder: &Ladder,
     settings: &SettingsRow,
     now: DateTime<Utc>,
-) -> ApiResult<TierProgress> {
-    let counted =
-        qualifying_since(conn, member, settings.window_start(member.joined_at, now)).await?;
+) -> ApiResult<(Balances, TierProgress)> {
     let current = ladder.get(member.tier_id);
     let next = ladder.above(current);
-    let to_keep = match (current, member.tier_review_at) {
-        (Some(tier), Some(review)) if ladder.below(tier).is_some() => {
-            let kept = qualifying_since(conn, member, year_before(review)).await?;
-            Some(tier.shortfall(kept))
-        }
-        _ => None,
+    let kept_tier = current.filter(|tier| ladder.below(tier).is_some());
+    let review_from = kept_tier.and(member.tier_review_at).map(year_before);
+    let sums: Standing = diesel::sql_query(STANDING_SQL)
+        .bind::<diesel::sql_types::Uuid, _>(member.id.get())
+        .bind::<diesel::sql_types::Uuid, _>(member.customer_id.get())
+        .bind::<Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(settings.window_start(member.joined_at, now))
+        .bind::<Nullable<Timestamptz>, _>(review_from)
+        .get_result(conn)
+        .await?;
+    let counted = Qualifying {
+        points: sums.window_points,
+        spend_minor: sums.window_spend,
     };
-    Ok(TierProgress {
+    let kept = Qualifying {
+        points: sums.kept_points,
+        spend_minor: sums.kept_spend,
+    };
+    let progress = TierProgress {
         qualifying_points: counted.points,
         qualifying_spend_minor: counted.spend_minor,
         next_tier: next.map(TierRow::summary),
         to_next_tier: next.map(|t| t.shortfall(counted)),
-        to_keep_tier: to_keep,
-    })
+        to_keep_tier: review_from.and(kept_tier).map(|tier| tier.shortfall(kept)),
+    };
+    Ok((Balances::of(member, sums.available, sums.pending), progress))
 }
 
 /// What a tier review decides for a member whose review is due at `review`.
@@ -557,6 +615,7 @@ fn apply_benefits(row: &mut TierRow, benefits: Benefits) {
 async fn create(
     caller: Authorized<ClubManage>,
     mut conn: DbConn,
+    cache: web::Data<RulesCache>,
     body: ValidJson<NewTier>,
 ) -> ApiResult<HttpResponse> {
     let b = body.0;
@@ -586,6 +645,7 @@ async fn create(
             write::create(conn, &writer, row, Action::CREATED).await
         })
         .await?;
+    cache.forget();
     Ok(created(
         format!("/api/v1/club/tiers/{}", saved.id),
         &saved.view(),
@@ -656,6 +716,7 @@ async fn get_one(
 async fn update(
     caller: Authorized<ClubManage>,
     mut conn: DbConn,
+    cache: web::Data<RulesCache>,
     id: web::Path<Uuid>,
     if_match: IfMatch,
     body: ValidJson<TierPatch>,
@@ -684,6 +745,7 @@ async fn update(
             write::save(conn, &writer, locked, after, Action::UPDATED).await
         })
         .await?;
+    cache.forget();
     Ok(versioned(StatusCode::OK, &saved.view(), saved.version))
 }
 
@@ -699,6 +761,7 @@ async fn update(
 async fn remove(
     caller: Authorized<ClubManage>,
     mut conn: DbConn,
+    cache: web::Data<RulesCache>,
     id: web::Path<Uuid>,
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
@@ -719,5 +782,6 @@ async fn remove(
         write::soft_delete(conn, &writer, locked).await
     })
     .await?;
+    cache.forget();
     Ok(HttpResponse::NoContent().finish())
 }

@@ -650,18 +650,31 @@ async fn waitlists_offer_freed_seats_by_tier_then_arrival_and_offers_move_on() {
 async fn tiers_go_up_at_once_and_down_one_step_at_the_review_announced_before() {
     let app = TestApp::spawn().await;
     let manager = app.client(Role::Manager).await;
-    for (name, rank, threshold) in [("Base", 0, 0), ("Silver", 1, 100), ("Gold", 2, 300)] {
-        manager
+    let mut tiers = Vec::new();
+    for (name, rank, threshold) in [("Base", 0, 0), ("Silver", 1, 100), ("Golden", 2, 300)] {
+        tiers.push(id_of(&manager
             .create("/api/v1/club/tiers", &json!({"name": name, "rank": rank, "qualification": {"metric": "points", "threshold": threshold}}))
-            .await;
+            .await));
     }
     let id = id_of(&member(&manager).await);
     earn(&manager, &id, 350).await;
-    let gold = manager.get(&format!("/api/v1/club/members/{id}")).await;
+    let golden = manager.get(&format!("/api/v1/club/members/{id}")).await;
     assert_eq!(
-        gold.body["tier"]["name"], "Gold",
+        golden.body["tier"]["name"], "Golden",
         "straight to the best tier met"
     );
+    // Member reads keep the tiers for a few seconds, but a change made here shows at once.
+    let renamed = manager
+        .patch(
+            &format!("/api/v1/club/tiers/{}", tiers[2]),
+            &json!({"name": "Gold"}),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    let gold = manager.get(&format!("/api/v1/club/members/{id}")).await;
+    assert_eq!(gold.body["tier"]["name"], "Gold");
+    assert_eq!(gold.body["progress"]["to_keep_tier"], 0);
+    assert_eq!(gold.body["points"]["balance"], 350);
     // Redeeming never costs the tier: qualifying points are apart.
     points(
         &manager,
@@ -1107,6 +1120,13 @@ async fn the_ledger_reads_and_the_expiry_job_use_their_indexes_at_100k_members()
         "SELECT id FROM points_entries WHERE member_id = $1 ORDER BY created_at DESC, id DESC LIMIT 51",
     )
     .bind::<SqlUuid, _>(member);
+    let year_ago = Utc::now() - Duration::days(365);
+    let standing = diesel::sql_query(rapport::club::tiers::STANDING_SQL)
+        .bind::<SqlUuid, _>(member)
+        .bind::<SqlUuid, _>(member)
+        .bind::<Timestamptz, _>(Utc::now())
+        .bind::<Timestamptz, _>(year_ago)
+        .bind::<diesel::sql_types::Nullable<Timestamptz>, _>(Some(year_ago));
     let expiry = diesel::sql_query(EXPIRE_SQL)
         .bind::<Timestamptz, _>(Utc::now())
         .bind::<BigInt, _>(20_000_i64);
@@ -1121,6 +1141,13 @@ async fn the_ledger_reads_and_the_expiry_job_use_their_indexes_at_100k_members()
         (
             "ledger",
             diesel_async::RunQueryDsl::load::<String>(Explain::plan(ledger), &mut conn)
+                .await
+                .unwrap(),
+            "points_entries_member_idx",
+        ),
+        (
+            "member standing",
+            diesel_async::RunQueryDsl::load::<String>(Explain::plan(standing), &mut conn)
                 .await
                 .unwrap(),
             "points_entries_member_idx",
