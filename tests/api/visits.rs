@@ -1136,7 +1136,8 @@ async fn the_due_list_and_the_owners_visits_use_their_indexes_at_100k() {
     .await;
     app.execute("ANALYZE customers").await;
     app.execute("ANALYZE visits").await;
-    app.execute("ANALYZE visit_due").await;
+    // Vacuumed, as the seed leaves it, so that the page is read from the index alone.
+    app.execute("VACUUM ANALYZE visit_due").await;
     assert!(
         app.count("SELECT count(*) AS count FROM visit_due").await > 100_000,
         "new customers join the due list"
@@ -1163,7 +1164,7 @@ async fn the_due_list_and_the_owners_visits_use_their_indexes_at_100k() {
             diesel_async::RunQueryDsl::load::<String>(Explain::plan(due), &mut conn)
                 .await
                 .unwrap(),
-            "visit_due_owner_idx",
+            "Index Only Scan using visit_due_owner_idx",
         ),
         (
             "owner",
