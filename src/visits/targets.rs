@@ -146,8 +146,9 @@ impl Target {
 }
 
 /// The target that applies to `owner` for `period`: their own, else everyone's default.
+/// (On a shared connection reference, so that a board sends it with its other reads.)
 pub async fn applying(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     owner: UserId,
     period: TargetPeriod,
 ) -> ApiResult<Option<Target>> {
@@ -159,7 +160,7 @@ pub async fn applying(
                 .or(visit_targets::owner_id.is_null()),
         )
         .select(Target::as_select())
-        .load(conn)
+        .load(&mut conn)
         .await?;
     targets.sort_by_key(|t| t.owner_id.is_none());
     Ok(targets.into_iter().next())

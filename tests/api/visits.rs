@@ -889,6 +889,14 @@ async fn boards_draw_the_owners_local_days_with_visits_follow_ups_and_deadlines(
             )
             .await,
     );
+    // The owner's own weekly target beats everyone's; the monthly one is everyone's.
+    for target in [
+        json!({"period": "week", "total": 30}),
+        json!({"owner_id": owner, "period": "week", "total": 50}),
+        json!({"period": "month", "total": 200}),
+    ] {
+        manager.create("/api/v1/visit-targets", &target).await;
+    }
     let board = manager
         .get(&format!(
             "/api/v1/boards/weekly?owner_id={owner}&week=2026-W48"
@@ -915,6 +923,7 @@ async fn boards_draw_the_owners_local_days_with_visits_follow_ups_and_deadlines(
     assert_eq!(b["focus"]["week"]["visits"], 2);
     assert_eq!(b["focus"]["week"]["completed"], 1);
     assert_eq!(b["focus"]["week"]["follow_ups_due"], 1);
+    assert_eq!(b["focus"]["week"]["target"], 50);
     assert!(b["focus"]["today"]["date"].is_string());
     let month = manager
         .get(&format!(
@@ -930,6 +939,7 @@ async fn boards_draw_the_owners_local_days_with_visits_follow_ups_and_deadlines(
     assert_eq!(last["days"][0]["visits"], 1);
     assert_eq!(m["totals"]["visits"], 3);
     assert_eq!(m["totals"]["completed"], 1);
+    assert_eq!(m["target"], 200);
     let bad = manager.get("/api/v1/boards/weekly?week=2027-W53").await;
     assert_eq!(bad.status, 400, "2027 has 52 weeks: {}", bad.text);
 }
