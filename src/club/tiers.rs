@@ -23,6 +23,7 @@ use super::ledger::Balances;
 use super::settings::{SettingsRow, year_after, year_before};
 use crate::auth::{Authorized, ClubManage, ClubRead};
 use crate::db::DbConn;
+use crate::db::prepared::Cached;
 use crate::db::schema::{club_members, club_tier_changes, club_tiers};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
@@ -476,14 +477,18 @@ pub async fn standing(
     let next = ladder.above(current);
     let kept_tier = current.filter(|tier| ladder.below(tier).is_some());
     let review_from = kept_tier.and(member.tier_review_at).map(year_before);
-    let sums: Standing = diesel::sql_query(STANDING_SQL)
-        .bind::<diesel::sql_types::Uuid, _>(member.id.get())
-        .bind::<diesel::sql_types::Uuid, _>(member.customer_id.get())
-        .bind::<Timestamptz, _>(now)
-        .bind::<Timestamptz, _>(settings.window_start(member.joined_at, now))
-        .bind::<Nullable<Timestamptz>, _>(review_from)
-        .get_result(conn)
-        .await?;
+    // Kept prepared: its plan (index look-ups by member and customer) does not depend on the
+    // values, and parsing and planning it anew was most of a member read's database time.
+    let sums: Standing = Cached::fixed(
+        diesel::sql_query(STANDING_SQL)
+            .bind::<diesel::sql_types::Uuid, _>(member.id.get())
+            .bind::<diesel::sql_types::Uuid, _>(member.customer_id.get())
+            .bind::<Timestamptz, _>(now)
+            .bind::<Timestamptz, _>(settings.window_start(member.joined_at, now))
+            .bind::<Nullable<Timestamptz>, _>(review_from),
+    )
+    .get_result(conn)
+    .await?;
     let counted = Qualifying {
         points: sums.window_points,
         spend_minor: sums.window_spend,
