@@ -633,20 +633,15 @@ fn timeline<'c>(
     limit: i64,
 ) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
     Box::pin(async move {
-        let mut query = complaints::table
-            .filter(complaints::customer_id.eq(customer))
-            .select(ComplaintRow::as_select())
-            .order((complaints::created_at.desc(), complaints::id.desc()))
-            .limit(limit)
-            .into_boxed();
-        if let Some(cursor) = before {
-            query = query.filter(crate::db::keyset::older_than(
-                complaints::created_at,
-                complaints::id,
-                cursor,
-            ));
-        }
-        let rows = query.load(conn).await?;
+        let rows = crate::timeline_rows!(
+            conn,
+            complaints,
+            ComplaintRow,
+            created_at,
+            customer,
+            before,
+            limit
+        );
         Ok(rows
             .into_iter()
             .map(|c| TimelineEntry {
@@ -686,12 +681,7 @@ fn export<'c>(
     customer: CustomerId,
 ) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
     Box::pin(async move {
-        let rows: Vec<ComplaintRow> = complaints::table
-            .filter(complaints::customer_id.eq(customer))
-            .order((complaints::created_at, complaints::id))
-            .select(ComplaintRow::as_select())
-            .load(conn)
-            .await?;
+        let rows = crate::export_rows!(conn, complaints, ComplaintRow, created_at, customer);
         let ids: Vec<ComplaintId> = rows.iter().map(|r| r.id).collect();
         let comments: Vec<(ComplaintId, String, String, DateTime<Utc>)> = complaint_comments::table
             .filter(complaint_comments::complaint_id.eq_any(&ids))
@@ -791,7 +781,7 @@ const ERASED_FIELDS: &[&str] = &[
 
 #[cfg(test)]
 mod tests {
-    use super::Status::{self, *};
+    use super::Status::*;
     use crate::kit::workflow::{Workflow, ensure_move};
 
     /// Every pair of states, legal or not, against the table the issue gives.
@@ -809,19 +799,7 @@ mod tests {
             (Closed, Reopened),
             (Reopened, InProgress),
         ];
-        for &from in Status::ALL {
-            for &to in Status::ALL {
-                assert_eq!(
-                    from.may_become(to),
-                    legal.contains(&(from, to)),
-                    "{from} → {to}"
-                );
-                assert_eq!(
-                    ensure_move("a complaint", from, to).is_ok(),
-                    legal.contains(&(from, to))
-                );
-            }
-        }
+        crate::kit::workflow::assert_exactly("a complaint", &legal);
     }
 
     #[test]

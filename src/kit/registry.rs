@@ -126,6 +126,43 @@ impl Registry {
     }
 }
 
+/// A domain's rows about a customer, newest first by `$at` (then id), strictly before a
+/// [`TimelineCursor`], at most `$limit`: the query a timeline source starts from.
+/// `timeline_rows!(conn, orders, OrderRow, ordered_at, customer, before, limit)`.
+#[macro_export]
+macro_rules! timeline_rows {
+    ($conn:expr, $table:ident, $row:ty, $at:ident, $customer:expr, $before:expr, $limit:expr) => {{
+        let mut query = $table::table
+            .filter($table::customer_id.eq($customer))
+            .select(<$row>::as_select())
+            .order(($table::$at.desc(), $table::id.desc()))
+            .limit($limit)
+            .into_boxed();
+        if let Some(cursor) = $before {
+            query = query.filter($crate::db::keyset::older_than(
+                $table::$at,
+                $table::id,
+                cursor,
+            ));
+        }
+        query.load::<$row>($conn).await?
+    }};
+}
+
+/// Every row of a domain about a customer, oldest first by `$at` (then id): what an export
+/// section starts from. `export_rows!(conn, orders, OrderRow, ordered_at, customer)`.
+#[macro_export]
+macro_rules! export_rows {
+    ($conn:expr, $table:ident, $row:ty, $at:ident, $customer:expr) => {
+        $table::table
+            .filter($table::customer_id.eq($customer))
+            .order(($table::$at, $table::id))
+            .select(<$row>::as_select())
+            .load::<$row>($conn)
+            .await?
+    };
+}
+
 /// What a domain's erase step writes over the texts it keeps.
 pub const ERASED: &str = "[erased]";
 

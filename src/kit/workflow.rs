@@ -39,3 +39,21 @@ pub fn ensure_move<W: Workflow>(what: &str, from: W, to: W) -> ApiResult<()> {
     };
     Err(ApiError::IllegalMove { detail, allowed })
 }
+
+/// Checks a workflow over every pair of states: exactly the `legal` moves are allowed, by
+/// `may_become` and by [`ensure_move`] alike (the exhaustive unit test of each domain's
+/// state machine).
+#[cfg(test)]
+pub fn assert_exactly<W: Workflow + std::fmt::Debug>(what: &str, legal: &[(W, W)]) {
+    for &from in W::states() {
+        for &to in W::states() {
+            let expected = legal.contains(&(from, to));
+            assert_eq!(from.may_become(to), expected, "{from} → {to}");
+            assert_eq!(
+                ensure_move(what, from, to).is_ok(),
+                expected,
+                "{from} → {to}"
+            );
+        }
+    }
+}

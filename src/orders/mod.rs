@@ -15,7 +15,6 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::customers::api::{self as customers, CustomerRow, Figures};
-use crate::db::keyset::older_than;
 use crate::db::schema::{order_lines, orders};
 use crate::error::ApiResult;
 use crate::kit::Money;
@@ -345,16 +344,8 @@ fn timeline<'c>(
     limit: i64,
 ) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
     Box::pin(async move {
-        let mut query = orders::table
-            .filter(orders::customer_id.eq(customer))
-            .select(OrderRow::as_select())
-            .order((orders::ordered_at.desc(), orders::id.desc()))
-            .limit(limit)
-            .into_boxed();
-        if let Some(cursor) = before {
-            query = query.filter(older_than(orders::ordered_at, orders::id, cursor));
-        }
-        let rows = query.load(conn).await?;
+        let rows =
+            crate::timeline_rows!(conn, orders, OrderRow, ordered_at, customer, before, limit);
         Ok(rows
             .into_iter()
             .map(|o| TimelineEntry {
@@ -406,12 +397,7 @@ fn export<'c>(
     customer: CustomerId,
 ) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
     Box::pin(async move {
-        let rows: Vec<OrderRow> = orders::table
-            .filter(orders::customer_id.eq(customer))
-            .order((orders::ordered_at, orders::id))
-            .select(OrderRow::as_select())
-            .load(conn)
-            .await?;
+        let rows = crate::export_rows!(conn, orders, OrderRow, ordered_at, customer);
         let orders = with_lines(conn, &rows).await?;
         Ok(("orders", serde_json::to_value(orders).unwrap_or_default()))
     })

@@ -491,20 +491,15 @@ fn timeline<'c>(
     limit: i64,
 ) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
     Box::pin(async move {
-        let mut query = visits::table
-            .filter(visits::customer_id.eq(customer))
-            .select(VisitRow::as_select())
-            .order((visits::scheduled_start.desc(), visits::id.desc()))
-            .limit(limit)
-            .into_boxed();
-        if let Some(cursor) = before {
-            query = query.filter(crate::db::keyset::older_than(
-                visits::scheduled_start,
-                visits::id,
-                cursor,
-            ));
-        }
-        let rows = query.load(conn).await?;
+        let rows = crate::timeline_rows!(
+            conn,
+            visits,
+            VisitRow,
+            scheduled_start,
+            customer,
+            before,
+            limit
+        );
         Ok(rows
             .into_iter()
             .map(|v| TimelineEntry {
@@ -558,12 +553,7 @@ fn export<'c>(
     customer: CustomerId,
 ) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
     Box::pin(async move {
-        let rows: Vec<VisitRow> = visits::table
-            .filter(visits::customer_id.eq(customer))
-            .order((visits::scheduled_start, visits::id))
-            .select(VisitRow::as_select())
-            .load(conn)
-            .await?;
+        let rows = crate::export_rows!(conn, visits, VisitRow, scheduled_start, customer);
         let records = VisitRecord::assemble(conn, rows).await?;
         let all: Vec<Value> = records
             .iter()
@@ -635,7 +625,7 @@ const ERASED_FIELDS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::Status::{self, *};
-    use crate::kit::workflow::{Workflow, ensure_move};
+    use crate::kit::workflow::ensure_move;
 
     /// Every pair of states, legal or not, against the table the issue gives.
     #[test]
@@ -654,19 +644,7 @@ mod tests {
             (Missed, Planned),
             (NoShow, Planned),
         ];
-        for &from in Status::ALL {
-            for &to in Status::ALL {
-                assert_eq!(
-                    from.may_become(to),
-                    legal.contains(&(from, to)),
-                    "{from} → {to}"
-                );
-                assert_eq!(
-                    ensure_move("a visit", from, to).is_ok(),
-                    legal.contains(&(from, to))
-                );
-            }
-        }
+        crate::kit::workflow::assert_exactly("a visit", &legal);
     }
 
     #[test]
