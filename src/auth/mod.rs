@@ -12,7 +12,6 @@ use std::future::{Ready, ready};
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::kit::ids::{ApiKeyId, UserId};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::AUTHORIZATION;
@@ -29,6 +28,7 @@ use self::tokens::TokenKeys;
 use crate::db::{Pool, schema};
 use crate::error::{ApiError, ApiResult};
 use crate::http::rate_limit::{RateLimiter, apply_headers};
+use crate::kit::ids::{ApiKeyId, UserId};
 
 crate::text_enum! {
     /// A staff user's role.

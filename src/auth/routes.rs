@@ -8,8 +8,6 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-use crate::kit::ids::{ApiKeyId, UserId};
 use validator::Validate;
 
 use super::{AuthState, Principal, Role, Scope, passwords, secrets};
@@ -19,6 +17,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::versioned;
 use crate::http::json::ValidJson;
 use crate::http::rate_limit::RateLimiter;
+use crate::kit::ids::{ApiKeyId, UserId};
 use crate::kit::input::{EMAIL_MAX, Secret, Text};
 use crate::users::PASSWORD_MAX;
 
