@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::MemberRow;
 use super::settings::SettingsRow;
 use crate::audit::Subject;
+use crate::db::prepared::Cached;
 use crate::db::schema::{club_members, points_entries, points_lots};
 use crate::error::{ApiError, ApiResult};
 use crate::kit::events::{self, NewEvent};
@@ -205,11 +206,14 @@ pub async fn balances(
     member: &MemberRow,
     now: DateTime<Utc>,
 ) -> ApiResult<Balances> {
-    let sums: Sums = diesel::sql_query(BALANCES_SQL)
-        .bind::<diesel::sql_types::Uuid, _>(member.id.get())
-        .bind::<Timestamptz, _>(now)
-        .get_result(conn)
-        .await?;
+    // Kept prepared, as the member read's statement: a look-up by member whatever the values.
+    let sums: Sums = Cached::fixed(
+        diesel::sql_query(BALANCES_SQL)
+            .bind::<diesel::sql_types::Uuid, _>(member.id.get())
+            .bind::<Timestamptz, _>(now),
+    )
+    .get_result(conn)
+    .await?;
     Ok(Balances::of(member, sums.available, sums.pending))
 }
 

@@ -291,12 +291,14 @@ pub async fn qualifying_since(
     member: &MemberRow,
     from: DateTime<Utc>,
 ) -> ApiResult<Qualifying> {
-    let counted: Counted = diesel::sql_query(QUALIFYING_SQL)
-        .bind::<diesel::sql_types::Uuid, _>(member.id.get())
-        .bind::<diesel::sql_types::Uuid, _>(member.customer_id.get())
-        .bind::<Timestamptz, _>(from)
-        .get_result(conn)
-        .await?;
+    let counted: Counted = Cached::fixed(
+        diesel::sql_query(QUALIFYING_SQL)
+            .bind::<diesel::sql_types::Uuid, _>(member.id.get())
+            .bind::<diesel::sql_types::Uuid, _>(member.customer_id.get())
+            .bind::<Timestamptz, _>(from),
+    )
+    .get_result(conn)
+    .await?;
     Ok(Qualifying {
         points: counted.points,
         spend_minor: counted.spend,
