@@ -3,6 +3,12 @@
 //! makes it a column type: rows hold the enum itself, and a stored text that names no value
 //! fails the query loudly (a logged `500`) instead of passing for some other value.
 
+/// A text enumeration's values, for code generic over enums (a workflow's states).
+pub trait Enumerated: Sized + 'static {
+    /// Every value, in declaration order.
+    const ALL: &'static [Self];
+}
+
 /// Declares a text enumeration: `text_enum! { /// doc  pub enum Level { Potential = "potential", ... } }`.
 /// `pub enum Status as VisitStatus { ... }` names its schema component apart from another
 /// domain's `Status`.
@@ -35,6 +41,10 @@ macro_rules! text_enum {
                 match text { $($text => Some(Self::$variant),)+ _ => None }
             }
 
+        }
+
+        impl $crate::text_enum::Enumerated for $name {
+            const ALL: &'static [Self] = <$name>::ALL;
         }
 
         impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {

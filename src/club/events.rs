@@ -81,10 +81,6 @@ text_enum! {
 }
 
 impl Workflow for RegistrationStatus {
-    fn states() -> &'static [Self] {
-        Self::ALL
-    }
-
     fn may_become(self, next: Self) -> bool {
         use RegistrationStatus::*;
         matches!(
@@ -102,8 +98,8 @@ impl RegistrationStatus {
 }
 
 /// A club event row, and how the API shows it.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, ToSchema)]
-#[diesel(table_name = club_events)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize, ToSchema)]
+#[diesel(table_name = club_events, treat_none_as_null = true)]
 #[schema(as = ClubEvent)]
 pub struct EventRow {
     pub id: ClubEventId,
@@ -142,45 +138,7 @@ impl Versioned for EventRow {
 
     crate::live_lock!(club_events);
 
-    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::insert_into(club_events::table)
-            .values((
-                club_events::id.eq(self.id),
-                club_events::title.eq(&self.title),
-                club_events::kind.eq(self.kind),
-                club_events::description.eq(&self.description),
-                club_events::starts_at.eq(self.starts_at),
-                club_events::ends_at.eq(self.ends_at),
-                club_events::place.eq(&self.place),
-                club_events::capacity.eq(self.capacity),
-                club_events::tiers_invited.eq(&self.tiers_invited),
-                club_events::attendance_points.eq(self.attendance_points),
-            ))
-            .returning(Self::as_returning())
-            .get_result(conn)
-            .await?)
-    }
-
-    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::update(club_events::table.find(self.id))
-            .set((
-                club_events::title.eq(&self.title),
-                club_events::kind.eq(self.kind),
-                club_events::description.eq(&self.description),
-                club_events::starts_at.eq(self.starts_at),
-                club_events::ends_at.eq(self.ends_at),
-                club_events::place.eq(&self.place),
-                club_events::capacity.eq(self.capacity),
-                club_events::tiers_invited.eq(&self.tiers_invited),
-                club_events::attendance_points.eq(self.attendance_points),
-                club_events::version.eq(self.version),
-                club_events::updated_at.eq(self.updated_at),
-                club_events::deleted_at.eq(self.deleted_at),
-            ))
-            .returning(Self::as_returning())
-            .get_result(conn)
-            .await?)
-    }
+    crate::stored_row!(club_events);
 }
 
 /// Body of `POST /club/events`.

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -39,8 +39,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 }
 
 /// A reward row, and how the API shows it.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, ToSchema)]
-#[diesel(table_name = club_rewards)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize, ToSchema)]
+#[diesel(table_name = club_rewards, treat_none_as_null = true)]
 pub struct Reward {
     pub id: RewardId,
     #[schema(example = "Shoe-care kit")]
@@ -75,39 +75,7 @@ impl Versioned for Reward {
 
     crate::live_lock!(club_rewards);
 
-    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::insert_into(club_rewards::table)
-            .values((
-                club_rewards::id.eq(self.id),
-                club_rewards::name.eq(&self.name),
-                club_rewards::description.eq(&self.description),
-                club_rewards::points_cost.eq(self.points_cost),
-                club_rewards::stock.eq(self.stock),
-                club_rewards::per_member_limit.eq(self.per_member_limit),
-                club_rewards::active.eq(self.active),
-            ))
-            .returning(Self::as_returning())
-            .get_result(conn)
-            .await?)
-    }
-
-    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::update(club_rewards::table.find(self.id))
-            .set((
-                club_rewards::name.eq(&self.name),
-                club_rewards::description.eq(&self.description),
-                club_rewards::points_cost.eq(self.points_cost),
-                club_rewards::stock.eq(self.stock),
-                club_rewards::per_member_limit.eq(self.per_member_limit),
-                club_rewards::active.eq(self.active),
-                club_rewards::version.eq(self.version),
-                club_rewards::updated_at.eq(self.updated_at),
-                club_rewards::deleted_at.eq(self.deleted_at),
-            ))
-            .returning(Self::as_returning())
-            .get_result(conn)
-            .await?)
-    }
+    crate::stored_row!(club_rewards);
 }
 
 /// Body of `POST /club/rewards`.

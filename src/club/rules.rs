@@ -69,8 +69,8 @@ text_enum! {
 }
 
 /// A rule row.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[diesel(table_name = club_rules)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
+#[diesel(table_name = club_rules, treat_none_as_null = true)]
 pub struct RuleRow {
     pub id: RuleId,
     pub name: String,
@@ -431,52 +431,7 @@ impl Versioned for RuleRow {
 
     crate::live_lock!(club_rules);
 
-    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::insert_into(club_rules::table)
-            .values((
-                club_rules::id.eq(self.id),
-                club_rules::name.eq(&self.name),
-                club_rules::kind.eq(self.kind),
-                club_rules::active.eq(self.active),
-                club_rules::points.eq(self.points),
-                club_rules::points_per_unit.eq(self.points_per_unit),
-                club_rules::currency.eq(&self.currency),
-                club_rules::every_nth.eq(self.every_nth),
-                club_rules::within_days.eq(self.within_days),
-                club_rules::categories.eq(&self.categories),
-                club_rules::min_categories.eq(self.min_categories),
-                club_rules::cap_points.eq(self.cap_points),
-                club_rules::cap_period.eq(self.cap_period),
-                club_rules::pending_days.eq(self.pending_days),
-            ))
-            .returning(Self::as_returning())
-            .get_result(conn)
-            .await?)
-    }
-
-    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::update(club_rules::table.find(self.id))
-            .set((
-                club_rules::name.eq(&self.name),
-                club_rules::active.eq(self.active),
-                club_rules::points.eq(self.points),
-                club_rules::points_per_unit.eq(self.points_per_unit),
-                club_rules::currency.eq(&self.currency),
-                club_rules::every_nth.eq(self.every_nth),
-                club_rules::within_days.eq(self.within_days),
-                club_rules::categories.eq(&self.categories),
-                club_rules::min_categories.eq(self.min_categories),
-                club_rules::cap_points.eq(self.cap_points),
-                club_rules::cap_period.eq(self.cap_period),
-                club_rules::pending_days.eq(self.pending_days),
-                club_rules::version.eq(self.version),
-                club_rules::updated_at.eq(self.updated_at),
-                club_rules::deleted_at.eq(self.deleted_at),
-            ))
-            .returning(Self::as_returning())
-            .get_result(conn)
-            .await?)
-    }
+    crate::stored_row!(club_rules);
 }
 
 /// Body of `POST /club/rules`; what a kind does not use is ignored.

@@ -54,8 +54,8 @@ text_enum! {
 }
 
 /// A tier row.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[diesel(table_name = club_tiers)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
+#[diesel(table_name = club_tiers, treat_none_as_null = true)]
 pub struct TierRow {
     pub id: TierId,
     pub name: String,
@@ -197,43 +197,7 @@ impl Versioned for TierRow {
 
     crate::live_lock!(club_tiers);
 
-    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::insert_into(club_tiers::table)
-            .values((
-                club_tiers::id.eq(self.id),
-                club_tiers::name.eq(&self.name),
-                club_tiers::rank.eq(self.rank),
-                club_tiers::qualification_metric.eq(self.qualification_metric),
-                club_tiers::qualification_threshold.eq(self.qualification_threshold),
-                club_tiers::discount_percent.eq(self.discount_percent),
-                club_tiers::multiplier_percent.eq(self.multiplier_percent),
-                club_tiers::priority_service.eq(self.priority_service),
-                club_tiers::benefits.eq(&self.benefits),
-            ))
-            .returning(Self::as_returning())
-            .get_result(conn)
-            .await?)
-    }
-
-    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::update(club_tiers::table.find(self.id))
-            .set((
-                club_tiers::name.eq(&self.name),
-                club_tiers::rank.eq(self.rank),
-                club_tiers::qualification_metric.eq(self.qualification_metric),
-                club_tiers::qualification_threshold.eq(self.qualification_threshold),
-                club_tiers::discount_percent.eq(self.discount_percent),
-                club_tiers::multiplier_percent.eq(self.multiplier_percent),
-                club_tiers::priority_service.eq(self.priority_service),
-                club_tiers::benefits.eq(&self.benefits),
-                club_tiers::version.eq(self.version),
-                club_tiers::updated_at.eq(self.updated_at),
-                club_tiers::deleted_at.eq(self.deleted_at),
-            ))
-            .returning(Self::as_returning())
-            .get_result(conn)
-            .await?)
-    }
+    crate::stored_row!(club_tiers);
 }
 
 /// Points and spend counted for tiers over a period.

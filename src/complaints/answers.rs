@@ -38,8 +38,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 }
 
 /// An answer row.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[diesel(table_name = answers)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
+#[diesel(table_name = answers, treat_none_as_null = true)]
 pub struct AnswerRow {
     pub id: AnswerId,
     pub question: String,
@@ -139,35 +139,7 @@ impl Versioned for AnswerRow {
 
     crate::live_lock!(answers);
 
-    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::insert_into(answers::table)
-            .values((
-                answers::id.eq(self.id),
-                answers::question.eq(&self.question),
-                answers::answer.eq(&self.answer),
-                answers::category.eq(&self.category),
-                answers::tags.eq(&self.tags),
-            ))
-            .returning(AnswerRow::as_returning())
-            .get_result(conn)
-            .await?)
-    }
-
-    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::update(answers::table.find(self.id))
-            .set((
-                answers::question.eq(&self.question),
-                answers::answer.eq(&self.answer),
-                answers::category.eq(&self.category),
-                answers::tags.eq(&self.tags),
-                answers::version.eq(self.version),
-                answers::updated_at.eq(self.updated_at),
-                answers::deleted_at.eq(self.deleted_at),
-            ))
-            .returning(AnswerRow::as_returning())
-            .get_result(conn)
-            .await?)
-    }
+    crate::stored_row!(answers);
 }
 
 /// Body of `POST /answers`.

@@ -149,8 +149,8 @@ pub struct CalendarPatch {
 }
 
 /// A calendar row.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[diesel(table_name = business_calendars)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
+#[diesel(table_name = business_calendars, treat_none_as_null = true)]
 pub struct CalendarRow {
     pub id: CalendarId,
     pub name: String,
@@ -275,35 +275,7 @@ impl Versioned for CalendarRow {
 
     crate::live_lock!(business_calendars);
 
-    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::insert_into(business_calendars::table)
-            .values((
-                business_calendars::id.eq(self.id),
-                business_calendars::name.eq(&self.name),
-                business_calendars::time_zone.eq(&self.time_zone),
-                business_calendars::hours.eq(&self.hours),
-                business_calendars::holidays.eq(&self.holidays),
-            ))
-            .returning(CalendarRow::as_returning())
-            .get_result(conn)
-            .await?)
-    }
-
-    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::update(business_calendars::table.find(self.id))
-            .set((
-                business_calendars::name.eq(&self.name),
-                business_calendars::time_zone.eq(&self.time_zone),
-                business_calendars::hours.eq(&self.hours),
-                business_calendars::holidays.eq(&self.holidays),
-                business_calendars::version.eq(self.version),
-                business_calendars::updated_at.eq(self.updated_at),
-                business_calendars::deleted_at.eq(self.deleted_at),
-            ))
-            .returning(CalendarRow::as_returning())
-            .get_result(conn)
-            .await?)
-    }
+    crate::stored_row!(business_calendars);
 }
 
 fn stored_holidays(holidays: Option<Items<LocalDate, 0, 1000>>) -> Vec<NaiveDate> {

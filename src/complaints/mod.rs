@@ -85,10 +85,6 @@ text_enum! {
 }
 
 impl Workflow for Status {
-    fn states() -> &'static [Self] {
-        Self::ALL
-    }
-
     /// new → acknowledged → in_progress ⇄ awaiting_customer → resolved → closed; resolved or
     /// closed → reopened (within the reopen window) → in_progress.
     fn may_become(self, next: Self) -> bool {

@@ -43,8 +43,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 pub const DEFAULT_REOPEN_WINDOW_DAYS: i32 = 14;
 
 /// A policy row.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[diesel(table_name = complaint_sla_policies)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
+#[diesel(table_name = complaint_sla_policies, treat_none_as_null = true)]
 pub struct PolicyRow {
     pub id: PolicyId,
     pub name: String,
@@ -181,49 +181,7 @@ impl Versioned for PolicyRow {
 
     crate::live_lock!(complaint_sla_policies);
 
-    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::insert_into(complaint_sla_policies::table)
-            .values((
-                complaint_sla_policies::id.eq(self.id),
-                complaint_sla_policies::name.eq(&self.name),
-                complaint_sla_policies::position.eq(self.position),
-                complaint_sla_policies::severities.eq(&self.severities),
-                complaint_sla_policies::tiers.eq(&self.tiers),
-                complaint_sla_policies::levels.eq(&self.levels),
-                complaint_sla_policies::channels.eq(&self.channels),
-                complaint_sla_policies::first_response_minutes.eq(self.first_response_minutes),
-                complaint_sla_policies::resolution_minutes.eq(self.resolution_minutes),
-                complaint_sla_policies::calendar_id.eq(self.calendar_id),
-                complaint_sla_policies::reopen_window_days.eq(self.reopen_window_days),
-                complaint_sla_policies::escalation.eq(&self.escalation),
-            ))
-            .returning(PolicyRow::as_returning())
-            .get_result(conn)
-            .await?)
-    }
-
-    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::update(complaint_sla_policies::table.find(self.id))
-            .set((
-                complaint_sla_policies::name.eq(&self.name),
-                complaint_sla_policies::position.eq(self.position),
-                complaint_sla_policies::severities.eq(&self.severities),
-                complaint_sla_policies::tiers.eq(&self.tiers),
-                complaint_sla_policies::levels.eq(&self.levels),
-                complaint_sla_policies::channels.eq(&self.channels),
-                complaint_sla_policies::first_response_minutes.eq(self.first_response_minutes),
-                complaint_sla_policies::resolution_minutes.eq(self.resolution_minutes),
-                complaint_sla_policies::calendar_id.eq(self.calendar_id),
-                complaint_sla_policies::reopen_window_days.eq(self.reopen_window_days),
-                complaint_sla_policies::escalation.eq(&self.escalation),
-                complaint_sla_policies::version.eq(self.version),
-                complaint_sla_policies::updated_at.eq(self.updated_at),
-                complaint_sla_policies::deleted_at.eq(self.deleted_at),
-            ))
-            .returning(PolicyRow::as_returning())
-            .get_result(conn)
-            .await?)
-    }
+    crate::stored_row!(complaint_sla_policies);
 }
 
 /// A year, in minutes: the longest response target.

@@ -5,17 +5,16 @@
 use std::fmt::Display;
 
 use crate::error::{ApiError, ApiResult};
+use crate::text_enum::Enumerated;
 
-/// A status with the moves it may make.
-pub trait Workflow: Copy + PartialEq + Display + 'static {
-    /// Every state, in the order `allowed` lists them.
-    fn states() -> &'static [Self];
+/// A status with the moves it may make; `allowed` lists its states in declaration order.
+pub trait Workflow: Enumerated + Copy + PartialEq + Display {
     /// Whether a record in this state may move to `next`.
     fn may_become(self, next: Self) -> bool;
 
     /// The states reachable from this one in one move.
     fn allowed(self) -> Vec<Self> {
-        Self::states()
+        Self::ALL
             .iter()
             .copied()
             .filter(|next| self.may_become(*next))
@@ -45,8 +44,8 @@ pub fn ensure_move<W: Workflow>(what: &str, from: W, to: W) -> ApiResult<()> {
 /// state machine).
 #[cfg(test)]
 pub fn assert_exactly<W: Workflow + std::fmt::Debug>(what: &str, legal: &[(W, W)]) {
-    for &from in W::states() {
-        for &to in W::states() {
+    for &from in W::ALL {
+        for &to in W::ALL {
             let expected = legal.contains(&(from, to));
             assert_eq!(from.may_become(to), expected, "{from} → {to}");
             assert_eq!(

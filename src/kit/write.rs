@@ -283,6 +283,49 @@ macro_rules! live_lock {
     };
 }
 
+/// The [`Versioned::insert`] and [`Versioned::update`] of a row that derives diesel's
+/// `Insertable` and `AsChangeset` (with `treat_none_as_null`) for the schema's `table`,
+/// inside its impl: every field is stored as the row holds it, so a column added to the row
+/// is written without a second list to keep (`stored_row!(answers);`, or
+/// `stored_row!(visit_cadences, key: tier)` where the primary key is not `id`).
+#[macro_export]
+macro_rules! stored_row {
+    ($table:ident) => {
+        $crate::stored_row!($table, key: id);
+    };
+    ($table:ident, key: $key:ident) => {
+        async fn insert(
+            &self,
+            conn: &mut diesel_async::AsyncPgConnection,
+        ) -> $crate::error::ApiResult<Self> {
+            use diesel::prelude::*;
+            use $crate::db::schema::$table;
+            Ok(diesel_async::RunQueryDsl::get_result(
+                diesel::insert_into($table::table)
+                    .values(self)
+                    .returning(Self::as_returning()),
+                conn,
+            )
+            .await?)
+        }
+
+        async fn update(
+            &self,
+            conn: &mut diesel_async::AsyncPgConnection,
+        ) -> $crate::error::ApiResult<Self> {
+            use diesel::prelude::*;
+            use $crate::db::schema::$table;
+            Ok(diesel_async::RunQueryDsl::get_result(
+                diesel::update($table::table.find(self.$key))
+                    .set(self)
+                    .returning(Self::as_returning()),
+                conn,
+            )
+            .await?)
+        }
+    };
+}
+
 /// Soft-deletes the locked row: `deleted_at` now, audited and announced as a deletion.
 pub async fn soft_delete<T: SoftDeleted>(
     conn: &mut AsyncPgConnection,

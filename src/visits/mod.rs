@@ -70,10 +70,6 @@ text_enum! {
 }
 
 impl Workflow for Status {
-    fn states() -> &'static [Self] {
-        Self::ALL
-    }
-
     /// planned → confirmed → checked_in → completed; planned or confirmed → cancelled,
     /// no_show or missed; a reschedule brings a confirmed, missed or no-show visit back to
     /// planned (the same id).

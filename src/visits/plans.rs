@@ -57,8 +57,8 @@ struct Inserted {
 }
 
 /// A plan row.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[diesel(table_name = visit_plans)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
+#[diesel(table_name = visit_plans, treat_none_as_null = true)]
 pub struct PlanRow {
     pub id: PlanId,
     pub customer_id: CustomerId,
@@ -151,56 +151,9 @@ impl Versioned for PlanRow {
         serde_json::to_value(PlanRow::view(self)).unwrap_or_default()
     }
 
-    async fn lock(conn: &mut AsyncPgConnection, id: PlanId) -> ApiResult<Self> {
-        Ok(visit_plans::table
-            .find(id)
-            .filter(visit_plans::deleted_at.is_null())
-            .select(PlanRow::as_select())
-            .for_update()
-            .first(conn)
-            .await?)
-    }
+    crate::live_lock!(visit_plans);
 
-    async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::insert_into(visit_plans::table)
-            .values((
-                visit_plans::id.eq(self.id),
-                visit_plans::customer_id.eq(self.customer_id),
-                visit_plans::owner_id.eq(self.owner_id),
-                visit_plans::recurrence.eq(&self.recurrence),
-                visit_plans::duration_minutes.eq(self.duration_minutes),
-                visit_plans::purpose.eq(self.purpose),
-                visit_plans::method.eq(self.method),
-                visit_plans::reason.eq(&self.reason),
-                visit_plans::agenda.eq(&self.agenda),
-                visit_plans::split_from.eq(self.split_from),
-                visit_plans::created_at.eq(self.created_at),
-                visit_plans::updated_at.eq(self.updated_at),
-            ))
-            .returning(PlanRow::as_returning())
-            .get_result(conn)
-            .await?)
-    }
-
-    async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(diesel::update(visit_plans::table.find(self.id))
-            .set((
-                visit_plans::owner_id.eq(self.owner_id),
-                visit_plans::recurrence.eq(&self.recurrence),
-                visit_plans::duration_minutes.eq(self.duration_minutes),
-                visit_plans::purpose.eq(self.purpose),
-                visit_plans::method.eq(self.method),
-                visit_plans::reason.eq(&self.reason),
-                visit_plans::agenda.eq(&self.agenda),
-                visit_plans::materialised_until.eq(self.materialised_until),
-                visit_plans::version.eq(self.version),
-                visit_plans::updated_at.eq(self.updated_at),
-                visit_plans::deleted_at.eq(self.deleted_at),
-            ))
-            .returning(PlanRow::as_returning())
-            .get_result(conn)
-            .await?)
-    }
+    crate::stored_row!(visit_plans);
 }
 
 impl SoftDeleted for PlanRow {
