@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -13,9 +12,8 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::db::keyset::older_than;
 use crate::db::schema::audit_log;
-use crate::error::ApiResult;
 use crate::kit::ids::{ApiKeyId, CustomerId, UserId};
-use crate::kit::registry::{CustomerHooks, Erase, TimelineCursor, TimelineEntry};
+use crate::kit::registry::{CustomerHooks, Erase, TimelineEntry};
 
 /// Who made a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,13 +197,8 @@ pub fn customer_hooks() -> CustomerHooks {
     }
 }
 
-fn timeline<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-    before: TimelineCursor,
-    limit: i64,
-) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    timeline fn timeline(conn, customer, before, limit) {
         let entries = for_customer(conn, customer, before, limit).await?;
         Ok(entries
             .into_iter()
@@ -217,17 +210,14 @@ fn timeline<'c>(
                 data: serde_json::json!({"entity_type": e.entity_type, "entity_id": e.entity_id, "action": e.action, "changes": e.changes}),
             })
             .collect())
-    })
+    }
 }
 
-fn export<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    export fn export(conn, customer) {
         let entries = for_customer(conn, customer, None, i64::MAX).await?;
         Ok(("history", serde_json::to_value(entries).unwrap_or_default()))
-    })
+    }
 }
 
 #[cfg(test)]

@@ -42,10 +42,7 @@ impl Default for Readiness {
     }
 }
 
-/// Registers the probes at the root.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(healthz).service(readyz).service(metrics);
-}
+crate::routes!(healthz, readyz, metrics);
 
 /// A probe's answer.
 #[derive(Debug, Serialize, ToSchema)]

@@ -29,13 +29,7 @@ pub const KEY_PREFIX: &str = "rpk_";
 /// Characters of the key kept in clear to identify it in lists.
 const SHOWN_PREFIX_LEN: usize = 12;
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(revoke);
-}
+crate::routes!(create, list, get_one, revoke);
 
 /// A key row. Its digest is never serialised, so never audited or announced.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]

@@ -24,13 +24,7 @@ use crate::users::PASSWORD_MAX;
 /// Limits login attempts per e-mail address, against password guessing.
 pub struct LoginThrottle(pub RateLimiter);
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(login)
-        .service(refresh)
-        .service(logout)
-        .service(me);
-}
+crate::routes!(login, refresh, logout, me);
 
 /// The fields of a refresh token that decide whether it may be exchanged.
 #[derive(Queryable, Selectable)]

@@ -35,19 +35,18 @@ use crate::kit::workflow::{Workflow, ensure_move};
 use crate::kit::write::{self, Action, Entry, Versioned, Writer};
 use crate::text_enum;
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(update)
-        .service(remove)
-        .service(register)
-        .service(registrations)
-        .service(cancel)
-        .service(accept)
-        .service(check_in);
-}
+crate::routes!(
+    create,
+    list,
+    get_one,
+    update,
+    remove,
+    register,
+    registrations,
+    cancel,
+    accept,
+    check_in
+);
 
 text_enum! {
     /// What kind of club activity.
@@ -124,21 +123,13 @@ pub struct EventRow {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-crate::soft_deleted!(EventRow);
+crate::soft_deleted!(EventRow, club_events);
 
 impl Versioned for EventRow {
     const KIND: &'static str = "club_event";
     type Id = ClubEventId;
 
-    crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
-
-    fn view(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_default()
-    }
-
-    crate::live_lock!(club_events);
-
-    crate::stored_row!(club_events);
+    crate::live_row!(club_events);
 }
 
 /// Body of `POST /club/events`.
@@ -228,12 +219,7 @@ async fn create(
         deleted_at: None,
     };
     ensure_times(&row)?;
-    let writer = Writer::of(&caller.principal);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            write::create(conn, &writer, row, Action::CREATED).await
-        })
-        .await?;
+    let saved = write::create_single(&mut conn, &Writer::of(&caller.principal), row).await?;
     Ok(created(
         format!("/api/v1/club/events/{}", saved.id),
         &saved,
@@ -297,12 +283,7 @@ async fn get_one(
     mut conn: DbConn,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let row: EventRow = club_events::table
-        .find(ClubEventId::from(*id))
-        .filter(club_events::deleted_at.is_null())
-        .select(EventRow::as_select())
-        .first(&mut conn)
-        .await?;
+    let row = write::live::<EventRow>(&mut conn, ClubEventId::from(*id)).await?;
     Ok(versioned(StatusCode::OK, &row, row.version))
 }
 
@@ -384,12 +365,7 @@ async fn remove(
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     let writer = Writer::of(&caller.principal);
-    let id = ClubEventId::from(*id);
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let locked = write::lock::<EventRow>(conn, &writer, id, &if_match).await?;
-        write::soft_delete(conn, &writer, locked).await
-    })
-    .await?;
+    write::remove_single::<EventRow>(&mut conn, &writer, ClubEventId::from(*id), &if_match).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -8,7 +8,6 @@ use actix_web::{HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -34,16 +33,15 @@ use crate::kit::ids::{CustomerId, MemberId, TierId};
 use crate::kit::input::{Text, Whole};
 use crate::kit::write::{self, Action, Writer};
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(enrol)
-        .service(list)
-        .service(get_one)
-        .service(update)
-        .service(points_list)
-        .service(points_write)
-        .service(tier_changes);
-}
+crate::routes!(
+    enrol,
+    list,
+    get_one,
+    update,
+    points_list,
+    points_write,
+    tier_changes
+);
 
 /// A member as the API shows it: the membership, balances derived from the ledger, and
 /// where they stand against the tiers.
@@ -538,16 +536,11 @@ async fn tier_changes(
     }))
 }
 
-/// Merge step: the duplicate's membership becomes the survivor's; when both are members,
-/// the duplicate's lots and debt move to the survivor's membership (an `adjust` entry on
-/// each side keeps both ledgers adding up) and the duplicate's membership is cancelled.
-pub fn merge<'c>(
-    conn: &'c mut AsyncPgConnection,
-    writer: &'c Writer,
-    survivor: CustomerId,
-    duplicate: CustomerId,
-) -> BoxFuture<'c, ApiResult<()>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    /// Merge step: the duplicate's membership becomes the survivor's; when both are members,
+    /// the duplicate's lots and debt move to the survivor's membership (an `adjust` entry on
+    /// each side keeps both ledgers adding up) and the duplicate's membership is cancelled.
+    pub merge fn merge(conn, writer, survivor, duplicate) {
         let Some(mut from) = MemberRow::lock_of_customer(conn, duplicate).await? else {
             return Ok(());
         };
@@ -565,7 +558,7 @@ pub fn merge<'c>(
         after.status = MemberStatus::Cancelled;
         write::save(conn, writer, locked, after, MERGED).await?;
         Ok(())
-    })
+    }
 }
 
 /// A membership moved or folded into the survivor's by a customer merge.

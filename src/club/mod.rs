@@ -18,15 +18,14 @@ pub mod tiers;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::db::schema::{club_members, club_referrals, points_entries};
 use crate::error::ApiResult;
 use crate::kit::ids::{CustomerId, MemberId, TierId};
-use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineCursor, TimelineEntry};
-use crate::kit::write::{Versioned, Writer};
+use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineEntry};
+use crate::kit::write::Versioned;
 use crate::text_enum;
 
 /// Registers the club's routes.
@@ -134,10 +133,6 @@ impl Versioned for MemberRow {
         Some(self.customer_id)
     }
 
-    fn view(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_default()
-    }
-
     async fn lock(conn: &mut AsyncPgConnection, id: MemberId) -> ApiResult<Self> {
         MemberRow::lock(conn, id).await
     }
@@ -191,14 +186,9 @@ pub fn customer_hooks() -> CustomerHooks {
     }
 }
 
-/// Timeline source: the member's ledger entries.
-fn timeline<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-    before: TimelineCursor,
-    limit: i64,
-) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    /// Timeline source: the member's ledger entries.
+    timeline fn timeline(conn, customer, before, limit) {
         let mut query = points_entries::table
             .inner_join(club_members::table)
             .filter(club_members::customer_id.eq(customer))
@@ -227,15 +217,12 @@ fn timeline<'c>(
                 data: json!({"kind": e.kind, "points": e.points, "balance_after": e.balance_after, "reference": e.reference}),
             })
             .collect())
-    })
+    }
 }
 
-/// Export section: the membership, its balances and its whole ledger.
-fn export<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    /// Export section: the membership, its balances and its whole ledger.
+    export fn export(conn, customer) {
         let member: Option<MemberRow> = club_members::table
             .filter(club_members::customer_id.eq(customer))
             .select(MemberRow::as_select())
@@ -254,17 +241,13 @@ fn export<'c>(
             .await?;
         let entries: Vec<ledger::Entry> = entries.into_iter().map(ledger::Entry::from).collect();
         Ok(("club", json!({"membership": view, "points": entries})))
-    })
+    }
 }
 
-/// Erase step: the ledger keeps its sums, kinds and references (order and rule ids), but its
-/// reasons (free text that may name the person) are blanked; referrals lose their notes.
-fn erase<'c>(
-    conn: &'c mut AsyncPgConnection,
-    _writer: &'c Writer,
-    customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<()>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    /// Erase step: the ledger keeps its sums, kinds and references (order and rule ids), but its
+    /// reasons (free text that may name the person) are blanked; referrals lose their notes.
+    erase fn erase(conn, _writer, customer) {
         let member: Option<MemberId> = club_members::table
             .filter(club_members::customer_id.eq(customer))
             .select(club_members::id)
@@ -283,5 +266,5 @@ fn erase<'c>(
             .await?;
         crate::kit::registry::redact_history(conn, customer, ledger::SUBJECT, &["reason"]).await?;
         crate::kit::registry::redact_history(conn, customer, "referral", &["note"]).await
-    })
+    }
 }

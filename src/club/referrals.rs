@@ -31,13 +31,7 @@ use crate::kit::input::{Days, Text};
 use crate::kit::write::{Entry, Writer};
 use crate::text_enum;
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(greetings);
-}
+crate::routes!(create, list, get_one, greetings);
 
 text_enum! {
     /// Where a referral stands.

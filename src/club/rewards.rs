@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
@@ -26,17 +25,9 @@ use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::{MemberId, RewardId};
 use crate::kit::input::{Text, Whole};
-use crate::kit::write::{self, Action, Versioned, Writer};
+use crate::kit::write::{self, Versioned, Writer};
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(update)
-        .service(remove)
-        .service(redeem);
-}
+crate::routes!(create, list, get_one, update, remove, redeem);
 
 /// A reward row, and how the API shows it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize, ToSchema)]
@@ -61,21 +52,13 @@ pub struct Reward {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-crate::soft_deleted!(Reward);
+crate::soft_deleted!(Reward, club_rewards);
 
 impl Versioned for Reward {
     const KIND: &'static str = "club_reward";
     type Id = RewardId;
 
-    crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
-
-    fn view(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_default()
-    }
-
-    crate::live_lock!(club_rewards);
-
-    crate::stored_row!(club_rewards);
+    crate::live_row!(club_rewards);
 }
 
 /// Body of `POST /club/rewards`.
@@ -148,12 +131,7 @@ async fn create(
         updated_at: now,
         deleted_at: None,
     };
-    let writer = Writer::of(&caller.principal);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            write::create(conn, &writer, row, Action::CREATED).await
-        })
-        .await?;
+    let saved = write::create_single(&mut conn, &Writer::of(&caller.principal), row).await?;
     Ok(created(
         format!("/api/v1/club/rewards/{}", saved.id),
         &saved,
@@ -200,12 +178,7 @@ async fn get_one(
     mut conn: DbConn,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let row: Reward = club_rewards::table
-        .find(RewardId::from(*id))
-        .filter(club_rewards::deleted_at.is_null())
-        .select(Reward::as_select())
-        .first(&mut conn)
-        .await?;
+    let row = write::live::<Reward>(&mut conn, RewardId::from(*id)).await?;
     Ok(versioned(StatusCode::OK, &row, row.version))
 }
 
@@ -222,31 +195,27 @@ async fn update(
     let p = body.0;
     let writer = Writer::of(&caller.principal);
     let id = RewardId::from(*id);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<Reward>(conn, &writer, id, &if_match).await?;
-            let mut after = locked.to_change();
-            if let Some(name) = p.name {
-                after.name = name.into_inner();
-            }
-            after.description = p
-                .description
-                .map_value(Text::into_inner)
-                .apply(after.description);
-            if let Some(cost) = p.points_cost {
-                after.points_cost = cost.get();
-            }
-            after.stock = p.stock.map_value(|s| s.get() as i32).apply(after.stock);
-            after.per_member_limit = p
-                .per_member_limit
-                .map_value(|l| l.get() as i32)
-                .apply(after.per_member_limit);
-            if let Some(active) = p.active {
-                after.active = active;
-            }
-            write::save(conn, &writer, locked, after, Action::UPDATED).await
-        })
-        .await?;
+    let saved = write::change_single(&mut conn, &writer, id, &if_match, |after: &mut Reward| {
+        if let Some(name) = p.name {
+            after.name = name.into_inner();
+        }
+        after.description = p
+            .description
+            .map_value(Text::into_inner)
+            .apply(after.description.take());
+        if let Some(cost) = p.points_cost {
+            after.points_cost = cost.get();
+        }
+        after.stock = p.stock.map_value(|s| s.get() as i32).apply(after.stock);
+        after.per_member_limit = p
+            .per_member_limit
+            .map_value(|l| l.get() as i32)
+            .apply(after.per_member_limit);
+        if let Some(active) = p.active {
+            after.active = active;
+        }
+    })
+    .await?;
     Ok(versioned(StatusCode::OK, &saved, saved.version))
 }
 
@@ -260,12 +229,7 @@ async fn remove(
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     let writer = Writer::of(&caller.principal);
-    let id = RewardId::from(*id);
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let locked = write::lock::<Reward>(conn, &writer, id, &if_match).await?;
-        write::soft_delete(conn, &writer, locked).await
-    })
-    .await?;
+    write::remove_single::<Reward>(&mut conn, &writer, RewardId::from(*id), &if_match).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

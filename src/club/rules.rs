@@ -9,7 +9,7 @@ use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamptz};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -24,24 +24,17 @@ use super::tiers::{self, Ladder};
 use crate::auth::{Authorized, ClubManage, ClubRead};
 use crate::db::DbConn;
 use crate::db::schema::{club_rules, points_entries};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::Page;
 use crate::http::query::Query;
 use crate::kit::ids::RuleId;
 use crate::kit::input::{Currency, Items, Text, Whole};
-use crate::kit::write::{self, Action, Versioned, Writer};
+use crate::kit::write::{self, Versioned, Writer};
 use crate::text_enum;
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(update)
-        .service(remove);
-}
+crate::routes!(create, list, get_one, update, remove);
 
 text_enum! {
     /// What a rule rewards.
@@ -417,21 +410,17 @@ pub async fn award_bonus(
     Ok(written)
 }
 
-crate::soft_deleted!(RuleRow);
+crate::soft_deleted!(RuleRow, club_rules);
 
 impl Versioned for RuleRow {
     const KIND: &'static str = "club_rule";
     type Id = RuleId;
 
-    crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
+    crate::live_row!(club_rules);
 
     fn view(&self) -> Value {
         serde_json::to_value(RuleRow::view(self)).unwrap_or_default()
     }
-
-    crate::live_lock!(club_rules);
-
-    crate::stored_row!(club_rules);
 }
 
 /// Body of `POST /club/rules`; what a kind does not use is ignored.
@@ -593,12 +582,7 @@ async fn create(
         deleted_at: None,
     };
     settings.apply(&mut row);
-    let writer = Writer::of(&caller.principal);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            write::create(conn, &writer, row, Action::CREATED).await
-        })
-        .await?;
+    let saved = write::create_single(&mut conn, &Writer::of(&caller.principal), row).await?;
     Ok(created(
         format!("/api/v1/club/rules/{}", saved.id),
         &saved.view(),
@@ -649,12 +633,7 @@ async fn get_one(
     mut conn: DbConn,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let row: RuleRow = club_rules::table
-        .find(RuleId::from(*id))
-        .filter(club_rules::deleted_at.is_null())
-        .select(RuleRow::as_select())
-        .first(&mut conn)
-        .await?;
+    let row = write::live::<RuleRow>(&mut conn, RuleId::from(*id)).await?;
     Ok(versioned(StatusCode::OK, &row.view(), row.version))
 }
 
@@ -671,14 +650,10 @@ async fn update(
     let patch = body.0;
     let writer = Writer::of(&caller.principal);
     let id = RuleId::from(*id);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<RuleRow>(conn, &writer, id, &if_match).await?;
-            let mut after = locked.to_change();
-            patch.apply(&mut after);
-            write::save(conn, &writer, locked, after, Action::UPDATED).await
-        })
-        .await?;
+    let saved = write::change_single(&mut conn, &writer, id, &if_match, |after: &mut RuleRow| {
+        patch.apply(after);
+    })
+    .await?;
     Ok(versioned(StatusCode::OK, &saved.view(), saved.version))
 }
 
@@ -692,12 +667,7 @@ async fn remove(
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     let writer = Writer::of(&caller.principal);
-    let id = RuleId::from(*id);
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let locked = write::lock::<RuleRow>(conn, &writer, id, &if_match).await?;
-        write::soft_delete(conn, &writer, locked).await
-    })
-    .await?;
+    write::remove_single::<RuleRow>(&mut conn, &writer, RuleId::from(*id), &if_match).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

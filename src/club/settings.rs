@@ -9,7 +9,6 @@ use chrono::{DateTime, Datelike, Duration, Months, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
@@ -24,10 +23,7 @@ use crate::kit::input::Whole;
 use crate::kit::write::{self, Action, Versioned, Writer};
 use crate::text_enum;
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(get_settings).service(update_settings);
-}
+crate::routes!(get_settings, update_settings);
 
 text_enum! {
     /// When earned points lapse.
@@ -164,10 +160,6 @@ impl Versioned for SettingsRow {
     fn stamp(&mut self, version: i64, now: DateTime<Utc>) {
         self.version = version;
         self.updated_at = now;
-    }
-
-    fn view(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_default()
     }
 
     async fn lock(conn: &mut AsyncPgConnection, _id: Uuid) -> ApiResult<Self> {

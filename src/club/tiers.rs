@@ -34,14 +34,7 @@ use crate::kit::input::{Items, Text, Whole};
 use crate::kit::write::{self, Action, Versioned, Writer};
 use crate::text_enum;
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(update)
-        .service(remove);
-}
+crate::routes!(create, list, get_one, update, remove);
 
 text_enum! {
     /// What a tier is qualified by.
@@ -183,21 +176,17 @@ impl TierRow {
     }
 }
 
-crate::soft_deleted!(TierRow);
+crate::soft_deleted!(TierRow, club_tiers);
 
 impl Versioned for TierRow {
     const KIND: &'static str = "club_tier";
     type Id = TierId;
 
-    crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
+    crate::live_row!(club_tiers);
 
     fn view(&self) -> Value {
         serde_json::to_value(TierRow::view(self)).unwrap_or_default()
     }
-
-    crate::live_lock!(club_tiers);
-
-    crate::stored_row!(club_tiers);
 }
 
 /// Points and spend counted for tiers over a period.
@@ -665,12 +654,7 @@ async fn get_one(
     mut conn: DbConn,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let row: TierRow = club_tiers::table
-        .find(TierId::from(*id))
-        .filter(club_tiers::deleted_at.is_null())
-        .select(TierRow::as_select())
-        .first(&mut conn)
-        .await?;
+    let row = write::live::<TierRow>(&mut conn, TierId::from(*id)).await?;
     Ok(versioned(StatusCode::OK, &row.view(), row.version))
 }
 

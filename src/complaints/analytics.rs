@@ -18,10 +18,7 @@ use crate::error::ApiResult;
 use crate::http::query::Query;
 use crate::text_enum;
 
-/// Registers the route.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(report);
-}
+crate::routes!(report);
 
 text_enum! {
     /// The length of each summary period.

@@ -28,14 +28,7 @@ use crate::kit::ids::AnswerId;
 use crate::kit::input::{Items, Text};
 use crate::kit::write::{self, Action, Versioned, Writer};
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(update)
-        .service(remove);
-}
+crate::routes!(create, list, get_one, update, remove);
 
 /// An answer row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
@@ -125,21 +118,17 @@ async fn views(conn: &mut AsyncPgConnection, rows: &[AnswerRow]) -> ApiResult<Ve
         .collect())
 }
 
-crate::soft_deleted!(AnswerRow);
+crate::soft_deleted!(AnswerRow, answers);
 
 impl Versioned for AnswerRow {
     const KIND: &'static str = "answer";
     type Id = AnswerId;
 
-    crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
+    crate::live_row!(answers);
 
     fn view(&self) -> Value {
         serde_json::to_value(AnswerRow::view(self, (0, 0))).unwrap_or_default()
     }
-
-    crate::live_lock!(answers);
-
-    crate::stored_row!(answers);
 }
 
 /// Body of `POST /answers`.
@@ -227,12 +216,7 @@ async fn create(
         updated_at: now,
         deleted_at: None,
     };
-    let writer = Writer::of(&caller.principal);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            write::create(conn, &writer, row, Action::CREATED).await
-        })
-        .await?;
+    let saved = write::create_single(&mut conn, &Writer::of(&caller.principal), row).await?;
     Ok(created(
         format!("/api/v1/answers/{}", saved.id),
         &saved.view((0, 0)),
@@ -288,12 +272,7 @@ async fn get_one(
     mut conn: DbConn,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let row: AnswerRow = answers::table
-        .find(AnswerId::from(*id))
-        .filter(answers::deleted_at.is_null())
-        .select(AnswerRow::as_select())
-        .first(&mut conn)
-        .await?;
+    let row = write::live::<AnswerRow>(&mut conn, AnswerId::from(*id)).await?;
     let view = views(&mut conn, std::slice::from_ref(&row))
         .await?
         .remove(0);
@@ -347,11 +326,6 @@ async fn remove(
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     let writer = Writer::of(&caller.principal);
-    let id = AnswerId::from(*id);
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let locked = write::lock::<AnswerRow>(conn, &writer, id, &if_match).await?;
-        write::soft_delete(conn, &writer, locked).await
-    })
-    .await?;
+    write::remove_single::<AnswerRow>(&mut conn, &writer, AnswerId::from(*id), &if_match).await?;
     Ok(HttpResponse::NoContent().finish())
 }

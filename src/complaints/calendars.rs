@@ -27,17 +27,10 @@ use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::CalendarId;
 use crate::kit::input::{Items, LocalDate, Text, TimeZoneName};
-use crate::kit::write::{self, Action, Versioned, Writer};
+use crate::kit::write::{self, Versioned, Writer};
 use crate::text_enum;
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(update)
-        .service(remove);
-}
+crate::routes!(create, list, get_one, update, remove);
 
 text_enum! {
     /// A day of the week.
@@ -261,21 +254,17 @@ fn by_start_day(spans: Vec<(u32, u32)>) -> [Vec<(u32, u32)>; 7] {
     week
 }
 
-crate::soft_deleted!(CalendarRow);
+crate::soft_deleted!(CalendarRow, business_calendars);
 
 impl Versioned for CalendarRow {
     const KIND: &'static str = "business_calendar";
     type Id = CalendarId;
 
-    crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
+    crate::live_row!(business_calendars);
 
     fn view(&self) -> Value {
         serde_json::to_value(CalendarRow::view(self)).unwrap_or_default()
     }
-
-    crate::live_lock!(business_calendars);
-
-    crate::stored_row!(business_calendars);
 }
 
 fn stored_holidays(holidays: Option<Items<LocalDate, 0, 1000>>) -> Vec<NaiveDate> {
@@ -347,12 +336,7 @@ async fn create(
         updated_at: now,
         deleted_at: None,
     };
-    let writer = Writer::of(&caller.principal);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            write::create(conn, &writer, row, Action::CREATED).await
-        })
-        .await?;
+    let saved = write::create_single(&mut conn, &Writer::of(&caller.principal), row).await?;
     Ok(created(
         format!("/api/v1/business-calendars/{}", saved.id),
         &saved.view(),
@@ -399,12 +383,7 @@ async fn get_one(
     mut conn: DbConn,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let row: CalendarRow = business_calendars::table
-        .find(CalendarId::from(*id))
-        .filter(business_calendars::deleted_at.is_null())
-        .select(CalendarRow::as_select())
-        .first(&mut conn)
-        .await?;
+    let row = write::live::<CalendarRow>(&mut conn, CalendarId::from(*id)).await?;
     Ok(versioned(StatusCode::OK, &row.view(), row.version))
 }
 
@@ -421,10 +400,12 @@ async fn update(
     let patch = body.0;
     let writer = Writer::of(&caller.principal);
     let id = CalendarId::from(*id);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<CalendarRow>(conn, &writer, id, &if_match).await?;
-            let mut after = locked.to_change();
+    let saved = write::change_single(
+        &mut conn,
+        &writer,
+        id,
+        &if_match,
+        |after: &mut CalendarRow| {
             if let Some(name) = patch.name {
                 after.name = name.into_inner();
             }
@@ -437,9 +418,9 @@ async fn update(
             if patch.holidays.is_some() {
                 after.holidays = stored_holidays(patch.holidays);
             }
-            write::save(conn, &writer, locked, after, Action::UPDATED).await
-        })
-        .await?;
+        },
+    )
+    .await?;
     Ok(versioned(StatusCode::OK, &saved.view(), saved.version))
 }
 

@@ -15,7 +15,6 @@ pub mod sla;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -31,11 +30,9 @@ use crate::db::schema::{
 use crate::error::ApiResult;
 use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::ids::{ComplaintId, CustomerId, OrderId, PolicyId, UserId};
-use crate::kit::registry::{
-    CustomerHooks, ERASED, Erase, TimelineCursor, TimelineEntry, redact_history,
-};
+use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineEntry, redact_history};
 use crate::kit::workflow::Workflow;
-use crate::kit::write::{Versioned, Writer};
+use crate::kit::write::Versioned;
 use crate::text_enum;
 
 text_enum! {
@@ -622,13 +619,8 @@ pub fn customer_hooks() -> CustomerHooks {
     }
 }
 
-fn timeline<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-    before: TimelineCursor,
-    limit: i64,
-) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    timeline fn timeline(conn, customer, before, limit) {
         let rows = crate::timeline_rows!(
             conn,
             complaints,
@@ -651,32 +643,18 @@ fn timeline<'c>(
                 data: json!({"status": c.status, "severity": c.severity, "category": c.category, "channel": c.channel, "subject": c.subject}),
             })
             .collect())
-    })
+    }
 }
 
-fn move_to_survivor<'c>(
-    conn: &'c mut AsyncPgConnection,
-    _writer: &'c Writer,
-    survivor: CustomerId,
-    duplicate: CustomerId,
-) -> BoxFuture<'c, ApiResult<()>> {
-    Box::pin(async move {
-        diesel::update(complaints::table.filter(complaints::customer_id.eq(duplicate)))
-            .set((
-                complaints::customer_id.eq(survivor),
-                complaints::updated_at.eq(Utc::now()),
-            ))
-            .execute(conn)
-            .await?;
+crate::customer_hook! {
+    merge fn move_to_survivor(conn, _writer, survivor, duplicate) {
+        crate::reassign_rows!(conn, complaints, survivor, duplicate);
         Ok(())
-    })
+    }
 }
 
-fn export<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    export fn export(conn, customer) {
         let rows = crate::export_rows!(conn, complaints, ComplaintRow, created_at, customer);
         let ids: Vec<ComplaintId> = rows.iter().map(|r| r.id).collect();
         let comments: Vec<(ComplaintId, String, String, DateTime<Utc>)> = complaint_comments::table
@@ -716,15 +694,11 @@ fn export<'c>(
             })
             .collect();
         Ok(("complaints", Value::Array(all)))
-    })
+    }
 }
 
-fn erase<'c>(
-    conn: &'c mut AsyncPgConnection,
-    _writer: &'c Writer,
-    customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<()>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    erase fn erase(conn, _writer, customer) {
         let ids = complaints::table
             .filter(complaints::customer_id.eq(customer))
             .select(complaints::id);
@@ -760,7 +734,7 @@ fn erase<'c>(
         .execute(conn)
         .await?;
         redact_history(conn, customer, "complaint", ERASED_FIELDS).await
-    })
+    }
 }
 
 /// The fields of complaint audit entries and events that hold what the customer said.

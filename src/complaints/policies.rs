@@ -30,14 +30,7 @@ use crate::kit::ids::{CalendarId, PolicyId};
 use crate::kit::input::{Items, Text, Whole};
 use crate::kit::write::{self, Action, Versioned, Writer};
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(update)
-        .service(remove);
-}
+crate::routes!(create, list, get_one, update, remove);
 
 /// The default reopen window, in days.
 pub const DEFAULT_REOPEN_WINDOW_DAYS: i32 = 14;
@@ -167,21 +160,17 @@ pub async fn first_match(
     Ok(policies.into_iter().find(|p| p.matches(facts)))
 }
 
-crate::soft_deleted!(PolicyRow);
+crate::soft_deleted!(PolicyRow, complaint_sla_policies);
 
 impl Versioned for PolicyRow {
     const KIND: &'static str = "complaint_sla_policy";
     type Id = PolicyId;
 
-    crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
+    crate::live_row!(complaint_sla_policies);
 
     fn view(&self) -> Value {
         serde_json::to_value(PolicyRow::view(self)).unwrap_or_default()
     }
-
-    crate::live_lock!(complaint_sla_policies);
-
-    crate::stored_row!(complaint_sla_policies);
 }
 
 /// A year, in minutes: the longest response target.
@@ -367,12 +356,7 @@ async fn get_one(
     mut conn: DbConn,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let row: PolicyRow = complaint_sla_policies::table
-        .find(PolicyId::from(*id))
-        .filter(complaint_sla_policies::deleted_at.is_null())
-        .select(PolicyRow::as_select())
-        .first(&mut conn)
-        .await?;
+    let row = write::live::<PolicyRow>(&mut conn, PolicyId::from(*id)).await?;
     Ok(versioned(StatusCode::OK, &row.view(), row.version))
 }
 
@@ -454,11 +438,6 @@ async fn remove(
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     let writer = Writer::of(&caller.principal);
-    let id = PolicyId::from(*id);
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let locked = write::lock::<PolicyRow>(conn, &writer, id, &if_match).await?;
-        write::soft_delete(conn, &writer, locked).await
-    })
-    .await?;
+    write::remove_single::<PolicyRow>(&mut conn, &writer, PolicyId::from(*id), &if_match).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -41,19 +41,18 @@ use crate::kit::input::{CLOCK_SKEW_MINUTES, Text, Whole, present};
 use crate::kit::workflow::ensure_move;
 use crate::kit::write::{self, Action, Entry, Versioned, Writer};
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(update)
-        .service(transition)
-        .service(post_comment)
-        .service(list_comments)
-        .service(resolve)
-        .service(get_resolution)
-        .service(rate);
-}
+crate::routes!(
+    create,
+    list,
+    get_one,
+    update,
+    transition,
+    post_comment,
+    list_comments,
+    resolve,
+    get_resolution,
+    rate
+);
 
 /// A status change.
 const STATUS_CHANGED: Action = Action::named("status_changed", "status_changed");

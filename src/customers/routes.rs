@@ -27,20 +27,9 @@ use crate::kit::input::Items;
 use crate::kit::registry::{self, Registry, TimelineEntry};
 use crate::kit::write::Writer;
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(list)
-        .service(create)
-        .service(batch)
-        .service(merge)
-        .service(get_one)
-        .service(update)
-        .service(remove)
-        .service(timeline)
-        .service(history)
-        .service(export)
-        .service(erase);
-}
+crate::routes!(
+    list, create, batch, merge, get_one, update, remove, timeline, history, export, erase
+);
 
 /// Filters and order of `GET /customers`. Custom attributes filter as `attr.<name>=<value>`.
 #[derive(Debug, Deserialize, IntoParams)]

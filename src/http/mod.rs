@@ -11,3 +11,15 @@ pub mod query;
 pub mod rate_limit;
 pub mod security;
 pub mod timestamps;
+
+/// A module's `configure`, which registers its handlers with the app (and so with the
+/// OpenAPI document): `routes!(create, list, get_one, update);`.
+#[macro_export]
+macro_rules! routes {
+    ($($handler:ident),+ $(,)?) => {
+        /// Registers the routes.
+        pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+            $(cfg.service($handler);)+
+        }
+    };
+}

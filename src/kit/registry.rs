@@ -126,6 +126,63 @@ impl Registry {
     }
 }
 
+/// A domain's hook as a plain body: the macro writes the boxed-future signature its
+/// registry type ([`TimelineSource`], [`MergeStep`], [`ExportSection`], [`EraseStep`])
+/// asks for, so a domain states only the parameter names and what the step does.
+///
+/// ```text
+/// crate::customer_hook! {
+///     /// Erase step: ...
+///     erase fn erase(conn, _writer, customer) {
+///         ...
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! customer_hook {
+    ($(#[$meta:meta])* $vis:vis timeline fn $name:ident($conn:ident, $customer:ident, $before:ident, $limit:ident) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name<'c>(
+            $conn: &'c mut diesel_async::AsyncPgConnection,
+            $customer: $crate::kit::ids::CustomerId,
+            $before: $crate::kit::registry::TimelineCursor,
+            $limit: i64,
+        ) -> futures_util::future::BoxFuture<'c, $crate::error::ApiResult<Vec<$crate::kit::registry::TimelineEntry>>> {
+            Box::pin(async move $body)
+        }
+    };
+    ($(#[$meta:meta])* $vis:vis merge fn $name:ident($conn:ident, $writer:ident, $survivor:ident, $duplicate:ident) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name<'c>(
+            $conn: &'c mut diesel_async::AsyncPgConnection,
+            $writer: &'c $crate::kit::write::Writer,
+            $survivor: $crate::kit::ids::CustomerId,
+            $duplicate: $crate::kit::ids::CustomerId,
+        ) -> futures_util::future::BoxFuture<'c, $crate::error::ApiResult<()>> {
+            Box::pin(async move $body)
+        }
+    };
+    ($(#[$meta:meta])* $vis:vis export fn $name:ident($conn:ident, $customer:ident) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name<'c>(
+            $conn: &'c mut diesel_async::AsyncPgConnection,
+            $customer: $crate::kit::ids::CustomerId,
+        ) -> futures_util::future::BoxFuture<'c, $crate::error::ApiResult<(&'static str, serde_json::Value)>> {
+            Box::pin(async move $body)
+        }
+    };
+    ($(#[$meta:meta])* $vis:vis erase fn $name:ident($conn:ident, $writer:ident, $customer:ident) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name<'c>(
+            $conn: &'c mut diesel_async::AsyncPgConnection,
+            $writer: &'c $crate::kit::write::Writer,
+            $customer: $crate::kit::ids::CustomerId,
+        ) -> futures_util::future::BoxFuture<'c, $crate::error::ApiResult<()>> {
+            Box::pin(async move $body)
+        }
+    };
+}
+
 /// A domain's rows about a customer, newest first by `$at` (then id), strictly before a
 /// [`TimelineCursor`], at most `$limit`: the query a timeline source starts from.
 /// `timeline_rows!(conn, orders, OrderRow, ordered_at, customer, before, limit)`.
@@ -159,6 +216,22 @@ macro_rules! export_rows {
             .order(($table::$at, $table::id))
             .select(<$row>::as_select())
             .load::<$row>($conn)
+            .await?
+    };
+}
+
+/// Moves a domain's rows about the merge's duplicate to its survivor, stamping their
+/// `updated_at`: what a merge step starts from.
+/// `reassign_rows!(conn, orders, survivor, duplicate)`.
+#[macro_export]
+macro_rules! reassign_rows {
+    ($conn:expr, $table:ident, $survivor:expr, $duplicate:expr) => {
+        diesel::update($table::table.filter($table::customer_id.eq($duplicate)))
+            .set((
+                $table::customer_id.eq($survivor),
+                $table::updated_at.eq(chrono::Utc::now()),
+            ))
+            .execute($conn)
             .await?
     };
 }

@@ -12,7 +12,7 @@
 //! A domain implements [`Versioned`] for its row and never writes these steps itself.
 
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncPgConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -21,7 +21,7 @@ use super::events::{self, NewEvent};
 use super::ids::CustomerId;
 use crate::audit::{self, Actor, Subject};
 use crate::auth::{Ownership, Principal, ensure_may_write};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::http::etag::IfMatch;
 
 /// Who makes a change: the actor recorded in the audit log and events, and the principal
@@ -143,8 +143,10 @@ pub trait Versioned: Serialize + Clone + Sized {
     fn ownership(&self) -> Ownership {
         Ownership::Anyone
     }
-    /// The row as the API shows it: the events' data.
-    fn view(&self) -> Value;
+    /// The row as the API shows it: the events' data (by default its serialised form).
+    fn view(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
     /// The row as the audit log compares it (by default its serialised form).
     fn audited(&self) -> Value {
         serde_json::to_value(self).unwrap_or_default()
@@ -244,15 +246,42 @@ pub async fn save<T: Versioned>(
 pub trait SoftDeleted: Versioned {
     /// The row's `deleted_at`.
     fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>>;
+    /// The live (not deleted) row with this id, unlocked; `404` when there is none.
+    fn live(
+        conn: &mut AsyncPgConnection,
+        id: Self::Id,
+    ) -> impl Future<Output = ApiResult<Self>> + Send;
 }
 
-/// The [`SoftDeleted`] impl of a row with a `deleted_at` field: `soft_deleted!(AnswerRow);`.
+/// The live row for a `GET`: [`SoftDeleted::live`].
+pub async fn live<T: SoftDeleted>(conn: &mut AsyncPgConnection, id: T::Id) -> ApiResult<T> {
+    T::live(conn, id).await
+}
+
+/// The [`SoftDeleted`] impl of a row of the schema's `table` with a `deleted_at` field:
+/// `soft_deleted!(AnswerRow, answers);`.
 #[macro_export]
 macro_rules! soft_deleted {
-    ($row:ty) => {
+    ($row:ty, $table:ident) => {
         impl $crate::kit::write::SoftDeleted for $row {
             fn deleted_at_mut(&mut self) -> &mut Option<chrono::DateTime<chrono::Utc>> {
                 &mut self.deleted_at
+            }
+
+            async fn live(
+                conn: &mut diesel_async::AsyncPgConnection,
+                id: Self::Id,
+            ) -> $crate::error::ApiResult<Self> {
+                use diesel::prelude::*;
+                use $crate::db::schema::$table;
+                Ok(diesel_async::RunQueryDsl::first(
+                    $table::table
+                        .find(id)
+                        .filter($table::deleted_at.is_null())
+                        .select(Self::as_select()),
+                    conn,
+                )
+                .await?)
             }
         }
     };
@@ -280,6 +309,18 @@ macro_rules! live_lock {
             )
             .await?)
         }
+    };
+}
+
+/// Everything of a [`Versioned`] impl that a soft-deleted row of the schema's `table` with
+/// `id`, `version` and `updated_at` fields does not decide for itself, inside its impl:
+/// [`versioned_columns!`], [`live_lock!`] and [`stored_row!`] (`live_row!(answers);`).
+#[macro_export]
+macro_rules! live_row {
+    ($table:ident) => {
+        $crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
+        $crate::live_lock!($table);
+        $crate::stored_row!($table);
     };
 }
 
@@ -361,6 +402,60 @@ pub async fn create<T: Versioned>(
     let changes = audit::diff(None, &saved.audited());
     record(conn, writer, &saved, action, changes).await?;
     Ok(saved)
+}
+
+/// [`create`] in a transaction of its own: the `POST` of a resource that is one row.
+pub async fn create_single<T: Versioned + Send + Sync>(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    row: T,
+) -> ApiResult<T> {
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        create(conn, writer, row, Action::CREATED).await
+    })
+    .await
+}
+
+/// [`lock`], `apply` to a copy, [`save`], in a transaction of its own: the `PATCH` of a
+/// resource whose change needs nothing but the row.
+pub async fn change_single<T, F>(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    id: T::Id,
+    if_match: &IfMatch,
+    apply: F,
+) -> ApiResult<T>
+where
+    T: Versioned + Send + Sync,
+    T::Id: Send,
+    F: FnOnce(&mut T) + Send,
+{
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let locked = lock::<T>(conn, writer, id, if_match).await?;
+        let mut after = locked.to_change();
+        apply(&mut after);
+        save(conn, writer, locked, after, Action::UPDATED).await
+    })
+    .await
+}
+
+/// [`lock`] then [`soft_delete`], in a transaction of its own: the `DELETE` of a resource
+/// that nothing else keeps alive.
+pub async fn remove_single<T>(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    id: T::Id,
+    if_match: &IfMatch,
+) -> ApiResult<T>
+where
+    T: SoftDeleted + Send + Sync,
+    T::Id: Send,
+{
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let locked = lock::<T>(conn, writer, id, if_match).await?;
+        soft_delete(conn, writer, locked).await
+    })
+    .await
 }
 
 async fn record<T: Versioned>(

@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -19,7 +18,7 @@ use crate::db::schema::{order_lines, orders};
 use crate::error::ApiResult;
 use crate::kit::Money;
 use crate::kit::ids::{CustomerId, OrderId};
-use crate::kit::registry::{CustomerHooks, Erase, TimelineCursor, TimelineEntry};
+use crate::kit::registry::{CustomerHooks, Erase, TimelineEntry};
 use crate::kit::write::{Versioned, Writer};
 use crate::text_enum;
 
@@ -336,14 +335,9 @@ pub fn customer_hooks() -> CustomerHooks {
     }
 }
 
-/// Timeline source: the customer's orders.
-fn timeline<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-    before: TimelineCursor,
-    limit: i64,
-) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    /// Timeline source: the customer's orders.
+    timeline fn timeline(conn, customer, before, limit) {
         let rows =
             crate::timeline_rows!(conn, orders, OrderRow, ordered_at, customer, before, limit);
         Ok(rows
@@ -367,40 +361,26 @@ fn timeline<'c>(
                 }),
             })
             .collect())
-    })
+    }
 }
 
-/// Merge step: the duplicate's orders move to the survivor, whose figures now count them.
-fn move_to_survivor<'c>(
-    conn: &'c mut AsyncPgConnection,
-    writer: &'c Writer,
-    survivor: CustomerId,
-    duplicate: CustomerId,
-) -> BoxFuture<'c, ApiResult<()>> {
-    Box::pin(async move {
-        diesel::update(orders::table.filter(orders::customer_id.eq(duplicate)))
-            .set((
-                orders::customer_id.eq(survivor),
-                orders::updated_at.eq(Utc::now()),
-            ))
-            .execute(conn)
-            .await?;
+crate::customer_hook! {
+    /// Merge step: the duplicate's orders move to the survivor, whose figures now count them.
+    merge fn move_to_survivor(conn, writer, survivor, duplicate) {
+        crate::reassign_rows!(conn, orders, survivor, duplicate);
         let survivor = customers::lock_live(conn, survivor).await?;
         recompute_figures(conn, writer, survivor).await?;
         Ok(())
-    })
+    }
 }
 
-/// Export section: every order of the customer with its lines.
-fn export<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    /// Export section: every order of the customer with its lines.
+    export fn export(conn, customer) {
         let rows = crate::export_rows!(conn, orders, OrderRow, ordered_at, customer);
         let orders = with_lines(conn, &rows).await?;
         Ok(("orders", serde_json::to_value(orders).unwrap_or_default()))
-    })
+    }
 }
 
 #[cfg(test)]

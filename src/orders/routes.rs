@@ -31,13 +31,7 @@ use crate::kit::ids::{CustomerId, OrderId};
 use crate::kit::input::{Currency, Email, Items, Phone, Text, Whole, present};
 use crate::kit::write::{self, Action, Writer};
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(update);
-}
+crate::routes!(create, list, get_one, update);
 
 /// The customer of a new order: an existing one by `id`, or by the shop's own reference
 /// (`source` with `external_ref`), in which case a `registered` customer is created when none

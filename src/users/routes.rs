@@ -23,13 +23,7 @@ use crate::kit::ids::UserId;
 use crate::kit::input::TimeZoneName;
 use crate::kit::write::{self, Action, Locked, Writer};
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(update);
-}
+crate::routes!(create, list, get_one, update);
 
 /// Body of `PATCH /users/{id}`: absent fields stay as they are.
 #[derive(Debug, Deserialize, Validate, ToSchema)]

@@ -21,10 +21,7 @@ use crate::http::query::Query;
 use crate::kit::ids::UserId;
 use crate::kit::input::TimeZoneName;
 
-/// Registers the route.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(visits_report);
-}
+crate::routes!(visits_report);
 
 /// How the report is grouped: by owner, by period (local days, ISO weeks from Monday,
 /// months), or both (`owner,day`).

@@ -27,10 +27,7 @@ use crate::http::query::Query;
 use crate::http::timestamps::timestamp;
 use crate::kit::ids::{ComplaintId, CustomerId, UserId, VisitId};
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(weekly).service(monthly);
-}
+crate::routes!(weekly, monthly);
 
 /// An ISO 8601 week, `2026-W48`: Monday to Sunday.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

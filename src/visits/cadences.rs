@@ -8,7 +8,6 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
@@ -30,15 +29,14 @@ use crate::kit::input::{Days, Whole};
 use crate::kit::write::{self, Action, Versioned, Writer};
 use crate::text_enum;
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(list)
-        .service(update)
-        .service(get_override)
-        .service(put_override)
-        .service(delete_override)
-        .service(due_list);
-}
+crate::routes!(
+    list,
+    update,
+    get_override,
+    put_override,
+    delete_override,
+    due_list
+);
 
 text_enum! {
     /// A value tier, or `unclassified` for customers without one.
@@ -88,10 +86,6 @@ impl Versioned for Cadence {
     fn stamp(&mut self, version: i64, now: DateTime<Utc>) {
         self.version = version;
         self.updated_at = now;
-    }
-
-    fn view(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_default()
     }
 
     async fn lock(conn: &mut AsyncPgConnection, tier: CadenceTier) -> ApiResult<Self> {
@@ -180,10 +174,6 @@ impl Versioned for CadenceOverride {
 
     fn customer_id(&self) -> Option<CustomerId> {
         Some(self.customer_id)
-    }
-
-    fn view(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_default()
     }
 
     async fn lock(conn: &mut AsyncPgConnection, customer: CustomerId) -> ApiResult<Self> {

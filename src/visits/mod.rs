@@ -16,7 +16,6 @@ pub mod targets;
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -27,11 +26,9 @@ use crate::db::schema::{visit_follow_ups, visits};
 use crate::error::ApiResult;
 use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::ids::{ComplaintId, CustomerId, PlanId, UserId, VisitId};
-use crate::kit::registry::{
-    CustomerHooks, ERASED, Erase, TimelineCursor, TimelineEntry, redact_history,
-};
+use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineEntry, redact_history};
 use crate::kit::workflow::Workflow;
-use crate::kit::write::{Versioned, Writer};
+use crate::kit::write::Versioned;
 use crate::text_enum;
 
 text_enum! {
@@ -480,13 +477,8 @@ pub fn customer_hooks() -> CustomerHooks {
     }
 }
 
-fn timeline<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-    before: TimelineCursor,
-    limit: i64,
-) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    timeline fn timeline(conn, customer, before, limit) {
         let rows = crate::timeline_rows!(
             conn,
             visits,
@@ -506,33 +498,20 @@ fn timeline<'c>(
                 data: json!({"status": v.status, "purpose": v.purpose, "method": v.method, "owner_id": v.owner_id, "outcome": v.outcome}),
             })
             .collect())
-    })
+    }
 }
 
-fn move_to_survivor<'c>(
-    conn: &'c mut AsyncPgConnection,
-    _writer: &'c Writer,
-    survivor: CustomerId,
-    duplicate: CustomerId,
-) -> BoxFuture<'c, ApiResult<()>> {
-    use crate::db::schema::{visit_cadence_overrides, visit_plans};
-    Box::pin(async move {
-        let now = Utc::now();
-        diesel::update(visits::table.filter(visits::customer_id.eq(duplicate)))
-            .set((visits::customer_id.eq(survivor), visits::updated_at.eq(now)))
-            .execute(conn)
-            .await?;
-        diesel::update(visit_plans::table.filter(visit_plans::customer_id.eq(duplicate)))
-            .set((
-                visit_plans::customer_id.eq(survivor),
-                visit_plans::updated_at.eq(now),
-            ))
-            .execute(conn)
-            .await?;
-        diesel::update(visit_follow_ups::table.filter(visit_follow_ups::customer_id.eq(duplicate)))
-            .set(visit_follow_ups::customer_id.eq(survivor))
-            .execute(conn)
-            .await?;
+crate::customer_hook! {
+    merge fn move_to_survivor(conn, _writer, survivor, duplicate) {
+        use crate::db::schema::{visit_cadence_overrides, visit_plans};
+        crate::reassign_rows!(conn, visits, survivor, duplicate);
+        crate::reassign_rows!(conn, visit_plans, survivor, duplicate);
+        diesel::update(
+            visit_follow_ups::table.filter(visit_follow_ups::customer_id.eq(duplicate)),
+        )
+        .set(visit_follow_ups::customer_id.eq(survivor))
+        .execute(conn)
+        .await?;
         // The survivor's own cadence wins; the duplicate's goes.
         diesel::delete(
             visit_cadence_overrides::table
@@ -541,14 +520,11 @@ fn move_to_survivor<'c>(
         .execute(conn)
         .await?;
         refresh_due(conn, &[survivor, duplicate]).await
-    })
+    }
 }
 
-fn export<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
-    Box::pin(async move {
+crate::customer_hook! {
+    export fn export(conn, customer) {
         let rows = crate::export_rows!(conn, visits, VisitRow, scheduled_start, customer);
         let records = VisitRecord::assemble(conn, rows).await?;
         let all: Vec<Value> = records
@@ -556,16 +532,12 @@ fn export<'c>(
             .map(|r| serde_json::to_value(r.view()).unwrap_or_default())
             .collect();
         Ok(("visits", Value::Array(all)))
-    })
+    }
 }
 
-fn erase<'c>(
-    conn: &'c mut AsyncPgConnection,
-    _writer: &'c Writer,
-    customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<()>> {
-    use crate::db::schema::visit_plans;
-    Box::pin(async move {
+crate::customer_hook! {
+    erase fn erase(conn, _writer, customer) {
+        use crate::db::schema::visit_plans;
         diesel::update(visits::table.filter(visits::customer_id.eq(customer)))
             .set((
                 visits::agenda.eq(None::<String>),
@@ -596,7 +568,7 @@ fn erase<'c>(
             .execute(conn)
             .await?;
         redact_history(conn, customer, "visit", ERASED_FIELDS).await
-    })
+    }
 }
 
 /// The fields of visit audit entries and events that hold what staff wrote about the

@@ -33,18 +33,10 @@ use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::events::{self, NewEvent};
 use crate::kit::ids::{CustomerId, PlanId, UserId, VisitId};
 use crate::kit::input::{Text, Whole, present};
-use crate::kit::write::{self, Action, Entry, SoftDeleted, Versioned, Writer};
+use crate::kit::write::{self, Action, Entry, Versioned, Writer};
 use crate::users::ensure_active;
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(update)
-        .service(split)
-        .service(remove);
-}
+crate::routes!(create, list, get_one, update, split, remove);
 
 /// Occurrences planned at most per plan and horizon (a daily plan over a year).
 const MAX_PER_PLAN: usize = 400;
@@ -133,7 +125,7 @@ impl Versioned for PlanRow {
     const KIND: &'static str = "visit_plan";
     type Id = PlanId;
 
-    crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
+    crate::live_row!(visit_plans);
 
     fn customer_id(&self) -> Option<CustomerId> {
         Some(self.customer_id)
@@ -150,17 +142,9 @@ impl Versioned for PlanRow {
     fn view(&self) -> Value {
         serde_json::to_value(PlanRow::view(self)).unwrap_or_default()
     }
-
-    crate::live_lock!(visit_plans);
-
-    crate::stored_row!(visit_plans);
 }
 
-impl SoftDeleted for PlanRow {
-    fn deleted_at_mut(&mut self) -> &mut Option<DateTime<Utc>> {
-        &mut self.deleted_at
-    }
-}
+crate::soft_deleted!(PlanRow, visit_plans);
 
 /// An RFC 5545 recurrence as received: checked by [`Recurrence::parse`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -581,12 +565,7 @@ async fn get_one(
     mut conn: DbConn,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let plan: PlanRow = visit_plans::table
-        .find(PlanId::from(*id))
-        .filter(visit_plans::deleted_at.is_null())
-        .select(PlanRow::as_select())
-        .first(&mut conn)
-        .await?;
+    let plan = write::live::<PlanRow>(&mut conn, PlanId::from(*id)).await?;
     Ok(respond(&plan))
 }
 

@@ -37,21 +37,20 @@ use crate::kit::workflow::ensure_move;
 use crate::kit::write::{self, Action, Writer};
 use crate::users::ensure_active;
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(get_one)
-        .service(update)
-        .service(confirm)
-        .service(check_in)
-        .service(check_out)
-        .service(complete)
-        .service(cancel)
-        .service(no_show)
-        .service(reschedule)
-        .service(update_follow_up);
-}
+crate::routes!(
+    create,
+    list,
+    get_one,
+    update,
+    confirm,
+    check_in,
+    check_out,
+    complete,
+    cancel,
+    no_show,
+    reschedule,
+    update_follow_up
+);
 
 /// A capture received more than this many minutes after the device took it is a late sync.
 pub const LATE_SYNC_MINUTES: i64 = 10;

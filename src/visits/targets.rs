@@ -27,13 +27,7 @@ use crate::kit::write::{self, Action, Versioned, Writer};
 use crate::text_enum;
 use crate::users::ensure_active;
 
-/// Registers the routes.
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(list)
-        .service(create)
-        .service(update)
-        .service(remove);
-}
+crate::routes!(list, create, update, remove);
 
 text_enum! {
     /// The period a target counts over.
@@ -83,10 +77,6 @@ impl Versioned for Target {
     type Id = TargetId;
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
-
-    fn view(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_default()
-    }
 
     async fn lock(conn: &mut AsyncPgConnection, id: TargetId) -> ApiResult<Self> {
         Ok(visit_targets::table
