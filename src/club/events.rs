@@ -4,7 +4,6 @@
 //! first) and arrival; a freed seat is offered to the first in line in the same transaction,
 //! and an offer not accepted in time moves on (`jobs`). Checking in twice earns once.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -25,13 +24,13 @@ use crate::db::DbConn;
 use crate::db::keyset::{Direction, past};
 use crate::db::schema::{club_events, club_members, club_registrations};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::http::etag::{IfMatch, created, versioned};
+use crate::http::etag::{IfMatch, created_in, current};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::{ClubEventId, CustomerId, MemberId, RegistrationId, TierId};
 use crate::kit::input::{Items, Text, Whole};
-use crate::kit::workflow::{Workflow, ensure_move};
+use crate::kit::workflow::ensure_move;
 use crate::kit::write::{self, Action, Entry, Versioned, Writer};
 use crate::text_enum;
 
@@ -79,16 +78,11 @@ text_enum! {
     }
 }
 
-impl Workflow for RegistrationStatus {
-    fn may_become(self, next: Self) -> bool {
-        use RegistrationStatus::*;
-        matches!(
-            (self, next),
-            (Registered, Attended | Cancelled)
-                | (Waitlisted, Offered | Left)
-                | (Offered, Registered | Cancelled | OfferExpired)
-        )
-    }
+crate::workflow! {
+    RegistrationStatus:
+        (Registered, Attended | Cancelled)
+            | (Waitlisted, Offered | Left)
+            | (Offered, Registered | Cancelled | OfferExpired)
 }
 
 impl RegistrationStatus {
@@ -220,11 +214,7 @@ async fn create(
     };
     ensure_times(&row)?;
     let saved = write::create_single(&mut conn, &Writer::of(&caller.principal), row).await?;
-    Ok(created(
-        format!("/api/v1/club/events/{}", saved.id),
-        &saved,
-        saved.version,
-    ))
+    Ok(created_in("club/events", &saved))
 }
 
 /// Filters of `GET /club/events`.
@@ -284,7 +274,7 @@ async fn get_one(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let row = write::live::<EventRow>(&mut conn, ClubEventId::from(*id)).await?;
-    Ok(versioned(StatusCode::OK, &row, row.version))
+    Ok(current(&row))
 }
 
 /// Change a club event; added seats go to the waitlist at once.
@@ -352,7 +342,7 @@ async fn update(
             Ok(saved)
         })
         .await?;
-    Ok(versioned(StatusCode::OK, &saved, saved.version))
+    Ok(current(&saved))
 }
 
 /// Cancel a club event (its registrations stay, for the record).

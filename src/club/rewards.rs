@@ -2,7 +2,6 @@
 //! member. A redemption spends the points and takes the stock in one transaction: with one
 //! left and two members at once, one gets it and the other's points are untouched.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -19,7 +18,7 @@ use crate::db::DbConn;
 use crate::db::keyset::older_than;
 use crate::db::schema::{club_reward_redemptions, club_rewards};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::http::etag::{IfMatch, created, versioned};
+use crate::http::etag::{IfMatch, created_in, current};
 use crate::http::json::{Field, ValidJson};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
@@ -132,11 +131,7 @@ async fn create(
         deleted_at: None,
     };
     let saved = write::create_single(&mut conn, &Writer::of(&caller.principal), row).await?;
-    Ok(created(
-        format!("/api/v1/club/rewards/{}", saved.id),
-        &saved,
-        saved.version,
-    ))
+    Ok(created_in("club/rewards", &saved))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -179,7 +174,7 @@ async fn get_one(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let row = write::live::<Reward>(&mut conn, RewardId::from(*id)).await?;
-    Ok(versioned(StatusCode::OK, &row, row.version))
+    Ok(current(&row))
 }
 
 /// Change a reward (restock, reprice, withdraw from sale with `active: false`).
@@ -216,7 +211,7 @@ async fn update(
         }
     })
     .await?;
-    Ok(versioned(StatusCode::OK, &saved, saved.version))
+    Ok(current(&saved))
 }
 
 /// Withdraw a reward from the catalogue (redemptions keep it).

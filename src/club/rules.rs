@@ -4,7 +4,6 @@
 //! `enrolment`, `birthday` and `referral` rules give fixed bonuses; attending a club event
 //! earns the event's own points. Any rule may cap what one member earns by it per period.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use diesel::prelude::*;
@@ -25,7 +24,7 @@ use crate::auth::{Authorized, ClubManage, ClubRead};
 use crate::db::DbConn;
 use crate::db::schema::{club_rules, points_entries};
 use crate::error::ApiResult;
-use crate::http::etag::{IfMatch, created, versioned};
+use crate::http::etag::{IfMatch, created_in, current};
 use crate::http::json::ValidJson;
 use crate::http::pagination::Page;
 use crate::http::query::Query;
@@ -583,11 +582,7 @@ async fn create(
     };
     settings.apply(&mut row);
     let saved = write::create_single(&mut conn, &Writer::of(&caller.principal), row).await?;
-    Ok(created(
-        format!("/api/v1/club/rules/{}", saved.id),
-        &saved.view(),
-        saved.version,
-    ))
+    Ok(created_in("club/rules", &saved))
 }
 
 /// Filters of `GET /club/rules`.
@@ -634,7 +629,7 @@ async fn get_one(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let row = write::live::<RuleRow>(&mut conn, RuleId::from(*id)).await?;
-    Ok(versioned(StatusCode::OK, &row.view(), row.version))
+    Ok(current(&row))
 }
 
 /// Change an earning rule (what was earned stays).
@@ -654,7 +649,7 @@ async fn update(
         patch.apply(after);
     })
     .await?;
-    Ok(versioned(StatusCode::OK, &saved.view(), saved.version))
+    Ok(current(&saved))
 }
 
 /// Withdraw an earning rule.

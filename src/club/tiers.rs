@@ -5,7 +5,6 @@
 //! days before (`jobs`). Qualifying points are counted apart from spendable ones, so
 //! redeeming never costs a tier.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -26,7 +25,7 @@ use crate::db::DbConn;
 use crate::db::prepared::Cached;
 use crate::db::schema::{club_members, club_tier_changes, club_tiers};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::http::etag::{IfMatch, created, versioned};
+use crate::http::etag::{IfMatch, created_in, current};
 use crate::http::json::ValidJson;
 use crate::http::pagination::Page;
 use crate::kit::ids::TierId;
@@ -606,11 +605,7 @@ async fn create(
         })
         .await?;
     cache.forget();
-    Ok(created(
-        format!("/api/v1/club/tiers/{}", saved.id),
-        &saved.view(),
-        saved.version,
-    ))
+    Ok(created_in("club/tiers", &saved))
 }
 
 async fn ensure_rank_free(
@@ -655,7 +650,7 @@ async fn get_one(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let row = write::live::<TierRow>(&mut conn, TierId::from(*id)).await?;
-    Ok(versioned(StatusCode::OK, &row.view(), row.version))
+    Ok(current(&row))
 }
 
 /// Change a tier (members move by the new rules from their next upgrade or review).
@@ -701,7 +696,7 @@ async fn update(
         })
         .await?;
     cache.forget();
-    Ok(versioned(StatusCode::OK, &saved.view(), saved.version))
+    Ok(current(&saved))
 }
 
 /// Withdraw a tier; `409` while members hold it.

@@ -20,7 +20,7 @@ use crate::db::keyset::older_than;
 use crate::db::schema::{answer_uses, answers};
 use crate::db::{DbConn, like_pattern};
 use crate::error::{ApiError, ApiResult};
-use crate::http::etag::{IfMatch, created, versioned};
+use crate::http::etag::{IfMatch, created_in, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::{Query, search_schema, search_term};
@@ -217,11 +217,7 @@ async fn create(
         deleted_at: None,
     };
     let saved = write::create_single(&mut conn, &Writer::of(&caller.principal), row).await?;
-    Ok(created(
-        format!("/api/v1/answers/{}", saved.id),
-        &saved.view((0, 0)),
-        saved.version,
-    ))
+    Ok(created_in("answers", &saved))
 }
 
 #[derive(Serialize, Deserialize)]

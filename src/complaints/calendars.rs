@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
@@ -21,7 +20,7 @@ use crate::db::DbConn;
 use crate::db::keyset::{Direction, past};
 use crate::db::schema::{business_calendars, complaint_sla_policies};
 use crate::error::{ApiError, ApiResult};
-use crate::http::etag::{IfMatch, created, versioned};
+use crate::http::etag::{IfMatch, created_in, current};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
@@ -337,11 +336,7 @@ async fn create(
         deleted_at: None,
     };
     let saved = write::create_single(&mut conn, &Writer::of(&caller.principal), row).await?;
-    Ok(created(
-        format!("/api/v1/business-calendars/{}", saved.id),
-        &saved.view(),
-        saved.version,
-    ))
+    Ok(created_in("business-calendars", &saved))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -384,7 +379,7 @@ async fn get_one(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let row = write::live::<CalendarRow>(&mut conn, CalendarId::from(*id)).await?;
-    Ok(versioned(StatusCode::OK, &row.view(), row.version))
+    Ok(current(&row))
 }
 
 /// Change a business calendar.
@@ -421,7 +416,7 @@ async fn update(
         },
     )
     .await?;
-    Ok(versioned(StatusCode::OK, &saved.view(), saved.version))
+    Ok(current(&saved))
 }
 
 /// Delete a business calendar no live policy uses.

@@ -31,7 +31,6 @@ use crate::error::ApiResult;
 use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::ids::{ComplaintId, CustomerId, OrderId, PolicyId, UserId};
 use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineEntry, redact_history};
-use crate::kit::workflow::Workflow;
 use crate::kit::write::Versioned;
 use crate::text_enum;
 
@@ -81,22 +80,17 @@ text_enum! {
     }
 }
 
-impl Workflow for Status {
+crate::workflow! {
     /// new → acknowledged → in_progress ⇄ awaiting_customer → resolved → closed; resolved or
     /// closed → reopened (within the reopen window) → in_progress.
-    fn may_become(self, next: Self) -> bool {
-        use Status::*;
-        matches!(
-            (self, next),
-            (New, Acknowledged)
-                | (Acknowledged, InProgress)
-                | (InProgress, AwaitingCustomer | Resolved)
-                | (AwaitingCustomer, InProgress | Resolved)
-                | (Resolved, Closed | Reopened)
-                | (Closed, Reopened)
-                | (Reopened, InProgress)
-        )
-    }
+    Status:
+        (New, Acknowledged)
+            | (Acknowledged, InProgress)
+            | (InProgress, AwaitingCustomer | Resolved)
+            | (AwaitingCustomer, InProgress | Resolved)
+            | (Resolved, Closed | Reopened)
+            | (Closed, Reopened)
+            | (Reopened, InProgress)
 }
 
 text_enum! {
@@ -605,20 +599,6 @@ impl ComplaintRecord {
     }
 }
 
-/// Complaints on the customer: their timeline and export, a merge moves them to the
-/// survivor, and an erase blanks what they say (subjects, descriptions, comments,
-/// resolutions, rating comments) while keeping the figures reports count.
-pub fn customer_hooks() -> CustomerHooks {
-    CustomerHooks {
-        domain: "complaints",
-        tables: &["complaints"],
-        timeline: Some(timeline),
-        merge: Some(move_to_survivor),
-        export: Some(export),
-        erase: Erase::Step(erase),
-    }
-}
-
 crate::customer_hook! {
     timeline fn timeline(conn, customer, before, limit) {
         let rows = crate::timeline_rows!(
@@ -748,6 +728,20 @@ const ERASED_FIELDS: &[&str] = &[
     "resolution",
     "satisfaction",
 ];
+
+/// Complaints on the customer: their timeline and export, a merge moves them to the
+/// survivor, and an erase blanks what they say (subjects, descriptions, comments,
+/// resolutions, rating comments) while keeping the figures reports count.
+pub fn customer_hooks() -> CustomerHooks {
+    CustomerHooks {
+        domain: "complaints",
+        tables: &["complaints"],
+        timeline: Some(timeline),
+        merge: Some(move_to_survivor),
+        export: Some(export),
+        erase: Erase::Step(erase),
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,6 @@
 //! tier and ladder level, the channel; an empty condition holds always) applies, and its id
 //! and version are recorded on the complaint.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -22,7 +21,7 @@ use crate::db::DbConn;
 use crate::db::keyset::{Direction, past};
 use crate::db::schema::complaint_sla_policies;
 use crate::error::{ApiError, ApiResult};
-use crate::http::etag::{IfMatch, created, versioned};
+use crate::http::etag::{IfMatch, created_in, current};
 use crate::http::json::{Field, ValidJson};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
@@ -310,11 +309,7 @@ async fn create(
             write::create(conn, &writer, row, Action::CREATED).await
         })
         .await?;
-    Ok(created(
-        format!("/api/v1/complaint-sla-policies/{}", saved.id),
-        &saved.view(),
-        saved.version,
-    ))
+    Ok(created_in("complaint-sla-policies", &saved))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -357,7 +352,7 @@ async fn get_one(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let row = write::live::<PolicyRow>(&mut conn, PolicyId::from(*id)).await?;
-    Ok(versioned(StatusCode::OK, &row.view(), row.version))
+    Ok(current(&row))
 }
 
 /// Change an SLA policy (its version grows; complaints record the version they follow).
@@ -425,7 +420,7 @@ async fn update(
             write::save(conn, &writer, locked, after, Action::UPDATED).await
         })
         .await?;
-    Ok(versioned(StatusCode::OK, &saved.view(), saved.version))
+    Ok(current(&saved))
 }
 
 /// Delete an SLA policy: new complaints no longer match it; those that did keep its targets.

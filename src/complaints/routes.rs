@@ -61,6 +61,11 @@ const RESOLVED: Action = Action::named("resolved", "resolved");
 /// The first response given by a public comment.
 const RESPONDED: Action = Action::named("responded", "updated");
 
+/// A complaint's subject line, wherever one is written.
+pub type SubjectLine = Text<1, 200>;
+/// A complaint's description, wherever one is written.
+pub type Description = Text<1, 10000>;
+
 /// Body of `POST /complaints`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -70,9 +75,9 @@ pub struct NewComplaint {
     pub category: Category,
     pub severity: Severity,
     #[validate(nested)]
-    pub subject: Text<1, 200>,
+    pub subject: SubjectLine,
     #[validate(nested)]
-    pub description: Text<1, 10000>,
+    pub description: Description,
     /// An order of this customer that the complaint is about.
     pub order_id: Option<OrderId>,
     #[validate(nested)]
@@ -96,9 +101,9 @@ pub struct ComplaintPatch {
     pub category: Option<Category>,
     pub severity: Option<Severity>,
     #[validate(nested)]
-    pub subject: Option<Text<1, 200>>,
+    pub subject: Option<SubjectLine>,
     #[validate(nested)]
-    pub description: Option<Text<1, 10000>>,
+    pub description: Option<Description>,
     #[schema(nullable)]
     pub order_id: Field<OrderId>,
     #[validate(nested)]

@@ -22,6 +22,23 @@ pub trait Workflow: Enumerated + Copy + PartialEq + Display {
     }
 }
 
+/// The [`Workflow`] impl of a status from its legal moves as a pattern over
+/// `(from, to)`, the status's variants in scope:
+/// `workflow!(Status: (New, Acknowledged) | (Acknowledged, InProgress));`.
+#[macro_export]
+macro_rules! workflow {
+    ($(#[$meta:meta])* $status:ident: $moves:pat) => {
+        impl $crate::kit::workflow::Workflow for $status {
+            $(#[$meta])*
+            fn may_become(self, next: Self) -> bool {
+                #[allow(unused_imports)]
+                use $status::*;
+                matches!((self, next), $moves)
+            }
+        }
+    };
+}
+
 /// `409` with the reachable states unless `from` may become `to`; `what` names the record
 /// ("a complaint").
 pub fn ensure_move<W: Workflow>(what: &str, from: W, to: W) -> ApiResult<()> {

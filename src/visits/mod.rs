@@ -66,21 +66,16 @@ text_enum! {
     }
 }
 
-impl Workflow for Status {
+crate::workflow! {
     /// planned → confirmed → checked_in → completed; planned or confirmed → cancelled,
     /// no_show or missed; a reschedule brings a confirmed, missed or no-show visit back to
     /// planned (the same id).
-    fn may_become(self, next: Self) -> bool {
-        use Status::*;
-        matches!(
-            (self, next),
-            (Planned, Confirmed)
-                | (Confirmed, CheckedIn)
-                | (CheckedIn, Completed)
-                | (Planned | Confirmed, Cancelled | NoShow | Missed)
-                | (Confirmed | Missed | NoShow, Planned)
-        )
-    }
+    Status:
+        (Planned, Confirmed)
+            | (Confirmed, CheckedIn)
+            | (CheckedIn, Completed)
+            | (Planned | Confirmed, Cancelled | NoShow | Missed)
+            | (Confirmed | Missed | NoShow, Planned)
 }
 
 impl Status {

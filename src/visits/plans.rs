@@ -25,7 +25,7 @@ use crate::db::DbConn;
 use crate::db::keyset::older_than;
 use crate::db::schema::{visit_plans, visits};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::http::etag::{IfMatch, created, versioned};
+use crate::http::etag::{IfMatch, created_in, versioned};
 use crate::http::json::{Field, ValidJson};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
@@ -510,11 +510,7 @@ async fn create(
             Ok(plan)
         })
         .await?;
-    Ok(created(
-        format!("/api/v1/visit-plans/{}", saved.id),
-        &saved.view(),
-        saved.version,
-    ))
+    Ok(created_in("visit-plans", &saved))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -679,11 +675,7 @@ async fn split(
             Ok(next)
         })
         .await?;
-    Ok(created(
-        format!("/api/v1/visit-plans/{}", saved.id),
-        &saved.view(),
-        saved.version,
-    ))
+    Ok(created_in("visit-plans", &saved))
 }
 
 /// End a plan: its untouched future occurrences are removed; visits already worked stay.

@@ -20,7 +20,10 @@ use super::{
     VisitRow, cadences,
 };
 use crate::auth::{Authorized, Principal, VisitsRead, VisitsWrite};
-use crate::complaints::routes::{NewComplaint, open as open_complaint};
+use crate::complaints::routes::{
+    Description as ComplaintDescription, NewComplaint, SubjectLine as ComplaintSubject,
+    open as open_complaint,
+};
 use crate::complaints::{Category, Channel, Severity};
 use crate::customers::api as customers;
 use crate::db::DbConn;
@@ -196,9 +199,9 @@ pub struct FollowUpComplaint {
     pub category: Category,
     pub severity: Severity,
     #[validate(nested)]
-    pub subject: Text<1, 200>,
+    pub subject: ComplaintSubject,
     #[validate(nested)]
-    pub description: Text<1, 10000>,
+    pub description: ComplaintDescription,
 }
 
 /// A task agreed at the visit.

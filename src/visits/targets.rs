@@ -2,7 +2,6 @@
 //! by default — should make per day, week or month, in all and by method ("7 + 3": seven in
 //! person and three by phone a day). Boards and the visits report compare against them.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -17,7 +16,7 @@ use crate::auth::{Authorized, VisitsManage, VisitsRead};
 use crate::db::DbConn;
 use crate::db::schema::visit_targets;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::http::etag::{IfMatch, created, versioned};
+use crate::http::etag::{IfMatch, created_in, current};
 use crate::http::json::ValidJson;
 use crate::http::query::Query;
 use crate::http::timestamps::timestamp;
@@ -257,11 +256,7 @@ async fn create(
             write::create(conn, &writer, target, Action::CREATED).await
         })
         .await?;
-    Ok(created(
-        format!("/api/v1/visit-targets/{}", saved.id),
-        &saved,
-        saved.version,
-    ))
+    Ok(created_in("visit-targets", &saved))
 }
 
 /// Change a target.
@@ -288,7 +283,7 @@ async fn update(
             write::save(conn, &writer, locked, after, Action::UPDATED).await
         })
         .await?;
-    Ok(versioned(StatusCode::OK, &saved, saved.version))
+    Ok(current(&saved))
 }
 
 /// Remove a target.
