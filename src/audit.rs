@@ -194,6 +194,8 @@ pub fn customer_hooks() -> CustomerHooks {
         erase: Erase::NothingPersonal(
             "each domain's erase step redacts what it erased from its own entries",
         ),
+        order: None,
+        points: None,
     }
 }
 

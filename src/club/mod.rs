@@ -183,6 +183,8 @@ pub fn customer_hooks() -> CustomerHooks {
         merge: Some(members::merge),
         export: Some(export),
         erase: Erase::Step(erase),
+        order: Some(api::order_changed),
+        points: Some(api::compensate),
     }
 }
 

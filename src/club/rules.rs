@@ -16,7 +16,6 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::MemberRow;
-use super::api::OrderFacts;
 use super::ledger::{self, Credit, EntryKind, EntryRow, Written};
 use super::settings::SettingsRow;
 use super::tiers::{self, Ladder};
@@ -30,6 +29,7 @@ use crate::http::pagination::Page;
 use crate::http::query::Query;
 use crate::kit::ids::RuleId;
 use crate::kit::input::{Currency, Items, Text, Whole};
+use crate::kit::registry::OrderFacts;
 use crate::kit::write::{self, Versioned, Writer};
 use crate::text_enum;
 

@@ -16,7 +16,7 @@ use validator::Validate;
 use super::sla::{LadderStep, Metric};
 use super::{Channel, Severity, calendars};
 use crate::auth::{Authorized, ComplaintsManage, ComplaintsRead};
-use crate::customers::{Level, Tier};
+use crate::customers::api::{Level, Tier};
 use crate::db::DbConn;
 use crate::db::keyset::{Direction, past};
 use crate::db::schema::complaint_sla_policies;

@@ -23,8 +23,8 @@ use super::{
 };
 use crate::audit::Subject;
 use crate::auth::{Authorized, ComplaintsRead, ComplaintsWrite, Principal, Role};
-use crate::customers::Tier;
 use crate::customers::api as customers;
+use crate::customers::api::Tier;
 use crate::db::keyset::{Direction, older_than, past};
 use crate::db::schema::{
     answer_uses, answers, complaint_comments, complaint_resolutions, complaint_satisfaction,
@@ -38,6 +38,7 @@ use crate::http::pagination::{Page, PageParams};
 use crate::http::query::{Query, search_schema, search_term};
 use crate::kit::ids::{AnswerId, CalendarId, ComplaintId, CustomerId, OrderId, UserId};
 use crate::kit::input::{CLOCK_SKEW_MINUTES, Text, Whole, present};
+use crate::kit::registry::{PointsGrant, Registry};
 use crate::kit::workflow::ensure_move;
 use crate::kit::write::{self, Action, Entry, Versioned, Writer};
 
@@ -362,10 +363,14 @@ impl Calendars {
 }
 
 /// Whether the complaint starts one level up the ladder: a key or core customer, or critical.
-fn escalation_base(severity: Severity, tier: Option<Tier>, level: crate::customers::Level) -> i32 {
+fn escalation_base(
+    severity: Severity,
+    tier: Option<Tier>,
+    level: crate::customers::api::Level,
+) -> i32 {
     let important = severity == Severity::Critical
         || tier == Some(Tier::Key)
-        || level == crate::customers::Level::Core;
+        || level == crate::customers::api::Level::Core;
     i32::from(important)
 }
 
@@ -1043,6 +1048,7 @@ async fn list_comments(
 async fn resolve(
     caller: Authorized<ComplaintsWrite>,
     mut conn: DbConn,
+    registry: web::Data<Registry>,
     id: web::Path<Uuid>,
     if_match: IfMatch,
     body: ValidJson<ResolveRequest>,
@@ -1064,16 +1070,14 @@ async fn resolve(
             }) = &compensation
             {
                 let row = &locked.row().row;
-                crate::club::api::compensate(
-                    conn,
-                    &writer,
-                    row.customer_id,
-                    points.get(),
-                    format!("complaint compensation: {}", description.as_str()),
-                    format!("complaint:{}:{}", row.id, row.cycle),
-                    "compensation.kind",
-                )
-                .await?;
+                let grant = PointsGrant {
+                    customer: row.customer_id,
+                    points: points.get(),
+                    reason: format!("complaint compensation: {}", description.as_str()),
+                    reference: format!("complaint:{}:{}", row.id, row.cycle),
+                    field: "compensation.kind",
+                };
+                registry.credit_points(conn, &writer, grant).await?;
             }
             let mut after = locked.to_change();
             let (actor_type, actor_id) = writer.actor().parts();

@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 
 use super::fields::CustomerFields;
-use super::{Level, queries};
+use super::queries;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json::{Field, Validated};
 use crate::kit::write::{self, Action, Writer};
 
-pub use super::CustomerRow;
 pub use super::queries::{find_live, lock_live, lock_row};
+pub use super::{Address, CustomerRow, Level, Tier};
 
 /// A customer another system knows by its own reference, with what a new one starts with.
 #[derive(Debug, Clone, Default)]

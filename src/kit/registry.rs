@@ -12,9 +12,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::ids::CustomerId;
+use super::ids::{CustomerId, OrderId};
 use super::write::Writer;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 
 /// One event in a customer's timeline.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -61,6 +61,45 @@ pub type ExportSection = for<'c> fn(
 pub type EraseStep =
     for<'c> fn(&'c mut AsyncPgConnection, &'c Writer, CustomerId) -> BoxFuture<'c, ApiResult<()>>;
 
+/// What other domains learn of an order whose status changes.
+#[derive(Debug, Clone)]
+pub struct OrderFacts {
+    pub id: OrderId,
+    /// The shop's order number, for the reasons other domains record.
+    pub external_id: String,
+    pub customer_id: CustomerId,
+    pub currency: String,
+    pub total_minor: i64,
+    pub ordered_at: DateTime<Utc>,
+    /// The categories of its lines, lower-cased, each once.
+    pub categories: Vec<String>,
+}
+
+/// Follows an order into (`true`) or out of (`false`) the statuses whose sales count (paid,
+/// fulfilled), in the order's transaction: the club earns or reverses points.
+pub type OrderStep = for<'c> fn(
+    &'c mut AsyncPgConnection,
+    &'c Writer,
+    &'c OrderFacts,
+    bool,
+) -> BoxFuture<'c, ApiResult<()>>;
+
+/// Goodwill points for a customer (a complaint's compensation), credited once per
+/// `reference`.
+#[derive(Debug, Clone)]
+pub struct PointsGrant {
+    pub customer: CustomerId,
+    pub points: i64,
+    pub reason: String,
+    pub reference: String,
+    /// The request field a refusal names.
+    pub field: &'static str,
+}
+
+/// Credits a [`PointsGrant`] in the caller's transaction (the club's).
+pub type PointsCredit =
+    for<'c> fn(&'c mut AsyncPgConnection, &'c Writer, PointsGrant) -> BoxFuture<'c, ApiResult<()>>;
+
 /// What erasing a customer does to a domain's data.
 #[derive(Clone, Copy)]
 pub enum Erase {
@@ -83,6 +122,10 @@ pub struct CustomerHooks {
     pub merge: Option<MergeStep>,
     pub export: Option<ExportSection>,
     pub erase: Erase,
+    /// What the domain does when an order's sales start or stop counting.
+    pub order: Option<OrderStep>,
+    /// The domain that keeps points credits them (one domain: the club).
+    pub points: Option<PointsCredit>,
 }
 
 /// Every registered domain's hooks, in registration order.
@@ -115,6 +158,43 @@ impl Registry {
     /// Every export section.
     pub fn export_sections(&self) -> impl Iterator<Item = ExportSection> + '_ {
         self.hooks.iter().filter_map(|h| h.export)
+    }
+
+    /// Runs every domain's [`OrderStep`] when an order moves into or out of the counted
+    /// statuses (nothing when it stays on its side).
+    pub async fn order_changed(
+        &self,
+        conn: &mut AsyncPgConnection,
+        writer: &Writer,
+        order: &OrderFacts,
+        was_counted: bool,
+        counted: bool,
+    ) -> ApiResult<()> {
+        if was_counted == counted {
+            return Ok(());
+        }
+        for step in self.hooks.iter().filter_map(|h| h.order) {
+            step(conn, writer, order, counted).await?;
+        }
+        Ok(())
+    }
+
+    /// Credits the grant through the domain that keeps points; `409` on the grant's field
+    /// when none is registered.
+    pub async fn credit_points(
+        &self,
+        conn: &mut AsyncPgConnection,
+        writer: &Writer,
+        grant: PointsGrant,
+    ) -> ApiResult<()> {
+        match self.hooks.iter().find_map(|h| h.points) {
+            Some(credit) => credit(conn, writer, grant).await,
+            None => Err(ApiError::rule(
+                grant.field,
+                "no_points",
+                "this server keeps no points; give a gift instead",
+            )),
+        }
     }
 
     /// Every erase step.

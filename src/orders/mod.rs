@@ -18,7 +18,7 @@ use crate::db::schema::{order_lines, orders};
 use crate::error::ApiResult;
 use crate::kit::Money;
 use crate::kit::ids::{CustomerId, OrderId};
-use crate::kit::registry::{CustomerHooks, Erase, TimelineEntry};
+use crate::kit::registry::{CustomerHooks, Erase, OrderFacts, TimelineEntry};
 use crate::kit::write::{Versioned, Writer};
 use crate::text_enum;
 
@@ -227,8 +227,8 @@ impl Versioned for OrderRecord {
 }
 
 impl OrderRecord {
-    /// What the club needs to know of the order.
-    pub fn club_facts(&self) -> crate::club::api::OrderFacts {
+    /// What other domains learn of the order when its status changes.
+    pub fn facts(&self) -> OrderFacts {
         let mut categories: Vec<String> = self
             .lines
             .iter()
@@ -236,7 +236,7 @@ impl OrderRecord {
             .collect();
         categories.sort_unstable();
         categories.dedup();
-        crate::club::api::OrderFacts {
+        OrderFacts {
             id: self.row.id,
             external_id: self.row.external_id.clone(),
             customer_id: self.row.customer_id,
@@ -332,6 +332,8 @@ pub fn customer_hooks() -> CustomerHooks {
         erase: Erase::NothingPersonal(
             "orders and their lines hold products, amounts, times and shop references only",
         ),
+        order: None,
+        points: None,
     }
 }
 

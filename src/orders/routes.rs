@@ -15,7 +15,6 @@ use super::{
     Order, OrderLine, OrderRecord, OrderRow, OrderStatus, lines_of, recompute_figures, with_lines,
 };
 use crate::auth::{Authorized, OrdersRead, OrdersWrite};
-use crate::club::api as club;
 use crate::customers::api::{self as customers, CustomerRow, ReferencedCustomer};
 use crate::db::keyset::older_than;
 use crate::db::schema::orders;
@@ -29,6 +28,7 @@ use uuid::Uuid;
 
 use crate::kit::ids::{CustomerId, OrderId};
 use crate::kit::input::{Currency, Email, Items, Phone, Text, Whole, present};
+use crate::kit::registry::Registry;
 use crate::kit::write::{self, Action, Writer};
 
 crate::routes!(create, list, get_one, update);
@@ -240,12 +240,15 @@ struct OrderCursor(DateTime<Utc>, OrderId);
 async fn create(
     caller: Authorized<OrdersWrite>,
     mut conn: DbConn,
+    registry: web::Data<Registry>,
     body: ValidJson<NewOrder>,
 ) -> ApiResult<HttpResponse> {
     let writer = Writer::of(&caller.principal);
     let order = body.0;
     let (OrderRecord { row, lines }, is_new) = conn
-        .transaction::<_, ApiError, _>(async move |conn| record(conn, &writer, order).await)
+        .transaction::<_, ApiError, _>(async move |conn| {
+            record(conn, &writer, &registry, order).await
+        })
         .await?;
     let version = row.version;
     let view = Order::new(&row, lines);
@@ -263,6 +266,7 @@ async fn create(
 async fn record(
     conn: &mut AsyncPgConnection,
     writer: &Writer,
+    registry: &Registry,
     order: NewOrder,
 ) -> ApiResult<(OrderRecord, bool)> {
     let (source, external_id) = (order.source.into_inner(), order.external_id.into_inner());
@@ -335,7 +339,9 @@ async fn record(
     };
     let saved = write::create(conn, writer, new, Action::CREATED).await?;
     recompute_figures(conn, writer, customer).await?;
-    club::order_changed(conn, writer, &saved.club_facts(), false, status.counted()).await?;
+    registry
+        .order_changed(conn, writer, &saved.facts(), false, status.counted())
+        .await?;
     Ok((saved, true))
 }
 
@@ -448,6 +454,7 @@ async fn get_one(
 async fn update(
     caller: Authorized<OrdersWrite>,
     mut conn: DbConn,
+    registry: web::Data<Registry>,
     id: web::Path<Uuid>,
     if_match: IfMatch,
     body: ValidJson<OrderPatch>,
@@ -472,14 +479,15 @@ async fn update(
             changed.row.status = next;
             let saved = write::save(conn, &writer, current, changed, STATUS_CHANGED).await?;
             recompute_figures(conn, &writer, customer).await?;
-            club::order_changed(
-                conn,
-                &writer,
-                &saved.club_facts(),
-                status.counted(),
-                next.counted(),
-            )
-            .await?;
+            registry
+                .order_changed(
+                    conn,
+                    &writer,
+                    &saved.facts(),
+                    status.counted(),
+                    next.counted(),
+                )
+                .await?;
             Ok(saved)
         })
         .await?;

@@ -19,7 +19,7 @@ use super::routes::owner_zone;
 use super::targets::{self, Target, TargetPeriod};
 use super::{Method, Purpose, Status};
 use crate::auth::{Authorized, Principal, VisitsRead};
-use crate::complaints::{Severity, Status as ComplaintStatus};
+use crate::complaints::api::{Severity, Status as ComplaintStatus};
 use crate::db::DbConn;
 use crate::db::schema::{complaints, customers, visit_follow_ups, visits};
 use crate::error::{ApiError, ApiResult};

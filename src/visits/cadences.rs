@@ -14,7 +14,7 @@ use validator::Validate;
 
 use super::refresh_due;
 use crate::auth::{Authorized, VisitsManage, VisitsRead};
-use crate::customers::{Level, Tier};
+use crate::customers::api::{Level, Tier};
 use crate::db::DbConn;
 use crate::db::keyset::{Direction, past};
 use crate::db::schema::{customers, visit_cadence_overrides, visit_cadences, visit_due};

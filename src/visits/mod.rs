@@ -469,6 +469,8 @@ pub fn customer_hooks() -> CustomerHooks {
         merge: Some(move_to_survivor),
         export: Some(export),
         erase: Erase::Step(erase),
+        order: None,
+        points: None,
     }
 }
 

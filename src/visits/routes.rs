@@ -20,11 +20,10 @@ use super::{
     VisitRow, cadences,
 };
 use crate::auth::{Authorized, Principal, VisitsRead, VisitsWrite};
-use crate::complaints::routes::{
-    Description as ComplaintDescription, NewComplaint, SubjectLine as ComplaintSubject,
-    open as open_complaint,
+use crate::complaints::api::{
+    self as complaint, Category, Channel, Description as ComplaintDescription, NewComplaint,
+    Severity, SubjectLine as ComplaintSubject,
 };
-use crate::complaints::{Category, Channel, Severity};
 use crate::customers::api as customers;
 use crate::db::DbConn;
 use crate::db::keyset::{Direction, past};
@@ -327,7 +326,7 @@ fn point(latitude: Option<Latitude>, longitude: Option<Longitude>) -> ApiResult<
 
 /// The customer's first address with coordinates, as a location and a point.
 fn customer_location(customer: &customers::CustomerRow) -> Option<(String, Point)> {
-    let addresses: Vec<crate::customers::Address> =
+    let addresses: Vec<crate::customers::api::Address> =
         serde_json::from_value(customer.addresses.clone()).unwrap_or_default();
     addresses.into_iter().find_map(|a| {
         let (lat, lng) = (a.latitude?, a.longitude?);
@@ -922,7 +921,7 @@ async fn complete(
                                 received_at: None,
                             };
                             Some(
-                                open_complaint(conn, &writer, new, Some(v.row.owner_id))
+                                complaint::open(conn, &writer, new, Some(v.row.owner_id))
                                     .await?
                                     .row
                                     .id,

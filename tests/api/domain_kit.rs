@@ -308,3 +308,40 @@ async fn a_stored_value_no_enumeration_knows_fails_loudly() {
     assert_eq!(read.status, 500, "not read as another level: {}", read.text);
     assert!(!read.text.contains("potential"));
 }
+
+/// A domain reaches another only through the other's published `api` module (what it may
+/// ask of it) or the registry; the club, which only reacts to others, is reached through the
+/// registry alone. Read from the source, so a new import that crosses the line fails here.
+#[test]
+fn domains_reach_each_other_only_through_their_api_or_the_registry() {
+    const DOMAINS: [&str; 5] = ["customers", "orders", "complaints", "visits", "club"];
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut crossings = Vec::new();
+    for domain in DOMAINS {
+        let mut files = vec![src.join(domain)];
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for other in DOMAINS.iter().filter(|o| **o != domain) {
+                let named = format!("crate::{other}::");
+                let published = format!("crate::{other}::api");
+                for (n, line) in text.lines().enumerate() {
+                    let crosses = line
+                        .match_indices(&named)
+                        .any(|(at, _)| !line[at..].starts_with(&published) || *other == "club");
+                    if crosses {
+                        crossings.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        crossings.is_empty(),
+        "imports across domains:\n{}",
+        crossings.join("\n")
+    );
+}
