@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use diesel_async::AsyncPgConnection;
+use futures_util::future::try_join;
 
 use super::settings::SettingsRow;
 use super::tiers::Ladder;
@@ -23,12 +24,10 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Both, as stored (in the caller's transaction, if any).
-    pub async fn load(conn: &mut AsyncPgConnection) -> ApiResult<Self> {
-        Ok(Self {
-            ladder: Ladder::load(conn).await?,
-            settings: SettingsRow::load(conn).await?,
-        })
+    /// Both, as stored (in the caller's transaction, if any), in one round trip.
+    pub async fn load(conn: &AsyncPgConnection) -> ApiResult<Self> {
+        let (ladder, settings) = try_join(Ladder::load(conn), SettingsRow::load(conn)).await?;
+        Ok(Self { ladder, settings })
     }
 }
 
@@ -43,7 +42,7 @@ pub struct RulesCache {
 
 impl RulesCache {
     /// The rules, from the copy while it is fresh, else from the database.
-    pub async fn get(&self, conn: &mut AsyncPgConnection) -> ApiResult<Arc<Rules>> {
+    pub async fn get(&self, conn: &AsyncPgConnection) -> ApiResult<Arc<Rules>> {
         if let Some((at, rules)) = self
             .current
             .read()

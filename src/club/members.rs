@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::future::{try_join, try_join_all};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -24,6 +25,7 @@ use crate::customers::api as customers;
 use crate::db::DbConn;
 use crate::db::keyset::older_than;
 use crate::db::schema::{club_members, club_tier_changes, points_entries};
+use crate::db::shared_reads::SharedRead;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
@@ -72,7 +74,7 @@ pub async fn view(conn: &mut AsyncPgConnection, member: &MemberRow) -> ApiResult
 /// The member as the API shows it, now, against tiers and settings the caller read (once for
 /// a whole page, or from the instance's [`RulesCache`]).
 async fn view_with(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     member: &MemberRow,
     rules: &Rules,
 ) -> ApiResult<Member> {
@@ -233,22 +235,20 @@ async fn list(
     }
     let rows = query.load(&mut conn).await?;
     let page = window.page(rows, |m| MemberCursor(m.created_at, m.id.get()));
-    let rules = cache.get(&mut conn).await?;
-    let mut data = Vec::with_capacity(page.data.len());
-    for row in &page.data {
-        data.push(view_with(&mut conn, row, &rules).await?);
-    }
+    let rules = cache.get(&conn).await?;
+    // Pipelined: the page's standings leave together and come back in order.
+    let data = try_join_all(page.data.iter().map(|row| view_with(&conn, row, &rules))).await?;
     Ok(web::Json(Page {
         data,
         next_cursor: page.next_cursor,
     }))
 }
 
-async fn find(conn: &mut AsyncPgConnection, id: MemberId) -> ApiResult<MemberRow> {
+async fn find(mut conn: &AsyncPgConnection, id: MemberId) -> ApiResult<MemberRow> {
     Ok(club_members::table
         .find(id)
         .select(MemberRow::as_select())
-        .first(conn)
+        .first(&mut conn)
         .await?)
 }
 
@@ -257,14 +257,18 @@ async fn find(conn: &mut AsyncPgConnection, id: MemberId) -> ApiResult<MemberRow
 #[get("/club/members/{id}")]
 async fn get_one(
     _: Authorized<ClubRead>,
-    mut conn: DbConn,
+    read: SharedRead,
     cache: web::Data<RulesCache>,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let row = find(&mut conn, MemberId::from(*id)).await?;
-    let rules = cache.get(&mut conn).await?;
-    let view = view_with(&mut conn, &row, &rules).await?;
-    Ok(versioned(StatusCode::OK, &view, row.version))
+    let id = MemberId::from(*id);
+    let (view, version) = read
+        .run(async |conn| {
+            let (row, rules) = try_join(find(conn, id), cache.get(conn)).await?;
+            Ok((view_with(conn, &row, &rules).await?, row.version))
+        })
+        .await?;
+    Ok(versioned(StatusCode::OK, &view, version))
 }
 
 /// Body of `PATCH /club/members/{id}`.
@@ -338,7 +342,7 @@ async fn points_list(
     page: Query<PageParams>,
     filters: Query<EntryFilters>,
 ) -> ApiResult<web::Json<Page<Entry>>> {
-    let member = find(&mut conn, MemberId::from(*id)).await?;
+    let member = find(&conn, MemberId::from(*id)).await?;
     let window = page.window::<EntryCursor>()?;
     let mut query = points_entries::table
         .filter(points_entries::member_id.eq(member.id))
@@ -516,7 +520,7 @@ async fn tier_changes(
     mut conn: DbConn,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Page<TierChange>>> {
-    let member = find(&mut conn, MemberId::from(*id)).await?;
+    let member = find(&conn, MemberId::from(*id)).await?;
     let data = club_tier_changes::table
         .filter(club_tier_changes::member_id.eq(member.id))
         .order((club_tier_changes::changed_at, club_tier_changes::id))

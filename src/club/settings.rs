@@ -75,10 +75,10 @@ pub struct SettingsRow {
 
 impl SettingsRow {
     /// The policies as stored.
-    pub async fn load(conn: &mut AsyncPgConnection) -> ApiResult<Self> {
+    pub async fn load(mut conn: &AsyncPgConnection) -> ApiResult<Self> {
         Ok(club_settings::table
             .select(Self::as_select())
-            .first(conn)
+            .first(&mut conn)
             .await?)
     }
 
@@ -210,8 +210,8 @@ pub struct SettingsPatch {
 /// The club's policies.
 #[utoipa::path(tag = "club-settings", responses((status = 200, body = SettingsRow, headers(("ETag" = String)))))]
 #[get("/club/settings")]
-async fn get_settings(_: Authorized<ClubRead>, mut conn: DbConn) -> ApiResult<HttpResponse> {
-    let row = SettingsRow::load(&mut conn).await?;
+async fn get_settings(_: Authorized<ClubRead>, conn: DbConn) -> ApiResult<HttpResponse> {
+    let row = SettingsRow::load(&conn).await?;
     Ok(versioned(StatusCode::OK, &row, row.version))
 }
 

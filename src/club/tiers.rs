@@ -263,13 +263,13 @@ pub struct Ladder(Vec<TierRow>);
 
 impl Ladder {
     /// The tiers as stored.
-    pub async fn load(conn: &mut AsyncPgConnection) -> ApiResult<Self> {
+    pub async fn load(mut conn: &AsyncPgConnection) -> ApiResult<Self> {
         Ok(Self(
             club_tiers::table
                 .filter(club_tiers::deleted_at.is_null())
                 .order(club_tiers::rank)
                 .select(TierRow::as_select())
-                .load(conn)
+                .load(&mut conn)
                 .await?,
         ))
     }
@@ -421,7 +421,7 @@ struct Standing {
 /// The member's balances and tier progress at `now`, in one round trip
 /// ([`STANDING_SQL`]).
 pub async fn standing(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     member: &MemberRow,
     ladder: &Ladder,
     settings: &SettingsRow,
@@ -441,7 +441,7 @@ pub async fn standing(
             .bind::<Timestamptz, _>(settings.window_start(member.joined_at, now))
             .bind::<Nullable<Timestamptz>, _>(review_from),
     )
-    .get_result(conn)
+    .get_result(&mut conn)
     .await?;
     let counted = Qualifying {
         points: sums.window_points,
@@ -633,8 +633,8 @@ async fn ensure_rank_free(
 /// The tiers, lowest rank first (a short list: one page).
 #[utoipa::path(tag = "club-tiers", responses((status = 200, body = Page<Tier>)))]
 #[get("/club/tiers")]
-async fn list(_: Authorized<ClubRead>, mut conn: DbConn) -> ApiResult<web::Json<Page<Tier>>> {
-    let ladder = Ladder::load(&mut conn).await?;
+async fn list(_: Authorized<ClubRead>, conn: DbConn) -> ApiResult<web::Json<Page<Tier>>> {
+    let ladder = Ladder::load(&conn).await?;
     Ok(web::Json(Page {
         data: ladder.0.iter().map(TierRow::view).collect(),
         next_cursor: None,

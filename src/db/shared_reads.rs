@@ -7,8 +7,9 @@
 //! turns on the cores, the cheaper each read (11.7–12.3k → 18.8–19.0k requests/s on two
 //! cores), although a worker other than the one that opened it wakes that worker's thread.
 //!
-//! Only for single statements that are fast by construction (a primary-key look-up): a slow
-//! one would hold up every read queued behind it. Transactions and writes keep the pool.
+//! Only for short statements that are fast by construction (a primary-key look-up; a
+//! member's row, then their standing over their own lots): a slow one would hold up every read
+//! queued behind it. Transactions and writes keep the pool.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
