@@ -487,19 +487,28 @@ pub struct DueFilters {
 #[derive(Serialize, Deserialize)]
 struct DueCursor(DateTime<Utc>, CustomerId);
 
-/// The columns of a due-list row.
+/// The columns of a due-list row: the due entry and the customer it names.
 type DueColumns = (
     visit_due::customer_id,
     visit_due::owner_id,
     visit_due::last_visit_at,
     visit_due::due_at,
     visit_due::tolerance_days,
+    (
+        customers::id,
+        customers::display_name,
+        customers::tier,
+        customers::level,
+    ),
 );
 
 /// The statement of a due-list page.
 pub type DueQuery = diesel::helper_types::IntoBoxed<
     'static,
-    diesel::helper_types::Select<visit_due::table, DueColumns>,
+    diesel::helper_types::Select<
+        diesel::helper_types::InnerJoin<visit_due::table, customers::table>,
+        DueColumns,
+    >,
     diesel::pg::Pg,
 >;
 
@@ -509,10 +518,13 @@ type DueRow = (
     Option<DateTime<Utc>>,
     DateTime<Utc>,
     i32,
+    DueCustomer,
 );
 
 /// The due-list page query (public so that tests and benchmarks can `EXPLAIN` it): customers
-/// without an open visit whose due date falls before `until`, earliest due first.
+/// without an open visit whose due date falls before `until`, earliest due first, each with
+/// the customer's name and classification (one statement: the page's customers by primary
+/// key in the same round trip).
 pub fn due_query(
     owner: Option<UserId>,
     until: DateTime<Utc>,
@@ -520,12 +532,19 @@ pub fn due_query(
     limit: i64,
 ) -> DueQuery {
     let mut query = visit_due::table
+        .inner_join(customers::table)
         .select((
             visit_due::customer_id,
             visit_due::owner_id,
             visit_due::last_visit_at,
             visit_due::due_at,
             visit_due::tolerance_days,
+            (
+                customers::id,
+                customers::display_name,
+                customers::tier,
+                customers::level,
+            ),
         ))
         .filter(visit_due::planned.eq(false))
         .filter(visit_due::due_at.le(until))
@@ -565,32 +584,17 @@ async fn due_list(
         .load(&mut conn)
         .await?;
     let page = window.page(rows, |r| DueCursor(r.3, r.0));
-    let ids: Vec<CustomerId> = page.data.iter().map(|r| r.0).collect();
-    let people: Vec<DueCustomer> = customers::table
-        .filter(customers::id.eq_any(&ids))
-        .select((
-            customers::id,
-            customers::display_name,
-            customers::tier,
-            customers::level,
-        ))
-        .load(&mut conn)
-        .await?;
-    let mut people: std::collections::HashMap<CustomerId, DueCustomer> =
-        people.into_iter().map(|c| (c.id, c)).collect();
     let data = page
         .data
         .into_iter()
-        .filter_map(|(id, owner, last, due_at, tolerance)| {
-            Some(DueEntry {
-                customer: people.remove(&id)?,
-                owner_id: owner,
-                last_visit_at: last,
-                due_at,
-                overdue_days: (now - due_at).num_seconds().div_euclid(86_400),
-                tolerance_days: tolerance,
-                due_state: due_state(last, due_at, tolerance, now, within),
-            })
+        .map(|(_, owner, last, due_at, tolerance, customer)| DueEntry {
+            customer,
+            owner_id: owner,
+            last_visit_at: last,
+            due_at,
+            overdue_days: (now - due_at).num_seconds().div_euclid(86_400),
+            tolerance_days: tolerance,
+            due_state: due_state(last, due_at, tolerance, now, within),
         })
         .collect();
     Ok(web::Json(Page {
