@@ -4,12 +4,13 @@
 //! feed read this table as a transactional outbox, in commit order (`docs/architecture.md`).
 
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Jsonb, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::audit::{Actor, Subject};
-use crate::db::schema::events;
+use crate::db::prepared::Cached;
 use crate::kit::ids::CustomerId;
 
 /// One event about to be recorded.
@@ -28,34 +29,59 @@ pub async fn record(conn: &mut AsyncPgConnection, event: NewEvent) -> QueryResul
     record_many(conn, vec![event]).await
 }
 
-/// Events per statement of [`record_many`] (8 parameters each, under PostgreSQL's 65,535).
-const BATCH: usize = 8000;
+/// The insert of [`record_many`]: the events travel as one array per column, so the
+/// statement's text is the same for one event or thousands and stays prepared (a
+/// row-per-parameter insert was parsed and planned anew on every write, and a job's batch of
+/// thousands spent more time binding its parameters than inserting). `unnest` keeps the
+/// arrays' order, so `seq` numbers the events in the order they were given.
+const INSERT_SQL: &str = "INSERT INTO events \
+     (id, type, subject_type, subject_id, customer_id, actor_type, actor_id, data) \
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], \
+                          $6::text[], $7::uuid[], $8::jsonb[])";
 
-/// Records many events in the caller's transaction, a few statements in all (a job planning
+/// Records many events in the caller's transaction, in one statement (a job planning
 /// thousands of visits).
 pub async fn record_many(conn: &mut AsyncPgConnection, all: Vec<NewEvent>) -> QueryResult<()> {
-    for chunk in all.chunks(BATCH) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|event| {
-                let (actor_type, actor_id) = event.actor.parts();
-                (
-                    events::id.eq(Uuid::now_v7()),
-                    events::event_type.eq(&event.event_type),
-                    events::subject_type.eq(event.subject.entity_type),
-                    events::subject_id.eq(event.subject.entity_id),
-                    events::customer_id.eq(event.subject.customer_id),
-                    events::actor_type.eq(actor_type),
-                    events::actor_id.eq(actor_id),
-                    events::data.eq(&event.data),
-                )
-            })
-            .collect();
-        diesel::insert_into(events::table)
-            .values(rows)
-            .execute(conn)
-            .await?;
+    if all.is_empty() {
+        return Ok(());
     }
+    let n = all.len();
+    let (mut ids, mut types, mut subject_types, mut subject_ids) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut customers, mut actor_types, mut actor_ids, mut data) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for event in all {
+        let (actor_type, actor_id) = event.actor.parts();
+        ids.push(Uuid::now_v7());
+        types.push(event.event_type);
+        subject_types.push(event.subject.entity_type);
+        subject_ids.push(event.subject.entity_id);
+        customers.push(event.subject.customer_id.map(CustomerId::get));
+        actor_types.push(actor_type);
+        actor_ids.push(actor_id);
+        data.push(event.data);
+    }
+    Cached::fixed(
+        diesel::sql_query(INSERT_SQL)
+            .bind::<Array<SqlUuid>, _>(ids)
+            .bind::<Array<Text>, _>(types)
+            .bind::<Array<Text>, _>(subject_types)
+            .bind::<Array<SqlUuid>, _>(subject_ids)
+            .bind::<Array<Nullable<SqlUuid>>, _>(customers)
+            .bind::<Array<Text>, _>(actor_types)
+            .bind::<Array<Nullable<SqlUuid>>, _>(actor_ids)
+            .bind::<Array<Jsonb>, _>(data),
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
