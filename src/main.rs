@@ -379,14 +379,17 @@ async fn escalate(settings: &Settings) -> Result<(), String> {
 async fn visit_jobs(settings: &Settings) -> Result<(), String> {
     let visits = rapport::visits::jobs::VisitSettings::from(settings);
     with_database(settings, |url| async move {
-        let mut conn = db::connect(&url, std::time::Duration::ZERO, "rapport visit-jobs")
-            .await
-            .map_err(|e| e.to_string())?;
+        let connect = || db::connect(&url, std::time::Duration::ZERO, "rapport visit-jobs");
+        let mut one = connect().await.map_err(|e| e.to_string())?;
+        let mut two = connect().await.map_err(|e| e.to_string())?;
         let started = std::time::Instant::now();
-        let (missed, planned) =
-            rapport::visits::jobs::run_due(&mut conn, visits, chrono::Utc::now())
-                .await
-                .map_err(|e| e.to_string())?;
+        let (missed, planned) = rapport::visits::jobs::run_due_on(
+            &mut [&mut one, &mut two],
+            visits,
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         println!(
             "marked {missed} visits missed and planned {planned} occurrences in {:.2} s",
             started.elapsed().as_secs_f64()

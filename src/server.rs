@@ -433,10 +433,12 @@ async fn visit_jobs(
     pool: Pool,
     settings: crate::visits::jobs::VisitSettings,
 ) -> Result<String, String> {
-    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-    let (missed, planned) = crate::visits::jobs::run_due(&mut conn, settings, chrono::Utc::now())
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut one = pool.get().await.map_err(|e| e.to_string())?;
+    let mut two = pool.get().await.map_err(|e| e.to_string())?;
+    let (missed, planned) =
+        crate::visits::jobs::run_due_on(&mut [&mut one, &mut two], settings, chrono::Utc::now())
+            .await
+            .map_err(|e| e.to_string())?;
     Ok(if missed + planned == 0 {
         String::new()
     } else {

@@ -130,13 +130,24 @@ pub async fn materialise_due(
     }
 }
 
-/// Both jobs once: what the server runs every tick and `rapport visit-jobs` runs once.
-pub async fn run_due(
-    conn: &mut AsyncPgConnection,
+/// Both jobs once: what the server runs every tick and `rapport visit-jobs` runs once. The
+/// missed visits are marked on the first connection; the plans are materialised on all of
+/// them at once, each taking its own batches (`SKIP LOCKED`), so that two connections on two
+/// cores share a burst of new plans. Returns (visits marked missed, visits planned).
+pub async fn run_due_on(
+    conns: &mut [&mut AsyncPgConnection],
     settings: VisitSettings,
     now: DateTime<Utc>,
 ) -> ApiResult<(usize, usize)> {
-    let missed = mark_missed(conn, now, settings.grace).await?;
-    let (_, planned) = materialise_due(conn, now, settings.horizon).await?;
-    Ok((missed, planned))
+    let Some(first) = conns.first_mut() else {
+        return Ok((0, 0));
+    };
+    let missed = mark_missed(first, now, settings.grace).await?;
+    let planned = futures_util::future::try_join_all(
+        conns
+            .iter_mut()
+            .map(|conn| materialise_due(conn, now, settings.horizon)),
+    )
+    .await?;
+    Ok((missed, planned.into_iter().map(|(_, visits)| visits).sum()))
 }

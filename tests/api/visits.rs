@@ -721,6 +721,62 @@ async fn the_missed_visit_job_marks_each_once_under_two_runners() {
 }
 
 #[actix_web::test]
+async fn plans_materialise_once_each_on_two_connections() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let mut plans = Vec::new();
+    for _ in 0..6 {
+        let customer = customer_at_shop(&manager, json!({})).await;
+        let plan = manager
+            .create(
+                "/api/v1/visit-plans",
+                &json!({"customer_id": customer, "duration_minutes": 30,
+                "rrule": "DTSTART;TZID=Asia/Shanghai:20270104T100000\nRRULE:FREQ=WEEKLY;COUNT=4",
+                "purpose": "relationship_maintenance", "method": "phone", "reason": "Weekly call"}),
+            )
+            .await;
+        plans.push(id_of(&plan));
+    }
+    app.execute("UPDATE visit_plans SET materialised_until = NULL")
+        .await;
+    app.execute("DELETE FROM visits WHERE plan_id IS NOT NULL")
+        .await;
+    let settings = jobs::VisitSettings {
+        grace: Duration::hours(2),
+        horizon: Duration::days(400),
+    };
+    const PLANNED_EVENTS: &str =
+        "SELECT count(*) AS count FROM events WHERE type = 'visit.planned'";
+    let events_before = app.count(PLANNED_EVENTS).await;
+    let (mut one, mut two) = (
+        app.context.pool().get().await.unwrap(),
+        app.context.pool().get().await.unwrap(),
+    );
+    let (_, planned) = jobs::run_due_on(&mut [&mut one, &mut two], settings, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(planned, 24, "four occurrences of each of six plans");
+    for plan in &plans {
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(DISTINCT occurrence_at) AS count FROM visits WHERE plan_id = '{plan}'"
+            ))
+            .await,
+            4
+        );
+    }
+    assert_eq!(
+        app.count(PLANNED_EVENTS).await,
+        events_before + 24,
+        "one event per occurrence"
+    );
+    let (_, again) = jobs::run_due_on(&mut [&mut one, &mut two], settings, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "nothing left to plan");
+}
+
+#[actix_web::test]
 async fn the_due_list_puts_the_most_overdue_first_and_leaves_out_the_planned() {
     let app = TestApp::spawn().await;
     let manager = app.client(Role::Manager).await;
