@@ -186,16 +186,15 @@ pub async fn redact_customer(
 /// erasure is each domain's: a domain redacts the values it erases from its own entries.
 pub fn customer_hooks() -> CustomerHooks {
     CustomerHooks {
-        domain: "history",
-        tables: &["audit_log"],
         timeline: Some(timeline),
-        merge: None,
         export: Some(export),
-        erase: Erase::NothingPersonal(
-            "each domain's erase step redacts what it erased from its own entries",
-        ),
-        order: None,
-        points: None,
+        ..CustomerHooks::new(
+            "history",
+            &["audit_log"],
+            Erase::NothingPersonal(
+                "each domain's erase step redacts what it erased from its own entries",
+            ),
+        )
     }
 }
 

@@ -177,14 +177,16 @@ impl Versioned for MemberRow {
 /// ledger's sums stay, its reasons are blanked).
 pub fn customer_hooks() -> CustomerHooks {
     CustomerHooks {
-        domain: "club",
-        tables: &["club_members", "club_referrals"],
         timeline: Some(timeline),
         merge: Some(members::merge),
         export: Some(export),
-        erase: Erase::Step(erase),
         order: Some(api::order_changed),
         points: Some(api::compensate),
+        ..CustomerHooks::new(
+            "club",
+            &["club_members", "club_referrals"],
+            Erase::Step(erase),
+        )
     }
 }
 

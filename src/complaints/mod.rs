@@ -735,14 +735,10 @@ const ERASED_FIELDS: &[&str] = &[
 /// resolutions, rating comments) while keeping the figures reports count.
 pub fn customer_hooks() -> CustomerHooks {
     CustomerHooks {
-        domain: "complaints",
-        tables: &["complaints"],
         timeline: Some(timeline),
         merge: Some(move_to_survivor),
         export: Some(export),
-        erase: Erase::Step(erase),
-        order: None,
-        points: None,
+        ..CustomerHooks::new("complaints", &["complaints"], Erase::Step(erase))
     }
 }
 

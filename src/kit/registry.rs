@@ -128,6 +128,23 @@ pub struct CustomerHooks {
     pub points: Option<PointsCredit>,
 }
 
+impl CustomerHooks {
+    /// A domain's hooks with only its tables and erase step; the steps it has are set on top
+    /// (`CustomerHooks { timeline: Some(timeline), ..CustomerHooks::new(..) }`).
+    pub const fn new(domain: &'static str, tables: &'static [&'static str], erase: Erase) -> Self {
+        Self {
+            domain,
+            tables,
+            timeline: None,
+            merge: None,
+            export: None,
+            erase,
+            order: None,
+            points: None,
+        }
+    }
+}
+
 /// Every registered domain's hooks, in registration order.
 #[derive(Clone, Default)]
 pub struct Registry {

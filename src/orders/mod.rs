@@ -324,16 +324,16 @@ pub async fn recompute_figures(
 /// and the figures stay as aggregates.
 pub fn customer_hooks() -> CustomerHooks {
     CustomerHooks {
-        domain: "orders",
-        tables: &["orders"],
         timeline: Some(timeline),
         merge: Some(move_to_survivor),
         export: Some(export),
-        erase: Erase::NothingPersonal(
-            "orders and their lines hold products, amounts, times and shop references only",
-        ),
-        order: None,
-        points: None,
+        ..CustomerHooks::new(
+            "orders",
+            &["orders"],
+            Erase::NothingPersonal(
+                "orders and their lines hold products, amounts, times and shop references only",
+            ),
+        )
     }
 }
 

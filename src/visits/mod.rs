@@ -457,20 +457,20 @@ async fn store_follow_ups(conn: &mut AsyncPgConnection, follow_ups: &[FollowUp])
 /// about the customer (agendas, reasons, outcomes, notes, contacts, locations).
 pub fn customer_hooks() -> CustomerHooks {
     CustomerHooks {
-        domain: "visits",
-        tables: &[
-            "visits",
-            "visit_plans",
-            "visit_follow_ups",
-            "visit_cadence_overrides",
-            "visit_due",
-        ],
         timeline: Some(timeline),
         merge: Some(move_to_survivor),
         export: Some(export),
-        erase: Erase::Step(erase),
-        order: None,
-        points: None,
+        ..CustomerHooks::new(
+            "visits",
+            &[
+                "visits",
+                "visit_plans",
+                "visit_follow_ups",
+                "visit_cadence_overrides",
+                "visit_due",
+            ],
+            Erase::Step(erase),
+        )
     }
 }
 
