@@ -325,7 +325,7 @@ pub async fn recompute_figures(
 pub fn customer_hooks() -> CustomerHooks {
     CustomerHooks {
         timeline: Some(timeline),
-        merge: Some(move_to_survivor),
+        merge: Some(move_orders),
         export: Some(export),
         ..CustomerHooks::new(
             "orders",
@@ -368,7 +368,7 @@ crate::customer_hook! {
 
 crate::customer_hook! {
     /// Merge step: the duplicate's orders move to the survivor, whose figures now count them.
-    merge fn move_to_survivor(conn, writer, survivor, duplicate) {
+    merge fn move_orders(conn, writer, survivor, duplicate) {
         crate::reassign_rows!(conn, orders, survivor, duplicate);
         let survivor = customers::lock_live(conn, survivor).await?;
         recompute_figures(conn, writer, survivor).await?;
