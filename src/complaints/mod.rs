@@ -553,7 +553,7 @@ impl ComplaintRecord {
     /// Records of these rows with their clocks, and with this cycle's resolution and rating
     /// when `full`.
     pub async fn assemble(
-        conn: &mut AsyncPgConnection,
+        mut conn: &AsyncPgConnection,
         rows: Vec<ComplaintRow>,
         full: bool,
     ) -> ApiResult<Vec<Self>> {
@@ -561,7 +561,7 @@ impl ComplaintRecord {
         let mut clocks: Vec<ClockRow> = complaint_clocks::table
             .filter(complaint_clocks::complaint_id.eq_any(&ids))
             .select(ClockRow::as_select())
-            .load(conn)
+            .load(&mut conn)
             .await?;
         clocks.sort_by_key(|c| Metric::ALL.iter().position(|m| *m == c.metric));
         let (mut resolutions, mut ratings) = (Vec::new(), Vec::new());
@@ -569,12 +569,12 @@ impl ComplaintRecord {
             resolutions = complaint_resolutions::table
                 .filter(complaint_resolutions::complaint_id.eq_any(&ids))
                 .select(Resolution::as_select())
-                .load(conn)
+                .load(&mut conn)
                 .await?;
             ratings = complaint_satisfaction::table
                 .filter(complaint_satisfaction::complaint_id.eq_any(&ids))
                 .select(Satisfaction::as_select())
-                .load(conn)
+                .load(&mut conn)
                 .await?;
         }
         Ok(rows

@@ -30,6 +30,7 @@ use crate::db::schema::{
     answer_uses, answers, complaint_comments, complaint_resolutions, complaint_satisfaction,
     complaint_sla_policies, complaints, orders,
 };
+use crate::db::shared_reads::SharedRead;
 use crate::db::{DbConn, like_pattern};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
@@ -323,6 +324,36 @@ pub struct ComplaintFilters {
     /// Words in the subject or description.
     #[param(schema_with = q_schema)]
     pub q: Option<String>,
+}
+
+impl ComplaintFilters {
+    /// Whether the page walks one index and shows every row it reads, so that it is fast by
+    /// construction and may share the read connection: no filter but the assignee (with or
+    /// without the status: `complaints_status_assignee_idx`, `complaints_assignee_idx`), the
+    /// customer (whose complaints are few), or none at all (`complaints_created_idx`).
+    /// Destructured whole, so a new filter is not forgotten here.
+    fn walks_one_index(&self) -> bool {
+        let Self {
+            status,
+            severity,
+            category,
+            channel,
+            assignee_id,
+            customer_id,
+            overdue,
+            created_after,
+            created_before,
+            q,
+        } = self;
+        let narrowed = severity.is_some()
+            || category.is_some()
+            || channel.is_some()
+            || overdue.is_some()
+            || created_after.is_some()
+            || created_before.is_some()
+            || q.is_some();
+        !narrowed && (assignee_id.is_some() || customer_id.is_some() || status.is_none())
+    }
 }
 
 fn q_schema() -> utoipa::openapi::schema::Schema {
@@ -647,7 +678,7 @@ struct ComplaintCursor(DateTime<Utc>, ComplaintId);
 #[get("/complaints")]
 async fn list(
     _: Authorized<ComplaintsRead>,
-    mut conn: DbConn,
+    read: SharedRead,
     page: Query<PageParams>,
     filters: Query<ComplaintFilters>,
 ) -> ApiResult<web::Json<Page<Complaint>>> {
@@ -656,14 +687,19 @@ async fn list(
         .after
         .as_ref()
         .map(|ComplaintCursor(at, id)| (*at, *id));
-    let query = list_query(&filters, after, window.fetch(), Utc::now())?;
-    let rows = query.load(&mut conn).await?;
-    let page = window.page(rows, |c| ComplaintCursor(c.created_at, c.id));
-    let records = ComplaintRecord::assemble(&mut conn, page.data, false).await?;
+    let (records, next_cursor) = read
+        .run_when(filters.walks_one_index(), async |mut conn| {
+            let query = list_query(&filters, after, window.fetch(), Utc::now())?;
+            let rows = query.load(&mut conn).await?;
+            let page = window.page(rows, |c| ComplaintCursor(c.created_at, c.id));
+            let records = ComplaintRecord::assemble(conn, page.data, false).await?;
+            Ok((records, page.next_cursor))
+        })
+        .await?;
     let now = Utc::now();
     Ok(web::Json(Page {
         data: records.iter().map(|r| r.view(now)).collect(),
-        next_cursor: page.next_cursor,
+        next_cursor,
     }))
 }
 
@@ -680,7 +716,7 @@ async fn get_one(
         .select(ComplaintRow::as_select())
         .first(&mut conn)
         .await?;
-    let record = ComplaintRecord::assemble(&mut conn, vec![row], true)
+    let record = ComplaintRecord::assemble(&conn, vec![row], true)
         .await?
         .remove(0);
     Ok(versioned(

@@ -122,7 +122,19 @@ impl SharedRead {
         &self,
         read: impl AsyncFn(&AsyncPgConnection) -> ApiResult<T>,
     ) -> ApiResult<T> {
-        if let Some(shared) = &self.shared
+        self.run_when(true, read).await
+    }
+
+    /// [`SharedRead::run`] when `share` (the read is fast by construction), else `read` on a
+    /// pooled connection: for handlers whose speed depends on the request (a list whose
+    /// filters an index may or may not lead with).
+    pub async fn run_when<T>(
+        &self,
+        share: bool,
+        read: impl AsyncFn(&AsyncPgConnection) -> ApiResult<T>,
+    ) -> ApiResult<T> {
+        if share
+            && let Some(shared) = &self.shared
             && let Some(conn) = shared.connection().await
         {
             match read(&conn).await {

@@ -19,6 +19,7 @@ use crate::db::DbConn;
 use crate::db::keyset::{Direction, past};
 use crate::db::prepared::Cached;
 use crate::db::schema::{customers, visit_cadence_overrides, visit_cadences, visit_due};
+use crate::db::shared_reads::SharedRead;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::{IfMatch, versioned};
 use crate::http::json::ValidJson;
@@ -573,7 +574,7 @@ pub fn due_query(
 #[get("/visits/due")]
 async fn due_list(
     _: Authorized<VisitsRead>,
-    mut conn: DbConn,
+    read: SharedRead,
     page: Query<PageParams>,
     filters: Query<DueFilters>,
 ) -> ApiResult<web::Json<Page<DueEntry>>> {
@@ -582,9 +583,14 @@ async fn due_list(
     let now = Utc::now();
     let after = window.after.as_ref().map(|DueCursor(at, id)| (*at, *id));
     // Kept prepared: whoever the owner and wherever the cursor, the best plan is the same
-    // walk of the owner's (or everyone's) due index, so a generic plan loses nothing.
-    let page_query = due_query(filters.owner_id, now + within, after, window.fetch());
-    let rows: Vec<DueRow> = Cached::fixed(page_query).load(&mut conn).await?;
+    // walk of the owner's (or everyone's) due index, so a generic plan loses nothing; and as
+    // that walk reads only the rows it shows, it shares the read connection.
+    let rows: Vec<DueRow> = read
+        .run(async |mut conn| {
+            let page_query = due_query(filters.owner_id, now + within, after, window.fetch());
+            Ok(Cached::fixed(page_query).load(&mut conn).await?)
+        })
+        .await?;
     let page = window.page(rows, |r| DueCursor(r.3, r.0));
     let data = page
         .data
