@@ -258,6 +258,18 @@ pub async fn live<T: SoftDeleted>(conn: &mut AsyncPgConnection, id: T::Id) -> Ap
     T::live(conn, id).await
 }
 
+/// The live row of the schema's `table` with this id, as the row's `Selectable`: what
+/// [`soft_deleted!`]'s look-up and [`live_lock!`]'s lock start from.
+#[macro_export]
+macro_rules! live_by_id {
+    ($table:ident, $id:expr) => {
+        $crate::db::schema::$table::table
+            .find($id)
+            .filter($crate::db::schema::$table::deleted_at.is_null())
+            .select(Self::as_select())
+    };
+}
+
 /// The [`SoftDeleted`] impl of a row of the schema's `table` with a `deleted_at` field:
 /// `soft_deleted!(AnswerRow, answers);`.
 #[macro_export]
@@ -273,15 +285,7 @@ macro_rules! soft_deleted {
                 id: Self::Id,
             ) -> $crate::error::ApiResult<Self> {
                 use diesel::prelude::*;
-                use $crate::db::schema::$table;
-                Ok(diesel_async::RunQueryDsl::first(
-                    $table::table
-                        .find(id)
-                        .filter($table::deleted_at.is_null())
-                        .select(Self::as_select()),
-                    conn,
-                )
-                .await?)
+                Ok(diesel_async::RunQueryDsl::first($crate::live_by_id!($table, id), conn).await?)
             }
         }
     };
@@ -298,16 +302,13 @@ macro_rules! live_lock {
             id: Self::Id,
         ) -> $crate::error::ApiResult<Self> {
             use diesel::prelude::*;
-            use $crate::db::schema::$table;
-            Ok(diesel_async::RunQueryDsl::first(
-                $table::table
-                    .find(id)
-                    .filter($table::deleted_at.is_null())
-                    .select(Self::as_select())
-                    .for_update(),
-                conn,
+            Ok(
+                diesel_async::RunQueryDsl::first(
+                    $crate::live_by_id!($table, id).for_update(),
+                    conn,
+                )
+                .await?,
             )
-            .await?)
         }
     };
 }
