@@ -328,14 +328,10 @@ macro_rules! live_row {
 /// The [`Versioned::insert`] and [`Versioned::update`] of a row that derives diesel's
 /// `Insertable` and `AsChangeset` (with `treat_none_as_null`) for the schema's `table`,
 /// inside its impl: every field is stored as the row holds it, so a column added to the row
-/// is written without a second list to keep (`stored_row!(answers);`, or
-/// `stored_row!(visit_cadences, key: tier)` where the primary key is not `id`).
+/// is written without a second list to keep (`stored_row!(answers);`).
 #[macro_export]
 macro_rules! stored_row {
     ($table:ident) => {
-        $crate::stored_row!($table, key: id);
-    };
-    ($table:ident, key: $key:ident) => {
         async fn insert(
             &self,
             conn: &mut diesel_async::AsyncPgConnection,
@@ -358,7 +354,7 @@ macro_rules! stored_row {
             use diesel::prelude::*;
             use $crate::db::schema::$table;
             Ok(diesel_async::RunQueryDsl::get_result(
-                diesel::update($table::table.find(self.$key))
+                diesel::update($table::table.find(self.id))
                     .set(self)
                     .returning(Self::as_returning()),
                 conn,
