@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use self::sla::{ClockRow, Metric, Scheduled};
 use crate::auth::Ownership;
-use crate::customers::api::Tier;
+use crate::customers::api::{Level, Tier};
 use crate::db::schema::{
     complaint_clocks, complaint_comments, complaint_escalations, complaint_resolutions,
     complaint_satisfaction, complaints,
@@ -177,7 +177,7 @@ pub struct ComplaintRow {
     pub reopen_count: i32,
     pub cycle: i32,
     pub customer_tier: Option<Tier>,
-    pub customer_level: crate::customers::api::Level,
+    pub customer_level: Level,
     pub sla_policy_id: Option<PolicyId>,
     pub sla_policy_version: Option<i64>,
     pub escalation_base: i32,
@@ -264,7 +264,7 @@ pub struct Complaint {
     pub cycle: i32,
     /// The customer's value tier when the complaint came in, which the policy matched on.
     pub customer_tier: Option<Tier>,
-    pub customer_level: crate::customers::api::Level,
+    pub customer_level: Level,
     /// `null` when no policy matched: no response or resolution targets then.
     pub sla_policy: Option<AppliedPolicy>,
     /// 1 when the complaint started one level up the escalation ladder (a key or core

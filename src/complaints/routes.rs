@@ -24,7 +24,7 @@ use super::{
 use crate::audit::Subject;
 use crate::auth::{Authorized, ComplaintsRead, ComplaintsWrite, Principal, Role};
 use crate::customers::api as customers;
-use crate::customers::api::Tier;
+use crate::customers::api::{Level, Tier};
 use crate::db::keyset::{Direction, older_than, past};
 use crate::db::schema::{
     answer_uses, answers, complaint_comments, complaint_resolutions, complaint_satisfaction,
@@ -394,14 +394,9 @@ impl Calendars {
 }
 
 /// Whether the complaint starts one level up the ladder: a key or core customer, or critical.
-fn escalation_base(
-    severity: Severity,
-    tier: Option<Tier>,
-    level: crate::customers::api::Level,
-) -> i32 {
-    let important = severity == Severity::Critical
-        || tier == Some(Tier::Key)
-        || level == crate::customers::api::Level::Core;
+fn escalation_base(severity: Severity, tier: Option<Tier>, level: Level) -> i32 {
+    let important =
+        severity == Severity::Critical || tier == Some(Tier::Key) || level == Level::Core;
     i32::from(important)
 }
 
