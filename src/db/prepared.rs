@@ -89,7 +89,12 @@ impl<Q: Query> Query for ById<'_, Q> {
 ///
 /// Only for statements whose best plan does not depend on the bound values: after five runs
 /// PostgreSQL may switch a prepared statement to one generic plan (see
-/// `customers::queries::list_statement` for what that did to search).
+/// `customers::queries::list_statement` for what that did to search). PostgreSQL picks the
+/// generic plan only when it costs no more than the plans made for each run's values; a
+/// condition that picks a partial index must therefore be written out, not bound (a
+/// generic plan cannot prove that `planned = $1` matches `WHERE NOT planned`), and so
+/// must a limit (a bound one is costed as a tenth of the rows). Otherwise the statement is
+/// planned anew on every run (see `visits::cadences::due_query`).
 pub struct Cached<Q> {
     query: Q,
     keep: bool,
