@@ -444,6 +444,9 @@ pub async fn seed(
         "complaint_clocks",
         "visits",
         "visit_due",
+        "club_members",
+        "points_entries",
+        "points_lots",
     ]
     .map(Job::Vacuum);
     // Stages: every batch, then every rebuild, then vacuum; parallel within a stage.

@@ -404,3 +404,43 @@ impl Drop for TestApp {
         .ok();
     }
 }
+
+/// Runs `statement` (built anew each time) eight times on `conn`, kept prepared as the API
+/// keeps it, and fails unless PostgreSQL settled on its generic plan: a statement that it
+/// plans anew on every run pays for planning on every read (a bound value that a partial
+/// index's `WHERE` needs, a bound limit, or a `NULL` that prunes the plan made for it).
+/// `marker`, a piece of its text, picks the statement out of `pg_prepared_statements`.
+pub async fn assert_runs_on_its_generic_plan<Q>(
+    conn: &mut AsyncPgConnection,
+    marker: &str,
+    statement: impl Fn() -> Q,
+) where
+    Q: diesel::query_builder::QueryFragment<diesel::pg::Pg> + diesel::query_builder::QueryId + Send,
+{
+    for _ in 0..8 {
+        diesel_async::RunQueryDsl::execute(rapport::db::prepared::Cached::fixed(statement()), conn)
+            .await
+            .unwrap();
+    }
+    #[derive(diesel::QueryableByName)]
+    struct PlanCounts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        generic: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        custom: i64,
+    }
+    let PlanCounts { generic, custom } = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query(
+            "SELECT generic_plans AS generic, custom_plans AS custom FROM pg_prepared_statements \
+             WHERE strpos(statement, $1) > 0",
+        )
+        .bind::<diesel::sql_types::Text, _>(marker),
+        conn,
+    )
+    .await
+    .unwrap();
+    assert!(
+        generic > 0 && custom <= 5,
+        "the statement with '{marker}' should run on its generic plan: {generic} generic, {custom} custom runs"
+    );
+}

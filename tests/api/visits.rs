@@ -1244,47 +1244,18 @@ async fn the_due_list_and_the_owners_visits_use_their_indexes_at_100k() {
         assert!(text.contains(index), "{name} should use {index}:\n{text}");
         assert!(!text.contains("Seq Scan"), "{name}:\n{text}");
     }
-    // Kept prepared, the page must settle on one generic plan: with a bound `planned = $1`
-    // that plan could not use the partial due index, and PostgreSQL planned every run anew.
-    for _ in 0..8 {
-        let page_query = rapport::visits::cadences::due_query(
+    crate::common::assert_runs_on_its_generic_plan(&mut conn, "SELECT d.owner_id", || {
+        rapport::visits::cadences::due_query(
             Some(owner.into()),
             Utc::now() + Duration::days(14),
             None,
             21,
-        );
-        diesel_async::RunQueryDsl::execute(
-            rapport::db::prepared::Cached::fixed(page_query),
-            &mut conn,
         )
-        .await
-        .unwrap();
-    }
-    let PlanCounts { generic, custom } = diesel_async::RunQueryDsl::get_result(
-        diesel::sql_query(
-            "SELECT generic_plans AS generic, custom_plans AS custom FROM pg_prepared_statements \
-             WHERE statement LIKE 'SELECT d.owner_id%'",
-        ),
-        &mut conn,
-    )
-    .await
-    .unwrap();
-    assert!(
-        generic > 0 && custom <= 5,
-        "the due page should run on a generic plan: {generic} generic, {custom} custom"
-    );
+    })
+    .await;
     let page = manager
         .get(&format!("/api/v1/visits/due?owner_id={owner}&limit=5"))
         .await
         .body;
     assert_eq!(page["data"].as_array().unwrap().len(), 5);
-}
-
-/// How often a prepared statement ran on its generic plan and on plans made for its values.
-#[derive(diesel::QueryableByName)]
-struct PlanCounts {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    generic: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    custom: i64,
 }
