@@ -25,7 +25,7 @@ use crate::customers::api as customers;
 use crate::db::DbConn;
 use crate::db::keyset::older_than;
 use crate::db::schema::{club_members, club_tier_changes, points_entries};
-use crate::db::shared_reads::SharedRead;
+use crate::db::shared_reads::{QUEUE_FOR_COMPOUND_READS, SharedRead};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
@@ -263,7 +263,7 @@ async fn get_one(
 ) -> ApiResult<HttpResponse> {
     let id = MemberId::from(*id);
     let (view, version) = read
-        .run(async |conn| {
+        .run_queued(QUEUE_FOR_COMPOUND_READS, async |conn| {
             let (row, rules) = try_join(find(conn, id), cache.get(conn)).await?;
             Ok((view_with(conn, &row, &rules).await?, row.version))
         })

@@ -9,8 +9,10 @@
 //!
 //! Only for short statements that are fast by construction (a primary-key look-up; a
 //! member's row, then their standing over their own lots): a slow one would hold up every read
-//! queued behind it. Transactions and writes keep the pool.
+//! queued behind it. The dearer of them queue there only while few reads are in flight
+//! ([`SharedRead::run_queued`]). Transactions and writes keep the pool.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,16 @@ use crate::error::{ApiError, ApiResult};
 /// How long reads go straight to the pool after the shared connection could not be opened,
 /// so that an unreachable database does not cost every request two connection attempts.
 const RETRY_CONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// How many reads may be in flight on the shared connection before a read that costs the
+/// backend several index walks (a due-list page's 21 rows and their customers, a member's
+/// five sums) takes a pooled connection instead. One backend answers the shared
+/// connection's reads one after another, so a burst queued behind it waits for all of them
+/// while the pooled backends and the other core sit idle. Measured at 1M customers, an even
+/// load at half the peak: the due list's p99 went from 44-89 ms to 3-16 ms and the member
+/// read's from 63-114 ms to 2.8-4.0 ms, their peaks from 33k to 19.5k and from 28k to 15k
+/// requests/s (docs/performance.md). A primary-key read is cheap enough to queue unbounded.
+pub const QUEUE_FOR_COMPOUND_READS: usize = 12;
 
 /// How shared read connections name themselves in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "rapport shared reads";
@@ -46,6 +58,29 @@ pub struct SharedReads {
     /// Held while opening, so that a burst of first requests opens one connection.
     opening: tokio::sync::Mutex<()>,
     failed_at: Mutex<Option<Instant>>,
+    /// Reads running on the shared connection now.
+    in_flight: AtomicUsize,
+}
+
+/// One read counted in [`SharedReads::in_flight`] while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    /// Counts a read in, unless `limit` reads are already in flight.
+    fn enter(count: &'a AtomicUsize, limit: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(count))
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl SharedReads {
@@ -56,6 +91,7 @@ impl SharedReads {
             current: Mutex::new(None),
             opening: tokio::sync::Mutex::new(()),
             failed_at: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -122,7 +158,17 @@ impl SharedRead {
         &self,
         read: impl AsyncFn(&AsyncPgConnection) -> ApiResult<T>,
     ) -> ApiResult<T> {
-        self.run_when(true, read).await
+        self.shared_or_pooled(true, usize::MAX, read).await
+    }
+
+    /// [`SharedRead::run`], on the shared connection only while fewer than `queue` reads are
+    /// in flight there (see [`QUEUE_FOR_COMPOUND_READS`]), else on a pooled connection.
+    pub async fn run_queued<T>(
+        &self,
+        queue: usize,
+        read: impl AsyncFn(&AsyncPgConnection) -> ApiResult<T>,
+    ) -> ApiResult<T> {
+        self.shared_or_pooled(true, queue, read).await
     }
 
     /// [`SharedRead::run`] when `share` (the read is fast by construction), else `read` on a
@@ -133,8 +179,20 @@ impl SharedRead {
         share: bool,
         read: impl AsyncFn(&AsyncPgConnection) -> ApiResult<T>,
     ) -> ApiResult<T> {
+        self.shared_or_pooled(share, usize::MAX, read).await
+    }
+
+    /// `read` on the shared connection when `share` and fewer than `queue` reads are in
+    /// flight there, else on a pooled one.
+    async fn shared_or_pooled<T>(
+        &self,
+        share: bool,
+        queue: usize,
+        read: impl AsyncFn(&AsyncPgConnection) -> ApiResult<T>,
+    ) -> ApiResult<T> {
         if share
             && let Some(shared) = &self.shared
+            && let Some(_counted) = InFlight::enter(&shared.in_flight, queue)
             && let Some(conn) = shared.connection().await
         {
             match read(&conn).await {
@@ -160,5 +218,22 @@ impl FromRequest for SharedRead {
             shared: req.app_data::<Arc<SharedReads>>().cloned(),
             pool: req.app_data::<web::Data<Pool>>().cloned(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_beyond_the_queue_are_turned_away_until_one_finishes() {
+        let count = AtomicUsize::new(0);
+        let first = InFlight::enter(&count, 2).expect("room for the first");
+        let second = InFlight::enter(&count, 2).expect("room for the second");
+        assert!(InFlight::enter(&count, 2).is_none(), "the queue is full");
+        drop(first);
+        let third = InFlight::enter(&count, 2).expect("a read finished");
+        drop((second, third));
+        assert_eq!(count.load(Ordering::Acquire), 0);
     }
 }

@@ -18,7 +18,7 @@ use crate::customers::api::{Level, Tier};
 use crate::db::DbConn;
 use crate::db::prepared::Cached;
 use crate::db::schema::{customers, visit_cadence_overrides, visit_cadences};
-use crate::db::shared_reads::SharedRead;
+use crate::db::shared_reads::{QUEUE_FOR_COMPOUND_READS, SharedRead};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::{IfMatch, versioned};
 use crate::http::json::ValidJson;
@@ -579,9 +579,9 @@ async fn due_list(
     // Kept prepared: whoever the owner and wherever the cursor, the best plan is the same
     // walk of the owner's (or everyone's) due index, so its generic plan loses nothing (see
     // `due_query` for what makes PostgreSQL settle on it); and as that walk reads only the
-    // rows it shows, it shares the read connection.
+    // rows it shows, it shares the read connection (while few reads queue there).
     let rows: Vec<DueRow> = read
-        .run(async |mut conn| {
+        .run_queued(QUEUE_FOR_COMPOUND_READS, async |mut conn| {
             let page_query = due_query(filters.owner_id, now + within, after, window.fetch());
             Ok(Cached::fixed(page_query).load(&mut conn).await?)
         })
