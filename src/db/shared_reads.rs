@@ -158,17 +158,7 @@ impl SharedRead {
         &self,
         read: impl AsyncFn(&AsyncPgConnection) -> ApiResult<T>,
     ) -> ApiResult<T> {
-        self.shared_or_pooled(true, usize::MAX, read).await
-    }
-
-    /// [`SharedRead::run`], on the shared connection only while fewer than `queue` reads are
-    /// in flight there (see [`QUEUE_FOR_COMPOUND_READS`]), else on a pooled connection.
-    pub async fn run_queued<T>(
-        &self,
-        queue: usize,
-        read: impl AsyncFn(&AsyncPgConnection) -> ApiResult<T>,
-    ) -> ApiResult<T> {
-        self.shared_or_pooled(true, queue, read).await
+        self.run_queued(usize::MAX, read).await
     }
 
     /// [`SharedRead::run`] when `share` (the read is fast by construction), else `read` on a
@@ -179,19 +169,18 @@ impl SharedRead {
         share: bool,
         read: impl AsyncFn(&AsyncPgConnection) -> ApiResult<T>,
     ) -> ApiResult<T> {
-        self.shared_or_pooled(share, usize::MAX, read).await
+        self.run_queued(if share { usize::MAX } else { 0 }, read)
+            .await
     }
 
-    /// `read` on the shared connection when `share` and fewer than `queue` reads are in
-    /// flight there, else on a pooled one.
-    async fn shared_or_pooled<T>(
+    /// [`SharedRead::run`], on the shared connection only while fewer than `queue` reads are
+    /// in flight there (see [`QUEUE_FOR_COMPOUND_READS`]), else on a pooled connection.
+    pub async fn run_queued<T>(
         &self,
-        share: bool,
         queue: usize,
         read: impl AsyncFn(&AsyncPgConnection) -> ApiResult<T>,
     ) -> ApiResult<T> {
-        if share
-            && let Some(shared) = &self.shared
+        if let Some(shared) = &self.shared
             && let Some(_counted) = InFlight::enter(&shared.in_flight, queue)
             && let Some(conn) = shared.connection().await
         {

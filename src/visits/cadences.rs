@@ -529,15 +529,17 @@ pub fn due_query(
     limit: i64,
 ) -> DueQuery {
     use diesel::sql_types::{Timestamptz, Uuid as SqlUuid};
-    let owner_condition = if owner.is_some() {
-        " AND owner_id = $2"
-    } else {
-        ""
+    // Parameters in bind order: `until`, then the owner, then the cursor.
+    let (owner_condition, cursor_at) = match owner {
+        Some(_) => (" AND owner_id = $2", 3),
+        None => ("", 2),
     };
-    let cursor_condition = match (after.is_some(), owner.is_some()) {
-        (false, _) => "",
-        (true, true) => " AND (due_at, customer_id) > ($3, $4)",
-        (true, false) => " AND (due_at, customer_id) > ($2, $3)",
+    let cursor_condition = match after {
+        Some(_) => format!(
+            " AND (due_at, customer_id) > (${cursor_at}, ${})",
+            cursor_at + 1
+        ),
+        None => String::new(),
     };
     let sql = format!(
         "SELECT d.owner_id, d.last_visit_at, d.due_at, d.tolerance_days, \
