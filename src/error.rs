@@ -304,12 +304,6 @@ fn is_unavailability(message: &str) -> bool {
     MARKERS.iter().any(|m| message.contains(m))
 }
 
-impl From<crate::db::PoolError> for ApiError {
-    fn from(error: crate::db::PoolError) -> Self {
-        Self::Unavailable(format!("database connection unavailable: {error}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

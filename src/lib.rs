@@ -2,7 +2,6 @@
 //! over this library, which the integration tests drive directly.
 
 pub mod api_keys;
-pub mod audit;
 pub mod auth;
 pub mod club;
 pub mod complaints;
@@ -15,6 +14,7 @@ pub mod http;
 pub mod kit;
 pub mod openapi;
 pub mod orders;
+pub mod secrets;
 pub mod seed;
 pub mod server;
 pub mod telemetry;

@@ -377,7 +377,7 @@ async fn escalate(settings: &Settings) -> Result<(), String> {
 }
 
 async fn visit_jobs(settings: &Settings) -> Result<(), String> {
-    let visits = rapport::visits::jobs::VisitSettings::from(settings);
+    let visits = rapport::visits::VisitSettings::from(settings);
     with_database(settings, |url| async move {
         let connect = || db::connect(&url, std::time::Duration::ZERO, "rapport visit-jobs");
         let mut one = connect().await.map_err(|e| e.to_string())?;

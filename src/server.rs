@@ -14,7 +14,7 @@ use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::routes::LoginThrottle;
-use crate::auth::{AuthState, authenticate, secrets};
+use crate::auth::{AuthState, Principal, authenticate};
 use crate::config::Settings;
 use crate::db::shared_reads::{SharedReads, SharedReadsSpec};
 use crate::db::{self, Pool, embedded::EmbeddedPostgres};
@@ -28,6 +28,7 @@ use crate::http::rate_limit::RateLimiter;
 use crate::http::security::security_headers;
 use crate::kit::registry::Registry;
 use crate::openapi;
+use crate::secrets;
 
 /// Batch endpoints accept bodies this many times the standard limit.
 const LARGE_BODY_FACTOR: usize = 8;
@@ -48,9 +49,11 @@ pub struct Context {
     limits: web::Data<BodyLimits>,
     routes: web::Data<RouteTable>,
     registry: web::Data<Registry>,
-    visits: web::Data<crate::visits::jobs::VisitSettings>,
+    visits: web::Data<crate::visits::VisitSettings>,
     /// The club's tiers and settings as member reads see them.
     club_rules: web::Data<crate::club::cache::RulesCache>,
+    /// The changes to them made through this instance, which drop that copy.
+    club_rules_changes: web::Data<crate::club::settings::RulesChanges>,
     /// `/openapi.json`, serialised once and shared by every worker.
     doc_json: web::Data<web::Bytes>,
     cors_origins: Vec<String>,
@@ -75,6 +78,8 @@ impl Context {
     /// Shared state from settings, a pool and the token-signing secret.
     pub fn new(settings: &Settings, pool: Pool, jwt_secret: &[u8]) -> Self {
         let doc = openapi::document();
+        let club_rules_changes =
+            std::sync::Arc::new(crate::club::settings::RulesChanges::default());
         Self {
             pool: web::Data::new(pool),
             auth: web::Data::new(AuthState::new(
@@ -98,8 +103,11 @@ impl Context {
             }),
             routes: web::Data::new(RouteTable::from_openapi(&doc)),
             registry: web::Data::new(registry()),
-            visits: web::Data::new(crate::visits::jobs::VisitSettings::from(settings)),
-            club_rules: web::Data::new(crate::club::cache::RulesCache::default()),
+            visits: web::Data::new(crate::visits::VisitSettings::from(settings)),
+            club_rules: web::Data::new(crate::club::cache::RulesCache::new(
+                club_rules_changes.clone(),
+            )),
+            club_rules_changes: web::Data::from(club_rules_changes),
             doc_json: web::Data::new(web::Bytes::from(
                 serde_json::to_vec(&doc).unwrap_or_default(),
             )),
@@ -216,7 +224,7 @@ pub fn registry() -> Registry {
         crate::complaints::customer_hooks(),
         crate::visits::customer_hooks(),
         crate::club::customer_hooks(),
-        crate::audit::customer_hooks(),
+        crate::kit::registry::history_hooks(),
     ])
 }
 
@@ -248,6 +256,7 @@ fn build_app(
         .app_data(ctx.registry.clone())
         .app_data(ctx.visits.clone())
         .app_data(ctx.club_rules.clone())
+        .app_data(ctx.club_rules_changes.clone())
         .app_data(shared_reads)
         .app_data(web::PathConfig::default().error_handler(path_error))
         .service(
@@ -268,7 +277,7 @@ fn build_app(
                 .finish()
         }))
         .default_service(web::to(unmatched))
-        .wrap(from_fn(idempotency))
+        .wrap(from_fn(idempotency::<Principal>))
         .wrap(from_fn(authenticate))
         .wrap(ctx.cors())
         .wrap(from_fn(security_headers))
@@ -429,10 +438,7 @@ async fn escalations(pool: Pool) -> Result<String, String> {
 }
 
 /// The visits' jobs (`visits::jobs`).
-async fn visit_jobs(
-    pool: Pool,
-    settings: crate::visits::jobs::VisitSettings,
-) -> Result<String, String> {
+async fn visit_jobs(pool: Pool, settings: crate::visits::VisitSettings) -> Result<String, String> {
     let mut one = pool.get().await.map_err(|e| e.to_string())?;
     let mut two = pool.get().await.map_err(|e| e.to_string())?;
     let (missed, planned) =

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
 
-use crate::auth::{AdminOnly, AuthState, Authorized, Scope, secrets};
+use crate::auth::{AdminOnly, AuthState, Authorized, KEY_PREFIX, Scope};
 use crate::db::DbConn;
 use crate::db::schema::api_keys;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -22,10 +22,8 @@ use crate::http::query::Query;
 use crate::kit::ids::{ApiKeyId, UserId};
 use crate::kit::input::{Items, Text};
 use crate::kit::write::{self, Action, Locked, Versioned, Writer};
+use crate::secrets;
 
-/// Every API key starts with this, so a bearer token is told apart from a JWT at a glance
-/// (and secret scanners can recognise leaked keys).
-pub const KEY_PREFIX: &str = "rpk_";
 /// Characters of the key kept in clear to identify it in lists.
 const SHOWN_PREFIX_LEN: usize = 12;
 

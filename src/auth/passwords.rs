@@ -8,6 +8,9 @@ use argon2::password_hash::{
 
 use crate::error::{ApiError, ApiResult};
 
+/// The longest password accepted (argon2 hashes any length; this bounds the work an attempt costs).
+pub const PASSWORD_MAX: usize = 128;
+
 /// A hash of a password nobody knows, verified against when the e-mail is unknown so that
 /// response time does not reveal which accounts exist.
 const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$0k0xRtr4s7uM3Gm+8mVQ3sEr5cGCV4v6lWbgW5pWx1A";

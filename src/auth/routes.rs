@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
 
-use super::{AuthState, Principal, Role, Scope, passwords, secrets};
+use super::passwords::PASSWORD_MAX;
+use super::{AuthState, Principal, Role, Scope, passwords};
 use crate::db::DbConn;
 use crate::db::schema::{api_keys, refresh_tokens, users};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -19,7 +20,7 @@ use crate::http::json::ValidJson;
 use crate::http::rate_limit::RateLimiter;
 use crate::kit::ids::{ApiKeyId, UserId};
 use crate::kit::input::{EMAIL_MAX, Secret, Text};
-use crate::users::PASSWORD_MAX;
+use crate::secrets;
 
 /// Limits login attempts per e-mail address, against password guessing.
 pub struct LoginThrottle(pub RateLimiter);

@@ -3,14 +3,13 @@
 //! through this instance drop the copy at once; other instances see them within [`TTL`].
 //! Writes never use the copy: they read both in their own transaction.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use diesel_async::AsyncPgConnection;
 use futures_util::future::try_join;
 
-use super::settings::SettingsRow;
+use super::settings::{RulesChanges, SettingsRow};
 use super::tiers::Ladder;
 use crate::error::ApiResult;
 
@@ -31,40 +30,49 @@ impl Rules {
     }
 }
 
-/// One instance's copy of the [`Rules`].
-#[derive(Default)]
+/// One instance's copy of the [`Rules`], good while no change to them has been made through
+/// this instance since it was read ([`RulesChanges`]) and for at most [`TTL`].
 pub struct RulesCache {
-    current: RwLock<Option<(Instant, Arc<Rules>)>>,
-    /// Bumped by every [`RulesCache::forget`], so that a read begun before a change does
-    /// not store what it read after the change dropped the copy.
-    generation: AtomicU64,
+    current: RwLock<Option<Copy>>,
+    changes: Arc<RulesChanges>,
+}
+
+/// The rules as read, with when and at which count of changes.
+struct Copy {
+    read_at: Instant,
+    changes: u64,
+    rules: Arc<Rules>,
 }
 
 impl RulesCache {
+    /// A cache that drops its copy whenever `changes` counts a change.
+    pub fn new(changes: Arc<RulesChanges>) -> Self {
+        Self {
+            current: RwLock::new(None),
+            changes,
+        }
+    }
+
     /// The rules, from the copy while it is fresh, else from the database.
     pub async fn get(&self, conn: &AsyncPgConnection) -> ApiResult<Arc<Rules>> {
-        if let Some((at, rules)) = self
+        let changes = self.changes.count();
+        if let Some(copy) = self
             .current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            && at.elapsed() < TTL
+            && copy.changes == changes
+            && copy.read_at.elapsed() < TTL
         {
-            return Ok(rules.clone());
+            return Ok(copy.rules.clone());
         }
-        let generation = self.generation.load(Ordering::Acquire);
+        // A change counted while this read runs leaves a copy that the next read refuses.
         let rules = Arc::new(Rules::load(conn).await?);
-        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
-        if self.generation.load(Ordering::Acquire) == generation {
-            *current = Some((Instant::now(), rules.clone()));
-        }
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Copy {
+            read_at: Instant::now(),
+            changes,
+            rules: rules.clone(),
+        });
         Ok(rules)
-    }
-
-    /// Drops the copy: called after a change to the tiers or settings has committed.
-    pub fn forget(&self) {
-        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        *current = None;
     }
 }

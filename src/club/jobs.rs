@@ -12,11 +12,11 @@ use serde_json::json;
 use super::rules::{self, Bonus};
 use super::settings::{SettingsRow, year_before};
 use super::tiers::{self, Ladder};
-use super::{MemberRow, MemberStatus, events, ledger};
-use crate::audit::Subject;
+use super::{MemberRow, MemberStatus, ledger, seats};
 use crate::db::schema::{club_members, club_rules, customers, points_entries};
 use crate::error::{ApiError, ApiResult};
-use crate::kit::write::{Entry, Writer};
+use crate::kit::audit::Subject;
+use crate::kit::write::{Occurrence, Writer};
 
 /// What one run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,7 +80,7 @@ async fn the_rest(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> ApiResult
         }
     }
     loop {
-        let expired = events::expire_offers_batch(conn, now, BATCH).await?;
+        let expired = seats::expire_offers_batch(conn, now, BATCH).await?;
         work.offers_expired += expired;
         if expired == 0 {
             break;
@@ -171,7 +171,7 @@ async fn notice_downgrades(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> 
                 "would_become": lower.summary(), "still_needed": shortfall,
                 "metric": current.qualification_metric,
             });
-            Entry {
+            Occurrence {
                 subject: Subject {
                     entity_type: "member",
                     entity_id: member.id.get(),

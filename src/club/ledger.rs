@@ -23,12 +23,12 @@ use uuid::Uuid;
 
 use super::MemberRow;
 use super::settings::SettingsRow;
-use crate::audit::Subject;
 use crate::db::prepared::Cached;
 use crate::db::schema::{club_members, points_entries, points_lots};
 use crate::error::{ApiError, ApiResult};
-use crate::kit::events::{self, NewEvent};
+use crate::kit::audit::Subject;
 use crate::kit::ids::{EntryId, MemberId, OrderId, RuleId};
+use crate::kit::outbox::{self, Message};
 use crate::kit::write::Writer;
 use crate::text_enum;
 
@@ -347,9 +347,9 @@ async fn append(
         .returning(EntryRow::as_returning())
         .get_result(conn)
         .await?;
-    events::record(
+    outbox::record(
         conn,
-        NewEvent {
+        Message {
             event_type: "points.changed".into(),
             subject: Subject {
                 entity_type: SUBJECT,

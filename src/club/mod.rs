@@ -10,8 +10,10 @@ pub mod jobs;
 pub mod ledger;
 pub mod members;
 pub mod referrals;
+pub mod registrations;
 pub mod rewards;
 pub mod rules;
+pub mod seats;
 pub mod settings;
 pub mod tiers;
 
@@ -36,6 +38,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     rules::configure(cfg);
     rewards::configure(cfg);
     events::configure(cfg);
+    registrations::configure(cfg);
     referrals::configure(cfg);
 }
 

@@ -16,7 +16,6 @@ use validator::Validate;
 
 use super::rules::{self, Bonus};
 use super::{MemberRow, MemberStatus};
-use crate::audit::Subject;
 use crate::auth::{Authorized, ClubRead, ClubWrite};
 use crate::customers::api as customers;
 use crate::db::DbConn;
@@ -26,9 +25,10 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::kit::audit::Subject;
 use crate::kit::ids::{CustomerId, MemberId, ReferralId};
 use crate::kit::input::{Days, Text};
-use crate::kit::write::{Entry, Writer};
+use crate::kit::write::{Occurrence, Writer};
 use crate::text_enum;
 
 crate::routes!(create, list, get_one, greetings);
@@ -68,7 +68,7 @@ async fn announce(
     what: &'static str,
 ) -> ApiResult<()> {
     let data = serde_json::to_value(referral).unwrap_or_default();
-    Entry {
+    Occurrence {
         subject: Subject {
             entity_type: "referral",
             entity_id: referral.id.get(),
@@ -77,7 +77,7 @@ async fn announce(
         event_type: format!("referral.{what}"),
         audit_action: what,
     }
-    .record(conn, writer, crate::audit::diff(None, &data), data)
+    .record(conn, writer, crate::kit::audit::diff(None, &data), data)
     .await
 }
 

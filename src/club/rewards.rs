@@ -18,13 +18,13 @@ use crate::db::DbConn;
 use crate::db::keyset::older_than;
 use crate::db::schema::{club_reward_redemptions, club_rewards};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::http::etag::{IfMatch, created_in, current};
+use crate::http::etag::IfMatch;
 use crate::http::json::{Field, ValidJson};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::{MemberId, RewardId};
 use crate::kit::input::{Text, Whole};
-use crate::kit::write::{self, Versioned, Writer};
+use crate::kit::write::{self, Action, Versioned, Writer, created_in, current};
 
 crate::routes!(create, list, get_one, update, remove, redeem);
 
@@ -190,27 +190,36 @@ async fn update(
     let p = body.0;
     let writer = Writer::of(&caller.principal);
     let id = RewardId::from(*id);
-    let saved = write::change_single(&mut conn, &writer, id, &if_match, |after: &mut Reward| {
-        if let Some(name) = p.name {
-            after.name = name.into_inner();
-        }
-        after.description = p
-            .description
-            .map_value(Text::into_inner)
-            .apply(after.description.take());
-        if let Some(cost) = p.points_cost {
-            after.points_cost = cost.get();
-        }
-        after.stock = p.stock.map_value(|s| s.get() as i32).apply(after.stock);
-        after.per_member_limit = p
-            .per_member_limit
-            .map_value(|l| l.get() as i32)
-            .apply(after.per_member_limit);
-        if let Some(active) = p.active {
-            after.active = active;
-        }
-    })
-    .await?;
+    let saved = write::change(
+        &mut conn,
+        &writer,
+        id,
+        &if_match,
+        Action::UPDATED,
+        async |_, after: &mut Reward| {
+            if let Some(name) = p.name {
+                after.name = name.into_inner();
+            }
+            after.description = p
+                .description
+                .map_value(Text::into_inner)
+                .apply(after.description.take());
+            if let Some(cost) = p.points_cost {
+                after.points_cost = cost.get();
+            }
+            after.stock = p.stock.map_value(|s| s.get() as i32).apply(after.stock);
+            after.per_member_limit = p
+                .per_member_limit
+                .map_value(|l| l.get() as i32)
+                .apply(after.per_member_limit);
+            if let Some(active) = p.active {
+                after.active = active;
+            }
+            Ok(())
+        },
+    )
+    .await?
+    .0;
     Ok(current(&saved))
 }
 

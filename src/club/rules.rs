@@ -23,14 +23,14 @@ use crate::auth::{Authorized, ClubManage, ClubRead};
 use crate::db::DbConn;
 use crate::db::schema::{club_rules, points_entries};
 use crate::error::ApiResult;
-use crate::http::etag::{IfMatch, created_in, current};
+use crate::http::etag::IfMatch;
 use crate::http::json::ValidJson;
 use crate::http::pagination::Page;
 use crate::http::query::Query;
 use crate::kit::ids::RuleId;
 use crate::kit::input::{Currency, Items, Text, Whole};
 use crate::kit::registry::OrderFacts;
-use crate::kit::write::{self, Versioned, Writer};
+use crate::kit::write::{self, Action, Versioned, Writer, created_in, current};
 use crate::text_enum;
 
 crate::routes!(create, list, get_one, update, remove);
@@ -645,10 +645,19 @@ async fn update(
     let patch = body.0;
     let writer = Writer::of(&caller.principal);
     let id = RuleId::from(*id);
-    let saved = write::change_single(&mut conn, &writer, id, &if_match, |after: &mut RuleRow| {
-        patch.apply(after);
-    })
-    .await?;
+    let saved = write::change(
+        &mut conn,
+        &writer,
+        id,
+        &if_match,
+        Action::UPDATED,
+        async |_, after: &mut RuleRow| {
+            patch.apply(after);
+            Ok(())
+        },
+    )
+    .await?
+    .0;
     Ok(current(&saved))
 }
 

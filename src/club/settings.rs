@@ -3,6 +3,8 @@
 //! announced. Every write of the club reads them in its own transaction, so all instances
 //! apply a change at once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, patch, web};
 use chrono::{DateTime, Datelike, Duration, Months, TimeZone, Utc};
@@ -24,6 +26,24 @@ use crate::kit::write::{self, Action, Versioned, Writer};
 use crate::text_enum;
 
 crate::routes!(get_settings, update_settings);
+
+/// Counts the changes to the tiers and settings made through this instance (called after
+/// each has committed): the member reads' copy of both (`cache::RulesCache`) is good only
+/// while the count it was read at is current.
+#[derive(Debug, Default)]
+pub struct RulesChanges(AtomicU64);
+
+impl RulesChanges {
+    /// The changes counted so far.
+    pub fn count(&self) -> u64 {
+        AtomicU64::load(&self.0, Ordering::Acquire)
+    }
+
+    /// Counts a committed change.
+    pub fn record(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
 
 text_enum! {
     /// When earned points lapse.
@@ -221,7 +241,7 @@ async fn get_settings(_: Authorized<ClubRead>, conn: DbConn) -> ApiResult<HttpRe
 async fn update_settings(
     caller: Authorized<ClubManage>,
     mut conn: DbConn,
-    cache: web::Data<super::cache::RulesCache>,
+    changes: web::Data<RulesChanges>,
     if_match: IfMatch,
     body: ValidJson<SettingsPatch>,
 ) -> ApiResult<HttpResponse> {
@@ -249,7 +269,7 @@ async fn update_settings(
             write::save(conn, &writer, locked, after, Action::UPDATED).await
         })
         .await?;
-    cache.forget();
+    changes.record();
     Ok(versioned(StatusCode::OK, &saved, saved.version))
 }
 

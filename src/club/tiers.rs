@@ -17,20 +17,19 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::MemberRow;
-use super::cache::RulesCache;
 use super::ledger::Balances;
-use super::settings::{SettingsRow, year_after, year_before};
+use super::settings::{RulesChanges, SettingsRow, year_after, year_before};
 use crate::auth::{Authorized, ClubManage, ClubRead};
 use crate::db::DbConn;
 use crate::db::prepared::Cached;
 use crate::db::schema::{club_members, club_tier_changes, club_tiers};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::http::etag::{IfMatch, created_in, current};
+use crate::http::etag::IfMatch;
 use crate::http::json::ValidJson;
 use crate::http::pagination::Page;
 use crate::kit::ids::TierId;
 use crate::kit::input::{Items, Text, Whole};
-use crate::kit::write::{self, Action, Versioned, Writer};
+use crate::kit::write::{self, Action, Versioned, Writer, created_in, current};
 use crate::text_enum;
 
 crate::routes!(create, list, get_one, update, remove);
@@ -574,7 +573,7 @@ fn apply_benefits(row: &mut TierRow, benefits: Benefits) {
 async fn create(
     caller: Authorized<ClubManage>,
     mut conn: DbConn,
-    cache: web::Data<RulesCache>,
+    changes: web::Data<RulesChanges>,
     body: ValidJson<NewTier>,
 ) -> ApiResult<HttpResponse> {
     let b = body.0;
@@ -604,7 +603,7 @@ async fn create(
             write::create(conn, &writer, row, Action::CREATED).await
         })
         .await?;
-    cache.forget();
+    changes.record();
     Ok(created_in("club/tiers", &saved))
 }
 
@@ -666,7 +665,7 @@ async fn get_one(
 async fn update(
     caller: Authorized<ClubManage>,
     mut conn: DbConn,
-    cache: web::Data<RulesCache>,
+    changes: web::Data<RulesChanges>,
     id: web::Path<Uuid>,
     if_match: IfMatch,
     body: ValidJson<TierPatch>,
@@ -695,7 +694,7 @@ async fn update(
             write::save(conn, &writer, locked, after, Action::UPDATED).await
         })
         .await?;
-    cache.forget();
+    changes.record();
     Ok(current(&saved))
 }
 
@@ -711,7 +710,7 @@ async fn update(
 async fn remove(
     caller: Authorized<ClubManage>,
     mut conn: DbConn,
-    cache: web::Data<RulesCache>,
+    changes: web::Data<RulesChanges>,
     id: web::Path<Uuid>,
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
@@ -732,6 +731,6 @@ async fn remove(
         write::soft_delete(conn, &writer, locked).await
     })
     .await?;
-    cache.forget();
+    changes.record();
     Ok(HttpResponse::NoContent().finish())
 }

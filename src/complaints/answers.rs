@@ -20,13 +20,13 @@ use crate::db::keyset::older_than;
 use crate::db::schema::{answer_uses, answers};
 use crate::db::{DbConn, like_pattern};
 use crate::error::{ApiError, ApiResult};
-use crate::http::etag::{IfMatch, created_in, versioned};
+use crate::http::etag::{IfMatch, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::{Query, search_schema, search_term};
 use crate::kit::ids::AnswerId;
 use crate::kit::input::{Items, Text};
-use crate::kit::write::{self, Action, Versioned, Writer};
+use crate::kit::write::{self, Action, Versioned, Writer, created_in};
 
 crate::routes!(create, list, get_one, update, remove);
 

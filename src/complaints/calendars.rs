@@ -14,19 +14,19 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::{Validate, ValidationError};
 
-use super::calendar::Calendar;
+use super::business_time::Calendar;
 use crate::auth::{Authorized, ComplaintsManage, ComplaintsRead};
 use crate::db::DbConn;
 use crate::db::keyset::{Direction, past};
 use crate::db::schema::{business_calendars, complaint_sla_policies};
 use crate::error::{ApiError, ApiResult};
-use crate::http::etag::{IfMatch, created_in, current};
+use crate::http::etag::IfMatch;
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::CalendarId;
 use crate::kit::input::{Items, LocalDate, Text, TimeZoneName};
-use crate::kit::write::{self, Versioned, Writer};
+use crate::kit::write::{self, Action, Versioned, Writer, created_in, current};
 use crate::text_enum;
 
 crate::routes!(create, list, get_one, update, remove);
@@ -395,12 +395,13 @@ async fn update(
     let patch = body.0;
     let writer = Writer::of(&caller.principal);
     let id = CalendarId::from(*id);
-    let saved = write::change_single(
+    let saved = write::change(
         &mut conn,
         &writer,
         id,
         &if_match,
-        |after: &mut CalendarRow| {
+        Action::UPDATED,
+        async |_, after: &mut CalendarRow| {
             if let Some(name) = patch.name {
                 after.name = name.into_inner();
             }
@@ -413,9 +414,11 @@ async fn update(
             if patch.holidays.is_some() {
                 after.holidays = stored_holidays(patch.holidays);
             }
+            Ok(())
         },
     )
-    .await?;
+    .await?
+    .0;
     Ok(current(&saved))
 }
 

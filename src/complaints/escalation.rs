@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::sla::{Recipient, StepKind};
-use crate::audit::{Actor, Subject};
 use crate::error::{ApiError, ApiResult};
-use crate::kit::events::{self, NewEvent};
+use crate::kit::audit::{Actor, Subject};
 use crate::kit::ids::{CustomerId, UserId};
+use crate::kit::outbox::{self, Message};
 
 /// Steps fired per transaction.
 pub const BATCH: i64 = 2000;
@@ -98,9 +98,9 @@ pub async fn fire_batch(
             .execute(conn)
             .await?;
         }
-        let fired: Vec<NewEvent> = due
+        let fired: Vec<Message> = due
             .iter()
-            .map(|d| NewEvent {
+            .map(|d| Message {
                 event_type: StepKind::parse(&d.kind)
                     .unwrap_or(StepKind::Escalation)
                     .event_type()
@@ -114,7 +114,7 @@ pub async fn fire_batch(
                 data: event_data(d),
             })
             .collect();
-        events::record_many(conn, fired).await?;
+        outbox::record_many(conn, fired).await?;
         Ok(due.len())
     })
     .await

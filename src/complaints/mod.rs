@@ -6,10 +6,12 @@
 pub mod analytics;
 pub mod answers;
 pub mod api;
-pub mod calendar;
+pub mod business_time;
 pub mod calendars;
 pub mod escalation;
+pub mod handling;
 pub mod policies;
+pub mod requests;
 pub mod routes;
 pub mod sla;
 
@@ -30,7 +32,7 @@ use crate::db::schema::{
 };
 use crate::error::ApiResult;
 use crate::http::timestamps::{optional_timestamp, timestamp};
-use crate::kit::ids::{ComplaintId, CustomerId, OrderId, PolicyId, UserId};
+use crate::kit::ids::{AnswerId, ComplaintId, CustomerId, OrderId, PolicyId, UserId};
 use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineEntry, redact_history};
 use crate::kit::write::Versioned;
 use crate::text_enum;
@@ -218,6 +220,21 @@ pub struct Resolution {
     pub created_at: DateTime<Utc>,
 }
 
+/// A comment on a complaint.
+#[derive(Debug, Serialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = complaint_comments)]
+pub struct Comment {
+    pub id: Uuid,
+    pub complaint_id: ComplaintId,
+    pub visibility: Visibility,
+    /// `user`, `api_key` or `system`.
+    pub author_type: String,
+    pub author_id: Option<Uuid>,
+    pub body: String,
+    pub answer_id: Option<AnswerId>,
+    pub created_at: DateTime<Utc>,
+}
+
 /// The customer's rating of one resolution cycle.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize, ToSchema)]
 #[diesel(table_name = complaint_satisfaction)]
@@ -292,7 +309,8 @@ pub struct Complaint {
 }
 
 /// A complaint with its clocks, and (when read for one) this cycle's resolution and rating:
-/// what the write path stores, audits (the complaint's own columns) and announces.
+/// what the write path stores, audits (the complaint's own columns and its rating) and
+/// announces.
 #[derive(Debug, Clone, Serialize)]
 pub struct ComplaintRecord {
     #[serde(flatten)]
@@ -304,7 +322,7 @@ pub struct ComplaintRecord {
     pub ladder: Option<Vec<Scheduled>>,
     #[serde(skip)]
     pub resolution: Option<Resolution>,
-    #[serde(skip)]
+    /// This cycle's rating: audited, so that recording it is a change like any other.
     pub satisfaction: Option<Satisfaction>,
 }
 

@@ -21,13 +21,13 @@ use crate::db::DbConn;
 use crate::db::keyset::{Direction, past};
 use crate::db::schema::complaint_sla_policies;
 use crate::error::{ApiError, ApiResult};
-use crate::http::etag::{IfMatch, created_in, current};
+use crate::http::etag::IfMatch;
 use crate::http::json::{Field, ValidJson};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::{CalendarId, PolicyId};
 use crate::kit::input::{Items, Text, Whole};
-use crate::kit::write::{self, Action, Versioned, Writer};
+use crate::kit::write::{self, Action, Versioned, Writer, created_in, current};
 
 crate::routes!(create, list, get_one, update, remove);
 

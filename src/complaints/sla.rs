@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use super::calendar::{Counting, Span, paused_seconds};
+use super::business_time::{Counting, Span, paused_seconds};
 use crate::auth::Role;
 use crate::db::schema::complaint_clocks;
 use crate::http::timestamps::{optional_timestamp, timestamp};
@@ -371,7 +371,7 @@ pub fn fire_at(clock: &ClockRow, offset_minutes: i32) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::complaints::calendar::Calendar;
+    use crate::complaints::business_time::Calendar;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)

@@ -5,6 +5,8 @@
 pub mod api;
 pub mod csv;
 pub mod fields;
+pub mod merging;
+pub mod personal_data;
 pub mod queries;
 pub mod routes;
 

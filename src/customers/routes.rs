@@ -13,7 +13,7 @@ use validator::Validate;
 use super::fields::{BatchItem, CustomerFields, CustomerPatch, NewCustomer};
 use super::queries::{self, CustomerCursor, ListFilters, Sort, UpsertOutcome};
 use super::{Customer, CustomerRow, Level, Stage, Tier};
-use crate::audit::{self, AuditEntry};
+use super::{merging, personal_data};
 use crate::auth::{Authorized, CustomersRead, CustomersWrite};
 use crate::db::DbConn;
 use crate::db::shared_reads::SharedRead;
@@ -22,6 +22,7 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::{self as json_body, ValidJson, Validated};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::{Query, search_schema, search_term};
+use crate::kit::audit::{self, AuditEntry};
 use crate::kit::ids::{CustomerId, UserId};
 use crate::kit::input::Items;
 use crate::kit::registry::{self, Registry, TimelineEntry};
@@ -367,7 +368,7 @@ async fn merge(
     } = body.0;
     let row = conn
         .transaction::<_, ApiError, _>(async move |conn| {
-            queries::merge(conn, &registry, &writer, survivor_id, duplicate_id).await
+            merging::merge(conn, &registry, &writer, survivor_id, duplicate_id).await
         })
         .await?;
     Ok(customer_ok(row))
@@ -514,7 +515,7 @@ async fn export(
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Value>> {
     Ok(web::Json(
-        queries::export(&mut conn, &registry, CustomerId::from(*id)).await?,
+        personal_data::export(&mut conn, &registry, CustomerId::from(*id)).await?,
     ))
 }
 
@@ -537,7 +538,7 @@ async fn erase(
     let (writer, id) = (Writer::of(&caller.principal), CustomerId::from(*id));
     let row = conn
         .transaction::<_, ApiError, _>(async move |conn| {
-            queries::erase(conn, &registry, &writer, id).await
+            personal_data::erase(conn, &registry, &writer, id).await
         })
         .await?;
     Ok(customer_ok(row))

@@ -480,7 +480,7 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 fn random_password() -> String {
-    crate::auth::secrets::random_token(24)
+    crate::secrets::random_token(24)
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

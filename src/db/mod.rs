@@ -32,6 +32,12 @@ pub type PooledConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgC
 /// Why no connection could be had.
 pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
 
+impl From<PoolError> for ApiError {
+    fn from(error: PoolError) -> Self {
+        Self::Unavailable(format!("database connection unavailable: {error}"))
+    }
+}
+
 /// Every migration in `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 

@@ -10,7 +10,6 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, Res
 use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
-use crate::kit::write::Versioned;
 
 /// The ETag of a row at `version`.
 pub fn etag(version: i64) -> String {
@@ -83,21 +82,6 @@ pub fn created<T: Serialize>(location: String, body: &T, version: i64) -> HttpRe
             .insert_header((LOCATION, location))
             .insert_header((ETAG, etag(version))),
         body,
-    )
-}
-
-/// `200` with a stored row as the API shows it ([`Versioned::view`]) and its ETag.
-pub fn current<T: Versioned>(row: &T) -> HttpResponse {
-    versioned(StatusCode::OK, &row.view(), row.version())
-}
-
-/// `201` with a new row as the API shows it, its ETag and its `Location` in `collection`
-/// (`club/rewards`).
-pub fn created_in<T: Versioned>(collection: &str, row: &T) -> HttpResponse {
-    created(
-        format!("/api/v1/{collection}/{}", row.id()),
-        &row.view(),
-        row.version(),
     )
 }
 

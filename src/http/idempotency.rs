@@ -17,7 +17,6 @@ use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, Trans
 use sha2::{Digest, Sha256};
 
 use super::json::{BodyLimits, read_body};
-use crate::auth::Principal;
 use crate::db::prepared::Cached;
 use crate::db::schema::idempotency_keys::dsl;
 use crate::db::{Pool, PooledConn, RequestTransaction};
@@ -40,8 +39,16 @@ struct Stored {
     body: Vec<u8>,
 }
 
-/// Middleware: applies `Idempotency-Key` to `POST` requests that carry one.
-pub async fn idempotency(
+/// The authenticated caller as authentication left it in the request's extensions: keys are
+/// kept per caller. (A trait, so that this plumbing knows no principal type.)
+pub trait Caller: 'static {
+    /// A stable key naming the caller.
+    fn key(&self) -> String;
+}
+
+/// Middleware: applies `Idempotency-Key` to `POST` requests that carry one, scoped to the
+/// caller `C` found in the request's extensions.
+pub async fn idempotency<C: Caller>(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -54,7 +61,7 @@ pub async fn idempotency(
                 .map(ServiceResponse::map_into_boxed_body);
         }
     };
-    let prepared = prepare(&mut req, key).await;
+    let prepared = prepare::<C>(&mut req, key).await;
     let (scope, key, hash, mut conn) = match prepared {
         Ok(parts) => parts,
         Err(error) => return Ok(req.error_response(error).map_into_boxed_body()),
@@ -95,7 +102,7 @@ pub async fn idempotency(
 
 /// Validates the key, reads and hashes the body (putting it back for the handler), and
 /// takes a connection.
-async fn prepare(
+async fn prepare<C: Caller>(
     req: &mut ServiceRequest,
     key: Option<String>,
 ) -> ApiResult<(String, String, Vec<u8>, PooledConn)> {
@@ -108,8 +115,8 @@ async fn prepare(
         })?;
     let scope = req
         .extensions()
-        .get::<Principal>()
-        .map(Principal::key)
+        .get::<C>()
+        .map(C::key)
         .unwrap_or_else(|| "anonymous".to_owned());
     let limit = req
         .app_data::<web::Data<BodyLimits>>()

@@ -2,15 +2,18 @@
 //! routes, types and queries (docs/architecture.md, "Adding a domain").
 //!
 //! - [`write`]: the one write path (lock, `If-Match`, rights, diff, version, audit, event);
-//! - [`events`]: the domain events it records, read later by webhooks and the change feed;
+//! - [`outbox`]: the domain events it records (the `events` table), read by webhooks and the
+//!   change feed;
 //! - [`registry`]: how a domain plugs into the customer (timeline, merge, export, erase);
 //! - [`workflow`]: status moves, refused alike everywhere (`409` with the allowed states).
 
-pub mod events;
+pub mod audit;
 pub mod ids;
 pub mod input;
 mod money;
+pub mod outbox;
 pub mod registry;
+pub mod rights;
 pub mod workflow;
 pub mod write;
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::audit;
 use super::ids::{CustomerId, OrderId};
 use super::write::Writer;
 use crate::error::{ApiError, ApiResult};
@@ -344,12 +345,12 @@ pub async fn redact_history(
     subject_type: &str,
     fields: &[&str],
 ) -> ApiResult<()> {
-    crate::audit::redact_customer(conn, customer, fields).await?;
+    audit::redact_customer(conn, customer, fields).await?;
     let erased: serde_json::Map<String, Value> = fields
         .iter()
         .map(|f| ((*f).to_owned(), Value::String(ERASED.to_owned())))
         .collect();
-    super::events::redact_customer(conn, customer, subject_type, Value::Object(erased)).await?;
+    super::outbox::redact_customer(conn, customer, subject_type, Value::Object(erased)).await?;
     Ok(())
 }
 
@@ -359,4 +360,43 @@ pub fn merge_newest_first(lists: Vec<Vec<TimelineEntry>>, limit: usize) -> Vec<T
     all.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
     all.truncate(limit);
     all
+}
+
+/// The history's place on the customer: its entries on the timeline and in the export. Its
+/// erasure is each domain's: a domain redacts the values it erases from its own entries.
+pub fn history_hooks() -> CustomerHooks {
+    CustomerHooks {
+        timeline: Some(timeline),
+        export: Some(export),
+        ..CustomerHooks::new(
+            "history",
+            &["audit_log"],
+            Erase::NothingPersonal(
+                "each domain's erase step redacts what it erased from its own entries",
+            ),
+        )
+    }
+}
+
+crate::customer_hook! {
+    timeline fn timeline(conn, customer, before, limit) {
+        let entries = audit::for_customer(conn, customer, before, limit).await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| TimelineEntry {
+                at: e.created_at,
+                kind: "audit".into(),
+                id: e.id,
+                summary: format!("{} {} by {}", e.entity_type, e.action, e.actor_type),
+                data: serde_json::json!({"entity_type": e.entity_type, "entity_id": e.entity_id, "action": e.action, "changes": e.changes}),
+            })
+            .collect())
+    }
+}
+
+crate::customer_hook! {
+    export fn export(conn, customer) {
+        let entries = audit::for_customer(conn, customer, None, i64::MAX).await?;
+        Ok(("history", serde_json::to_value(entries).unwrap_or_default()))
+    }
 }

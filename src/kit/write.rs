@@ -17,12 +17,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::events::{self, NewEvent};
+use super::audit::{self, Actor, Subject};
 use super::ids::CustomerId;
-use crate::audit::{self, Actor, Subject};
-use crate::auth::{Ownership, Principal, ensure_may_write};
+use super::outbox::{self, Message};
+use super::rights::{Ownership, Principal, ensure_may_write};
 use crate::error::{ApiError, ApiResult};
-use crate::http::etag::IfMatch;
+use crate::http::etag::{self, IfMatch};
 
 /// Who makes a change: the actor recorded in the audit log and events, and the principal
 /// whose rights are checked (`None` for the system itself: imports, seeding, jobs).
@@ -413,25 +413,54 @@ pub async fn create_single<T: Versioned + Send + Sync>(
     .await
 }
 
-/// [`lock`], `apply` to a copy, [`save`], in a transaction of its own: the `PATCH` of a
-/// resource whose change needs nothing but the row.
-pub async fn change_single<T, F>(
+/// A domain's change to a locked row, for [`change`]: an async closure given the
+/// transaction and a copy of the row to change, returning whatever the handler needs beside
+/// the saved row (a comment it added, a rating). A trait rather than a bare `AsyncFnOnce`
+/// bound so that the closure's future can be required to be `Send`, as diesel-async's own
+/// transaction closures are.
+pub trait Change<'r, T: 'r, R>:
+    AsyncFnOnce(&'r mut AsyncPgConnection, &'r mut T) -> ApiResult<R>
+    + FnOnce(&'r mut AsyncPgConnection, &'r mut T) -> <Self as Change<'r, T, R>>::Fut
+{
+    /// The closure's future.
+    type Fut: Future<Output = ApiResult<R>> + Send;
+}
+
+impl<'r, T: 'r, R, F, Fut> Change<'r, T, R> for F
+where
+    F: AsyncFnOnce(&'r mut AsyncPgConnection, &'r mut T) -> ApiResult<R>
+        + FnOnce(&'r mut AsyncPgConnection, &'r mut T) -> Fut,
+    Fut: Future<Output = ApiResult<R>> + Send,
+{
+    type Fut = Fut;
+}
+
+/// The one way a stored row changes: in one transaction, [`lock`] it (`If-Match`, the
+/// writer's right to it as stored), let `apply` change a copy (it may read and write other
+/// rows in the same transaction, and refuse with an error that rolls everything back), then
+/// [`save`] the copy as `action` (the right again, the diff, the version, audit, event). A
+/// copy `apply` leaves as it was writes nothing. Returns the row as stored and what `apply`
+/// returned.
+pub async fn change<T, R, F>(
     conn: &mut AsyncPgConnection,
     writer: &Writer,
     id: T::Id,
     if_match: &IfMatch,
+    action: Action,
     apply: F,
-) -> ApiResult<T>
+) -> ApiResult<(T, R)>
 where
     T: Versioned + Send + Sync,
     T::Id: Send,
-    F: FnOnce(&mut T) + Send,
+    R: Send,
+    F: for<'r> Change<'r, T, R> + Send,
 {
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let locked = lock::<T>(conn, writer, id, if_match).await?;
         let mut after = locked.to_change();
-        apply(&mut after);
-        save(conn, writer, locked, after, Action::UPDATED).await
+        let output = apply(conn, &mut after).await?;
+        let saved = save(conn, writer, locked, after, action).await?;
+        Ok((saved, output))
     })
     .await
 }
@@ -455,6 +484,21 @@ where
     .await
 }
 
+/// `200` with a stored row as the API shows it ([`Versioned::view`]) and its ETag.
+pub fn current<T: Versioned>(row: &T) -> actix_web::HttpResponse {
+    etag::versioned(actix_web::http::StatusCode::OK, &row.view(), row.version())
+}
+
+/// `201` with a new row as the API shows it, its ETag and its `Location` in `collection`
+/// (`club/rewards`).
+pub fn created_in<T: Versioned>(collection: &str, row: &T) -> actix_web::HttpResponse {
+    etag::created(
+        format!("/api/v1/{collection}/{}", row.id()),
+        &row.view(),
+        row.version(),
+    )
+}
+
 async fn record<T: Versioned>(
     conn: &mut AsyncPgConnection,
     writer: &Writer,
@@ -467,19 +511,19 @@ async fn record<T: Versioned>(
     } else {
         saved.view()
     };
-    let entry = Entry {
+    let occurrence = Occurrence {
         subject: subject(saved),
         event_type: format!("{}.{}", T::KIND, action.event),
         audit_action: action.audit,
     };
-    entry.record(conn, writer, changes, data).await
+    occurrence.record(conn, writer, changes, data).await
 }
 
 /// A change that is not a versioned row's own (a comment added to a complaint, a step of an
 /// escalation ladder), recorded like one: an audit entry and an event in the caller's
 /// transaction.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub struct Occurrence {
     /// What the change is about: its kind is the audit entity type.
     pub subject: Subject,
     /// The full event type: `complaint.commented`.
@@ -488,7 +532,7 @@ pub struct Entry {
     pub audit_action: &'static str,
 }
 
-impl Entry {
+impl Occurrence {
     /// Records the audit entry (`changes`) and the event (`data`).
     pub async fn record(
         self,
@@ -505,9 +549,9 @@ impl Entry {
             changes,
         )
         .await?;
-        events::record(
+        outbox::record(
             conn,
-            NewEvent {
+            Message {
                 event_type: self.event_type,
                 subject: self.subject,
                 actor: writer.actor(),

@@ -153,10 +153,8 @@ pub struct NewUser {
     pub time_zone: Option<TimeZoneName>,
 }
 
-/// The longest password accepted.
-pub const PASSWORD_MAX: usize = 128;
 /// A new password: 10 to 128 characters, taken exactly as typed.
-pub type Password = Secret<10, { PASSWORD_MAX }>;
+pub type Password = Secret<10, { passwords::PASSWORD_MAX }>;
 
 /// `409` (a rule on `field`) unless the user exists and is active: for a request that names
 /// a user to assign, to own or to come along.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::routes::owner_zone;
+use super::planning::owner_zone;
 use super::targets::{self, Target, TargetPeriod};
 use super::{Method, Purpose, Status};
 use crate::auth::{Authorized, Principal, VisitsRead};

@@ -8,30 +8,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::plans::{self, PlanRow};
-use super::routes::MISSED;
-use super::{Status, VisitRecord, VisitRow};
+use super::{MISSED, Status, VisitRecord, VisitRow, VisitSettings};
 use crate::db::schema::{customers, visit_plans, visits};
 use crate::error::{ApiError, ApiResult};
 use crate::kit::write::{self, Writer};
-
-/// The visits' settings (`--visit-grace`, `--visit-horizon-days`), shared with the handlers.
-#[derive(Debug, Clone, Copy)]
-pub struct VisitSettings {
-    /// How long after its end an unchecked visit becomes `missed`.
-    pub grace: Duration,
-    /// How far ahead plans are materialised.
-    pub horizon: Duration,
-}
-
-impl VisitSettings {
-    /// From the command line or environment.
-    pub fn from(settings: &crate::config::Settings) -> Self {
-        Self {
-            grace: Duration::from_std(settings.visit_grace).unwrap_or(Duration::hours(2)),
-            horizon: Duration::days(i64::from(settings.visit_horizon_days)),
-        }
-    }
-}
 
 /// Visits marked missed per transaction.
 const MISSED_BATCH: i64 = 500;

@@ -8,9 +8,12 @@ pub mod boards;
 pub mod cadences;
 pub mod geo;
 pub mod jobs;
+pub mod planning;
 pub mod plans;
 pub mod recurrence;
+pub mod requests;
 pub mod routes;
+pub mod steps;
 pub mod targets;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -21,6 +24,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use self::geo::Point;
 use crate::auth::Ownership;
 use crate::db::schema::{visit_follow_ups, visits};
 use crate::error::ApiResult;
@@ -28,7 +32,7 @@ use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::ids::{ComplaintId, CustomerId, PlanId, UserId, VisitId};
 use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineEntry, redact_history};
 use crate::kit::workflow::Workflow;
-use crate::kit::write::Versioned;
+use crate::kit::write::{Action, Versioned};
 use crate::text_enum;
 
 text_enum! {
@@ -64,6 +68,55 @@ text_enum! {
         /// Its end passed the grace period without a check-in (set by the missed-visit job).
         Missed = "missed",
     }
+}
+
+/// A visit planned (its event is `visit.planned`).
+pub const PLANNED: Action = Action::named("created", "planned");
+pub const CONFIRMED: Action = Action::named("confirmed", "confirmed");
+pub const CHECKED_IN: Action = Action::named("checked_in", "checked_in");
+pub const CHECKED_OUT: Action = Action::named("checked_out", "checked_out");
+pub const COMPLETED: Action = Action::named("completed", "completed");
+pub const CANCELLED: Action = Action::named("cancelled", "cancelled");
+pub const NO_SHOW: Action = Action::named("no_show", "no_show");
+pub const RESCHEDULED: Action = Action::named("rescheduled", "rescheduled");
+/// A visit marked missed by the job.
+pub const MISSED: Action = Action::named("missed", "missed");
+
+/// The visits' settings (`--visit-grace`, `--visit-horizon-days`), shared with the handlers
+/// and the jobs.
+#[derive(Debug, Clone, Copy)]
+pub struct VisitSettings {
+    /// How long after its end an unchecked visit becomes `missed`.
+    pub grace: chrono::Duration,
+    /// How far ahead plans are materialised.
+    pub horizon: chrono::Duration,
+}
+
+impl VisitSettings {
+    /// From the command line or environment.
+    pub fn from(settings: &crate::config::Settings) -> Self {
+        Self {
+            grace: chrono::Duration::from_std(settings.visit_grace)
+                .unwrap_or(chrono::Duration::hours(2)),
+            horizon: chrono::Duration::days(i64::from(settings.visit_horizon_days)),
+        }
+    }
+}
+
+/// What a visit is planned with, from `POST /visits`, a follow-up or a plan.
+pub struct Planned {
+    pub customer_id: CustomerId,
+    pub owner_id: UserId,
+    pub scheduled_start: DateTime<Utc>,
+    pub scheduled_end: DateTime<Utc>,
+    pub purpose: Purpose,
+    pub method: Method,
+    pub reason: String,
+    pub agenda: Option<String>,
+    pub participants: Vec<UserId>,
+    pub complaint_id: Option<ComplaintId>,
+    pub location: Option<String>,
+    pub coordinates: Option<Point>,
 }
 
 crate::workflow! {
@@ -117,7 +170,7 @@ pub struct Capture {
     /// At check-in: distance − accuracy ≤ the radius (the customer tier's cadence, default
     /// 200 m). `null` at check-out or without a distance.
     pub within_radius: Option<bool>,
-    /// Received more than [`routes::LATE_SYNC_MINUTES`] after it was captured.
+    /// Received more than 10 minutes (`LATE_SYNC_MINUTES`) after it was captured.
     pub late_sync: bool,
 }
 
@@ -265,6 +318,60 @@ pub struct VisitRecord {
 }
 
 impl VisitRow {
+    /// A visit as planned (by hand, from a follow-up, or as the `occurrence` of a plan at a
+    /// time): what planning decided, and nothing yet of what happens at it.
+    pub fn planned(
+        p: Planned,
+        occurrence: Option<(PlanId, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: VisitId::new(),
+            customer_id: p.customer_id,
+            owner_id: p.owner_id,
+            complaint_id: p.complaint_id,
+            plan_id: occurrence.map(|(plan, _)| plan),
+            occurrence_at: occurrence.map(|(_, at)| at),
+            scheduled_start: p.scheduled_start,
+            scheduled_end: p.scheduled_end,
+            purpose: p.purpose,
+            method: p.method,
+            agenda: p.agenda,
+            reason: p.reason,
+            participants: p.participants,
+            contacts_met: Vec::new(),
+            location: p.location,
+            latitude: p.coordinates.map(|c| c.latitude),
+            longitude: p.coordinates.map(|c| c.longitude),
+            status: Status::Planned,
+            cancel_reason: None,
+            cancel_note: None,
+            outcome: None,
+            next_steps: None,
+            actual_start: None,
+            actual_end: None,
+            check_in: None,
+            check_out: None,
+            within_radius: None,
+            late_sync: false,
+            reschedule_count: 0,
+            schedule_history: json!([]),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The visit's location as a point, when it has coordinates.
+    pub fn point(&self) -> Option<Point> {
+        self.latitude
+            .zip(self.longitude)
+            .map(|(latitude, longitude)| Point {
+                latitude,
+                longitude,
+            })
+    }
+
     /// The stored check-in, read back.
     pub fn check_in(&self) -> Option<Capture> {
         parsed(&self.check_in)

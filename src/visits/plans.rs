@@ -15,25 +15,25 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
-use super::jobs::VisitSettings;
 use super::recurrence::Recurrence;
-use super::routes::PLANNED;
-use super::{Method, Purpose, Status, VisitRecord, VisitRow, refresh_due};
-use crate::audit::Subject;
+use super::{
+    Method, PLANNED, Planned, Purpose, Status, VisitRecord, VisitRow, VisitSettings, refresh_due,
+};
 use crate::auth::{Authorized, Ownership, VisitsRead, VisitsWrite};
 use crate::db::DbConn;
 use crate::db::keyset::older_than;
 use crate::db::schema::{visit_plans, visits};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::http::etag::{IfMatch, created_in, versioned};
+use crate::http::etag::{IfMatch, versioned};
 use crate::http::json::{Field, ValidJson};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::http::timestamps::{optional_timestamp, timestamp};
-use crate::kit::events::{self, NewEvent};
+use crate::kit::audit::Subject;
 use crate::kit::ids::{CustomerId, PlanId, UserId, VisitId};
 use crate::kit::input::{Text, Whole, present};
-use crate::kit::write::{self, Action, Entry, Versioned, Writer};
+use crate::kit::outbox::{self, Message};
+use crate::kit::write::{self, Action, Occurrence, Versioned, Writer, created_in};
 use crate::users::ensure_active;
 
 crate::routes!(create, list, get_one, update, split, remove);
@@ -296,10 +296,10 @@ pub async fn materialise(
     .map(|i| VisitId::from(i.id))
     .collect();
     let kept: std::collections::HashSet<VisitId> = planned.iter().copied().collect();
-    let new_events: Vec<NewEvent> = records
+    let new_events: Vec<Message> = records
         .iter()
         .filter(|r| kept.contains(&r.row.id))
-        .map(|r| NewEvent {
+        .map(|r| Message {
             event_type: format!("{}.{}", VisitRecord::KIND, PLANNED.event),
             subject: Subject {
                 entity_type: VisitRecord::KIND,
@@ -310,7 +310,7 @@ pub async fn materialise(
             data: serde_json::to_value(r.view()).unwrap_or_default(),
         })
         .collect();
-    events::record_many(conn, new_events).await?;
+    outbox::record_many(conn, new_events).await?;
     let ids: Vec<PlanId> = plans.iter().map(|p| p.id).collect();
     diesel::update(visit_plans::table.filter(visit_plans::id.eq_any(&ids)))
         .set(visit_plans::materialised_until.eq(until))
@@ -330,42 +330,22 @@ fn occurrence(
     length: Duration,
     now: DateTime<Utc>,
 ) -> VisitRecord {
+    let planned = Planned {
+        customer_id: plan.customer_id,
+        owner_id: plan.owner_id,
+        scheduled_start: at,
+        scheduled_end: at + length,
+        purpose: plan.purpose,
+        method: plan.method,
+        reason: plan.reason.clone(),
+        agenda: plan.agenda.clone(),
+        participants: Vec::new(),
+        complaint_id: None,
+        location: None,
+        coordinates: None,
+    };
     VisitRecord {
-        row: VisitRow {
-            id: VisitId::new(),
-            customer_id: plan.customer_id,
-            owner_id: plan.owner_id,
-            complaint_id: None,
-            plan_id: Some(plan.id),
-            occurrence_at: Some(at),
-            scheduled_start: at,
-            scheduled_end: at + length,
-            purpose: plan.purpose,
-            method: plan.method,
-            agenda: plan.agenda.clone(),
-            reason: plan.reason.clone(),
-            participants: Vec::new(),
-            contacts_met: Vec::new(),
-            location: None,
-            latitude: None,
-            longitude: None,
-            status: Status::Planned,
-            cancel_reason: None,
-            cancel_note: None,
-            outcome: None,
-            next_steps: None,
-            actual_start: None,
-            actual_end: None,
-            check_in: None,
-            check_out: None,
-            within_radius: None,
-            late_sync: false,
-            reschedule_count: 0,
-            schedule_history: json!([]),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        },
+        row: VisitRow::planned(planned, Some((plan.id, at)), now),
         follow_ups: Vec::new(),
     }
 }
@@ -389,7 +369,7 @@ async fn withdraw(
     .get_results(conn)
     .await?;
     for (id, customer) in gone {
-        Entry {
+        Occurrence {
             subject: Subject {
                 entity_type: VisitRecord::KIND,
                 entity_id: id.get(),

@@ -16,13 +16,13 @@ use crate::auth::{Authorized, VisitsManage, VisitsRead};
 use crate::db::DbConn;
 use crate::db::schema::visit_targets;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::http::etag::{IfMatch, created_in, current};
+use crate::http::etag::IfMatch;
 use crate::http::json::ValidJson;
 use crate::http::query::Query;
 use crate::http::timestamps::timestamp;
 use crate::kit::ids::{TargetId, UserId};
 use crate::kit::input::Whole;
-use crate::kit::write::{self, Action, Versioned, Writer};
+use crate::kit::write::{self, Action, Versioned, Writer, created_in, current};
 use crate::text_enum;
 use crate::users::ensure_active;
 

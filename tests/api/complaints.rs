@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, Utc};
 use rapport::auth::Role;
 use rapport::complaints::escalation;
-use rapport::complaints::routes::{ComplaintFilters, list_query};
+use rapport::complaints::requests::{ComplaintFilters, list_query};
 use rapport::db::Explain;
 use serde_json::{Value, json};
 

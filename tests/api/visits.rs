@@ -493,7 +493,7 @@ async fn plans_materialise_across_dst_with_exdates_and_split_keeping_the_count()
         "UPDATE visit_plans SET materialised_until = NULL WHERE id = '{id}'"
     ))
     .await;
-    let settings = jobs::VisitSettings {
+    let settings = rapport::visits::VisitSettings {
         grace: Duration::hours(2),
         horizon: Duration::days(400),
     };
@@ -741,7 +741,7 @@ async fn plans_materialise_once_each_on_two_connections() {
         .await;
     app.execute("DELETE FROM visits WHERE plan_id IS NOT NULL")
         .await;
-    let settings = jobs::VisitSettings {
+    let settings = rapport::visits::VisitSettings {
         grace: Duration::hours(2),
         horizon: Duration::days(400),
     };
@@ -1215,8 +1215,8 @@ async fn the_due_list_and_the_owners_visits_use_their_indexes_at_100k() {
         None,
         51,
     );
-    let owners = rapport::visits::routes::list_query(
-        &rapport::visits::routes::VisitFilters {
+    let owners = rapport::visits::requests::list_query(
+        &rapport::visits::requests::VisitFilters {
             owner_id: Some(owner.into()),
             from: Some(Utc::now() - Duration::days(7)),
             ..Default::default()

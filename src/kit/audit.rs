@@ -9,11 +9,10 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use super::ids::{ApiKeyId, CustomerId, UserId};
+use super::rights::Principal;
 use crate::db::keyset::older_than;
 use crate::db::schema::audit_log;
-use crate::kit::ids::{ApiKeyId, CustomerId, UserId};
-use crate::kit::registry::{CustomerHooks, Erase, TimelineEntry};
 
 /// Who made a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,45 +179,6 @@ pub async fn redact_customer(
         }
     }
     Ok(redacted)
-}
-
-/// The history's place on the customer: its entries on the timeline and in the export. Its
-/// erasure is each domain's: a domain redacts the values it erases from its own entries.
-pub fn customer_hooks() -> CustomerHooks {
-    CustomerHooks {
-        timeline: Some(timeline),
-        export: Some(export),
-        ..CustomerHooks::new(
-            "history",
-            &["audit_log"],
-            Erase::NothingPersonal(
-                "each domain's erase step redacts what it erased from its own entries",
-            ),
-        )
-    }
-}
-
-crate::customer_hook! {
-    timeline fn timeline(conn, customer, before, limit) {
-        let entries = for_customer(conn, customer, before, limit).await?;
-        Ok(entries
-            .into_iter()
-            .map(|e| TimelineEntry {
-                at: e.created_at,
-                kind: "audit".into(),
-                id: e.id,
-                summary: format!("{} {} by {}", e.entity_type, e.action, e.actor_type),
-                data: serde_json::json!({"entity_type": e.entity_type, "entity_id": e.entity_id, "action": e.action, "changes": e.changes}),
-            })
-            .collect())
-    }
-}
-
-crate::customer_hook! {
-    export fn export(conn, customer) {
-        let entries = for_customer(conn, customer, None, i64::MAX).await?;
-        Ok(("history", serde_json::to_value(entries).unwrap_or_default()))
-    }
 }
 
 #[cfg(test)]

@@ -9,13 +9,13 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::audit::{Actor, Subject};
 use crate::db::prepared::Cached;
+use crate::kit::audit::{Actor, Subject};
 use crate::kit::ids::CustomerId;
 
-/// One event about to be recorded.
+/// One domain event about to be recorded in the outbox.
 #[derive(Debug, Clone)]
-pub struct NewEvent {
+pub struct Message {
     /// `<subject kind>.<what happened>`: `customer.updated`.
     pub event_type: String,
     pub subject: Subject,
@@ -25,7 +25,7 @@ pub struct NewEvent {
 }
 
 /// Records an event in the caller's transaction.
-pub async fn record(conn: &mut AsyncPgConnection, event: NewEvent) -> QueryResult<()> {
+pub async fn record(conn: &mut AsyncPgConnection, event: Message) -> QueryResult<()> {
     record_many(conn, vec![event]).await
 }
 
@@ -41,7 +41,7 @@ const INSERT_SQL: &str = "INSERT INTO events \
 
 /// Records many events in the caller's transaction, in one statement (a job planning
 /// thousands of visits).
-pub async fn record_many(conn: &mut AsyncPgConnection, all: Vec<NewEvent>) -> QueryResult<()> {
+pub async fn record_many(conn: &mut AsyncPgConnection, all: Vec<Message>) -> QueryResult<()> {
     if all.is_empty() {
         return Ok(());
     }
