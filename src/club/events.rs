@@ -25,7 +25,7 @@ use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::{ClubEventId, TierId};
 use crate::kit::input::{Items, Text, Whole};
-use crate::kit::write::{self, Action, Versioned, Writer, created_in, current};
+use crate::kit::write::{self, Action, Writer, created_in, current};
 use crate::text_enum;
 
 crate::routes!(create, list, get_one, update, remove);
@@ -68,13 +68,11 @@ pub struct EventRow {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-crate::soft_deleted!(EventRow, club_events);
-
-impl Versioned for EventRow {
-    const KIND: &'static str = "club_event";
-    type Id = ClubEventId;
-
-    crate::live_row!(club_events);
+crate::soft_deleted_row! {
+    impl Versioned for EventRow in club_events {
+        const KIND: &'static str = "club_event";
+        type Id = ClubEventId;
+    }
 }
 
 /// Body of `POST /club/events`.

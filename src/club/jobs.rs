@@ -13,10 +13,15 @@ use super::rules::{self, Bonus};
 use super::settings::{SettingsRow, year_before};
 use super::tiers::{self, Ladder};
 use super::{MemberRow, MemberStatus, ledger, seats};
-use crate::db::schema::{club_members, club_rules, customers, points_entries};
+use crate::customers::api::customer_cards;
+use crate::db::schema::{club_members, club_rules, points_entries};
 use crate::error::{ApiError, ApiResult};
 use crate::kit::audit::Subject;
 use crate::kit::write::{Occurrence, Writer};
+
+diesel::joinable!(club_members -> customer_cards (customer_id));
+diesel::allow_tables_to_appear_in_same_query!(club_members, customer_cards);
+diesel::allow_tables_to_appear_in_same_query!(points_entries, customer_cards);
 
 /// What one run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -223,15 +228,15 @@ async fn birthday_bonuses(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> A
         let reference = format!("birthday:{}", today.year());
         let prefix = format!("{reference}:rule:%");
         let born_today: Vec<crate::kit::ids::MemberId> = club_members::table
-            .inner_join(customers::table)
+            .inner_join(customer_cards::table)
             .filter(club_members::status.eq(MemberStatus::Active))
-            .filter(customers::deleted_at.is_null())
+            .filter(customer_cards::deleted_at.is_null())
             .filter(
                 diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "extract(month FROM customers.birthday)::int = ",
+                    "extract(month FROM customer_cards.birthday)::int = ",
                 )
                 .bind::<diesel::sql_types::Integer, _>(today.month() as i32)
-                .sql(" AND extract(day FROM customers.birthday)::int = ")
+                .sql(" AND extract(day FROM customer_cards.birthday)::int = ")
                 .bind::<diesel::sql_types::Integer, _>(today.day() as i32),
             )
             .filter(diesel::dsl::not(diesel::dsl::exists(

@@ -34,6 +34,7 @@ use crate::http::query::Query;
 use crate::kit::ids::{CustomerId, MemberId, TierId};
 use crate::kit::input::{Text, Whole};
 use crate::kit::write::{self, Action, Writer};
+use futures_util::future::BoxFuture;
 
 crate::routes!(
     enrol,
@@ -540,11 +541,16 @@ async fn tier_changes(
     }))
 }
 
-crate::customer_hook! {
-    /// Merge step: the duplicate's membership becomes the survivor's; when both are members,
-    /// the duplicate's lots and debt move to the survivor's membership (an `adjust` entry on
-    /// each side keeps both ledgers adding up) and the duplicate's membership is cancelled.
-    pub merge fn merge(conn, writer, survivor, duplicate) {
+/// Merge step: the duplicate's membership becomes the survivor's; when both are members,
+/// the duplicate's lots and debt move to the survivor's membership (an `adjust` entry on
+/// each side keeps both ledgers adding up) and the duplicate's membership is cancelled.
+pub fn merge<'c>(
+    conn: &'c mut AsyncPgConnection,
+    writer: &'c Writer,
+    survivor: CustomerId,
+    duplicate: CustomerId,
+) -> BoxFuture<'c, ApiResult<()>> {
+    Box::pin(async move {
         let Some(mut from) = MemberRow::lock_of_customer(conn, duplicate).await? else {
             return Ok(());
         };
@@ -562,7 +568,7 @@ crate::customer_hook! {
         after.status = MemberStatus::Cancelled;
         write::save(conn, writer, locked, after, MERGED).await?;
         Ok(())
-    }
+    })
 }
 
 /// A membership moved or folded into the survivor's by a customer merge.

@@ -26,9 +26,29 @@ use serde_json::{Value, json};
 use crate::db::schema::{club_members, club_referrals, points_entries};
 use crate::error::ApiResult;
 use crate::kit::ids::{CustomerId, MemberId, TierId};
+use crate::kit::registry::TimelineCursor;
 use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineEntry};
 use crate::kit::write::Versioned;
+use crate::kit::write::Writer;
 use crate::text_enum;
+use futures_util::future::BoxFuture;
+
+/// The tables this domain owns: other domains name none of them, and reach what they hold
+/// through `club::api` (a test reads the source to keep it so).
+pub const TABLES: [&str; 12] = [
+    "club_settings",
+    "club_tiers",
+    "club_members",
+    "club_tier_changes",
+    "points_entries",
+    "points_lots",
+    "club_rules",
+    "club_rewards",
+    "club_reward_redemptions",
+    "club_events",
+    "club_registrations",
+    "club_referrals",
+];
 
 /// Registers the club's routes.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -193,9 +213,14 @@ pub fn customer_hooks() -> CustomerHooks {
     }
 }
 
-crate::customer_hook! {
-    /// Timeline source: the member's ledger entries.
-    timeline fn timeline(conn, customer, before, limit) {
+/// Timeline source: the member's ledger entries.
+fn timeline<'c>(
+    conn: &'c mut AsyncPgConnection,
+    customer: CustomerId,
+    before: TimelineCursor,
+    limit: i64,
+) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
+    Box::pin(async move {
         let mut query = points_entries::table
             .inner_join(club_members::table)
             .filter(club_members::customer_id.eq(customer))
@@ -224,12 +249,15 @@ crate::customer_hook! {
                 data: json!({"kind": e.kind, "points": e.points, "balance_after": e.balance_after, "reference": e.reference}),
             })
             .collect())
-    }
+    })
 }
 
-crate::customer_hook! {
-    /// Export section: the membership, its balances and its whole ledger.
-    export fn export(conn, customer) {
+/// Export section: the membership, its balances and its whole ledger.
+fn export<'c>(
+    conn: &'c mut AsyncPgConnection,
+    customer: CustomerId,
+) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
+    Box::pin(async move {
         let member: Option<MemberRow> = club_members::table
             .filter(club_members::customer_id.eq(customer))
             .select(MemberRow::as_select())
@@ -248,13 +276,17 @@ crate::customer_hook! {
             .await?;
         let entries: Vec<ledger::Entry> = entries.into_iter().map(ledger::Entry::from).collect();
         Ok(("club", json!({"membership": view, "points": entries})))
-    }
+    })
 }
 
-crate::customer_hook! {
-    /// Erase step: the ledger keeps its sums, kinds and references (order and rule ids), but its
-    /// reasons (free text that may name the person) are blanked; referrals lose their notes.
-    erase fn erase(conn, _writer, customer) {
+/// Erase step: the ledger keeps its sums, kinds and references (order and rule ids), but its
+/// reasons (free text that may name the person) are blanked; referrals lose their notes.
+fn erase<'c>(
+    conn: &'c mut AsyncPgConnection,
+    _writer: &'c Writer,
+    customer: CustomerId,
+) -> BoxFuture<'c, ApiResult<()>> {
+    Box::pin(async move {
         let member: Option<MemberId> = club_members::table
             .filter(club_members::customer_id.eq(customer))
             .select(club_members::id)
@@ -273,5 +305,5 @@ crate::customer_hook! {
             .await?;
         crate::kit::registry::redact_history(conn, customer, ledger::SUBJECT, &["reason"]).await?;
         crate::kit::registry::redact_history(conn, customer, "referral", &["note"]).await
-    }
+    })
 }

@@ -373,15 +373,15 @@ const GREETINGS_SQL: &str = "\
 WITH dates AS (
     SELECT m.id AS member_id, c.id AS customer_id, c.display_name, 'birthday' AS occasion,
            NULL::text AS label, c.birthday AS since, 0 AS min_years
-    FROM club_members m JOIN customers c ON c.id = m.customer_id
+    FROM club_members m JOIN customer_cards c ON c.id = m.customer_id
     WHERE m.status = 'active' AND c.deleted_at IS NULL AND c.birthday IS NOT NULL
     UNION ALL
     SELECT m.id, c.id, c.display_name, 'membership_anniversary', NULL, m.joined_at::date, 1
-    FROM club_members m JOIN customers c ON c.id = m.customer_id
+    FROM club_members m JOIN customer_cards c ON c.id = m.customer_id
     WHERE m.status = 'active' AND c.deleted_at IS NULL
     UNION ALL
     SELECT m.id, c.id, c.display_name, 'important_date', d->>'label', (d->>'date')::date, 0
-    FROM club_members m JOIN customers c ON c.id = m.customer_id,
+    FROM club_members m JOIN customer_cards c ON c.id = m.customer_id,
          jsonb_array_elements(c.important_dates) d
     WHERE m.status = 'active' AND c.deleted_at IS NULL
 ), years AS (

@@ -51,13 +51,11 @@ pub struct Reward {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-crate::soft_deleted!(Reward, club_rewards);
-
-impl Versioned for Reward {
-    const KIND: &'static str = "club_reward";
-    type Id = RewardId;
-
-    crate::live_row!(club_rewards);
+crate::soft_deleted_row! {
+    impl Versioned for Reward in club_rewards {
+        const KIND: &'static str = "club_reward";
+        type Id = RewardId;
+    }
 }
 
 /// Body of `POST /club/rewards`.

@@ -30,7 +30,7 @@ use crate::http::query::Query;
 use crate::kit::ids::RuleId;
 use crate::kit::input::{Currency, Items, Text, Whole};
 use crate::kit::registry::OrderFacts;
-use crate::kit::write::{self, Action, Versioned, Writer, created_in, current};
+use crate::kit::write::{self, Action, Writer, created_in, current};
 use crate::text_enum;
 
 crate::routes!(create, list, get_one, update, remove);
@@ -352,8 +352,8 @@ async fn counted_orders_within(
         n: i64,
     }
     let count: Count = diesel::sql_query(
-        "SELECT count(*) AS n FROM orders WHERE customer_id = $1 \
-         AND status IN ('paid', 'fulfilled') AND ordered_at > $2 AND ordered_at <= $3",
+        "SELECT count(*) AS n FROM paid_orders WHERE customer_id = $1 \
+         AND ordered_at > $2 AND ordered_at <= $3",
     )
     .bind::<diesel::sql_types::Uuid, _>(order.customer_id.get())
     .bind::<Timestamptz, _>(order.ordered_at - Duration::days(days))
@@ -409,16 +409,14 @@ pub async fn award_bonus(
     Ok(written)
 }
 
-crate::soft_deleted!(RuleRow, club_rules);
+crate::soft_deleted_row! {
+    impl Versioned for RuleRow in club_rules {
+        const KIND: &'static str = "club_rule";
+        type Id = RuleId;
 
-impl Versioned for RuleRow {
-    const KIND: &'static str = "club_rule";
-    type Id = RuleId;
-
-    crate::live_row!(club_rules);
-
-    fn view(&self) -> Value {
-        serde_json::to_value(RuleRow::view(self)).unwrap_or_default()
+        fn view(&self) -> Value {
+            serde_json::to_value(RuleRow::view(self)).unwrap_or_default()
+        }
     }
 }
 

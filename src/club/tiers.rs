@@ -29,7 +29,7 @@ use crate::http::json::ValidJson;
 use crate::http::pagination::Page;
 use crate::kit::ids::TierId;
 use crate::kit::input::{Items, Text, Whole};
-use crate::kit::write::{self, Action, Versioned, Writer, created_in, current};
+use crate::kit::write::{self, Action, Writer, created_in, current};
 use crate::text_enum;
 
 crate::routes!(create, list, get_one, update, remove);
@@ -174,16 +174,14 @@ impl TierRow {
     }
 }
 
-crate::soft_deleted!(TierRow, club_tiers);
+crate::soft_deleted_row! {
+    impl Versioned for TierRow in club_tiers {
+        const KIND: &'static str = "club_tier";
+        type Id = TierId;
 
-impl Versioned for TierRow {
-    const KIND: &'static str = "club_tier";
-    type Id = TierId;
-
-    crate::live_row!(club_tiers);
-
-    fn view(&self) -> Value {
-        serde_json::to_value(TierRow::view(self)).unwrap_or_default()
+        fn view(&self) -> Value {
+            serde_json::to_value(TierRow::view(self)).unwrap_or_default()
+        }
     }
 }
 
@@ -209,10 +207,21 @@ macro_rules! qualifying_sums {
     ($member:literal, $customer:literal, $since:literal, $points:literal, $spend:literal) => {
         concat!(
             "(SELECT coalesce(sum(qualifying), 0)::bigint FROM points_entries \
-               WHERE member_id = ", $member, " AND created_at >= ", $since, ") AS ", $points, ", \
-             (SELECT least(coalesce(sum(total_minor), 0), 9223372036854775807)::bigint FROM orders \
-               WHERE customer_id = ", $customer, " AND status IN ('paid', 'fulfilled') \
-                 AND ordered_at >= ", $since, ") AS ", $spend
+               WHERE member_id = ",
+            $member,
+            " AND created_at >= ",
+            $since,
+            ") AS ",
+            $points,
+            ", \
+             (SELECT least(coalesce(sum(total_minor), 0), 9223372036854775807)::bigint \
+               FROM paid_orders WHERE customer_id = ",
+            $customer,
+            " \
+                 AND ordered_at >= ",
+            $since,
+            ") AS ",
+            $spend
         )
     };
 }

@@ -26,7 +26,7 @@ use crate::http::pagination::{Page, PageParams};
 use crate::http::query::{Query, search_schema, search_term};
 use crate::kit::ids::AnswerId;
 use crate::kit::input::{Items, Text};
-use crate::kit::write::{self, Action, Versioned, Writer, created_in};
+use crate::kit::write::{self, Action, Writer, created_in};
 
 crate::routes!(create, list, get_one, update, remove);
 
@@ -118,16 +118,14 @@ async fn views(conn: &mut AsyncPgConnection, rows: &[AnswerRow]) -> ApiResult<Ve
         .collect())
 }
 
-crate::soft_deleted!(AnswerRow, answers);
+crate::soft_deleted_row! {
+    impl Versioned for AnswerRow in answers {
+        const KIND: &'static str = "answer";
+        type Id = AnswerId;
 
-impl Versioned for AnswerRow {
-    const KIND: &'static str = "answer";
-    type Id = AnswerId;
-
-    crate::live_row!(answers);
-
-    fn view(&self) -> Value {
-        serde_json::to_value(AnswerRow::view(self, (0, 0))).unwrap_or_default()
+        fn view(&self) -> Value {
+            serde_json::to_value(AnswerRow::view(self, (0, 0))).unwrap_or_default()
+        }
     }
 }
 

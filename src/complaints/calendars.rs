@@ -26,7 +26,7 @@ use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::CalendarId;
 use crate::kit::input::{Items, LocalDate, Text, TimeZoneName};
-use crate::kit::write::{self, Action, Versioned, Writer, created_in, current};
+use crate::kit::write::{self, Action, Writer, created_in, current};
 use crate::text_enum;
 
 crate::routes!(create, list, get_one, update, remove);
@@ -253,16 +253,14 @@ fn by_start_day(spans: Vec<(u32, u32)>) -> [Vec<(u32, u32)>; 7] {
     week
 }
 
-crate::soft_deleted!(CalendarRow, business_calendars);
+crate::soft_deleted_row! {
+    impl Versioned for CalendarRow in business_calendars {
+        const KIND: &'static str = "business_calendar";
+        type Id = CalendarId;
 
-impl Versioned for CalendarRow {
-    const KIND: &'static str = "business_calendar";
-    type Id = CalendarId;
-
-    crate::live_row!(business_calendars);
-
-    fn view(&self) -> Value {
-        serde_json::to_value(CalendarRow::view(self)).unwrap_or_default()
+        fn view(&self) -> Value {
+            serde_json::to_value(CalendarRow::view(self)).unwrap_or_default()
+        }
     }
 }
 

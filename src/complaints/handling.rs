@@ -26,7 +26,7 @@ use crate::customers::api as customers;
 use crate::customers::api::{Level, Tier};
 use crate::db::schema::{
     answer_uses, answers, complaint_comments, complaint_resolutions, complaint_satisfaction,
-    complaint_sla_policies, orders,
+    complaint_sla_policies,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::http::etag::IfMatch;
@@ -159,12 +159,7 @@ async fn check_order(
     order: OrderId,
     customer: CustomerId,
 ) -> ApiResult<()> {
-    let owner: Option<CustomerId> = orders::table
-        .find(order)
-        .select(orders::customer_id)
-        .first(conn)
-        .await
-        .optional()?;
+    let owner = crate::orders::api::customer_of(conn, order).await?;
     customers::ensure_customers("order_id", "order", owner, customer)
 }
 

@@ -33,9 +33,27 @@ use crate::db::schema::{
 use crate::error::ApiResult;
 use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::ids::{AnswerId, ComplaintId, CustomerId, OrderId, PolicyId, UserId};
+use crate::kit::registry::TimelineCursor;
 use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineEntry, redact_history};
 use crate::kit::write::Versioned;
+use crate::kit::write::Writer;
 use crate::text_enum;
+use futures_util::future::BoxFuture;
+
+/// The tables this domain owns: other domains name none of them, and reach what they hold
+/// through `complaints::api` (a test reads the source to keep it so).
+pub const TABLES: [&str; 10] = [
+    "business_calendars",
+    "complaint_sla_policies",
+    "answers",
+    "answer_uses",
+    "complaints",
+    "complaint_clocks",
+    "complaint_escalations",
+    "complaint_comments",
+    "complaint_resolutions",
+    "complaint_satisfaction",
+];
 
 text_enum! {
     /// The window a complaint came through (投诉窗口).
@@ -160,9 +178,9 @@ text_enum! {
     pub enum Visibility { Internal = "internal", Public = "public" }
 }
 
-/// A complaint row.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[diesel(table_name = complaints)]
+/// A complaint row, stored as it is held: insert and update write every field.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
+#[diesel(table_name = complaints, treat_none_as_null = true)]
 pub struct ComplaintRow {
     pub id: ComplaintId,
     pub customer_id: CustomerId,
@@ -412,32 +430,8 @@ impl Versioned for ComplaintRecord {
     async fn insert(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
         let mut new = self.clone();
         new.set_next_due();
-        let r = &new.row;
         diesel::insert_into(complaints::table)
-            .values((
-                complaints::id.eq(r.id),
-                complaints::customer_id.eq(r.customer_id),
-                complaints::order_id.eq(r.order_id),
-                complaints::sku.eq(&r.sku),
-                complaints::channel.eq(r.channel),
-                complaints::category.eq(r.category),
-                complaints::severity.eq(r.severity),
-                complaints::subject.eq(&r.subject),
-                complaints::description.eq(&r.description),
-                complaints::assignee_id.eq(r.assignee_id),
-                complaints::status.eq(r.status),
-                complaints::promised_by.eq(r.promised_by),
-                complaints::customer_tier.eq(r.customer_tier),
-                complaints::customer_level.eq(r.customer_level),
-                complaints::sla_policy_id.eq(r.sla_policy_id),
-                complaints::sla_policy_version.eq(r.sla_policy_version),
-                complaints::escalation_base.eq(r.escalation_base),
-                complaints::reopen_window_days.eq(r.reopen_window_days),
-                complaints::next_due_at.eq(r.next_due_at),
-                complaints::received_at.eq(r.received_at),
-                complaints::created_at.eq(r.created_at),
-                complaints::updated_at.eq(r.updated_at),
-            ))
+            .values(&new.row)
             .execute(conn)
             .await?;
         store_clocks(conn, &new).await?;
@@ -448,31 +442,8 @@ impl Versioned for ComplaintRecord {
     async fn update(&self, conn: &mut AsyncPgConnection) -> ApiResult<Self> {
         let mut new = self.clone();
         new.set_next_due();
-        let r = &new.row;
-        diesel::update(complaints::table.find(r.id))
-            .set((
-                complaints::order_id.eq(r.order_id),
-                complaints::sku.eq(&r.sku),
-                complaints::channel.eq(r.channel),
-                complaints::category.eq(r.category),
-                complaints::severity.eq(r.severity),
-                complaints::subject.eq(&r.subject),
-                complaints::description.eq(&r.description),
-                complaints::assignee_id.eq(r.assignee_id),
-                complaints::status.eq(r.status),
-                complaints::promised_by.eq(r.promised_by),
-                complaints::reopen_count.eq(r.reopen_count),
-                complaints::cycle.eq(r.cycle),
-                complaints::sla_policy_id.eq(r.sla_policy_id),
-                complaints::sla_policy_version.eq(r.sla_policy_version),
-                complaints::reopen_window_days.eq(r.reopen_window_days),
-                complaints::next_due_at.eq(r.next_due_at),
-                complaints::first_response_at.eq(r.first_response_at),
-                complaints::resolved_at.eq(r.resolved_at),
-                complaints::closed_at.eq(r.closed_at),
-                complaints::version.eq(r.version),
-                complaints::updated_at.eq(r.updated_at),
-            ))
+        diesel::update(complaints::table.find(new.row.id))
+            .set(&new.row)
             .execute(conn)
             .await?;
         store_clocks(conn, &new).await?;
@@ -618,8 +589,13 @@ impl ComplaintRecord {
     }
 }
 
-crate::customer_hook! {
-    timeline fn timeline(conn, customer, before, limit) {
+fn timeline<'c>(
+    conn: &'c mut AsyncPgConnection,
+    customer: CustomerId,
+    before: TimelineCursor,
+    limit: i64,
+) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
+    Box::pin(async move {
         let rows = crate::timeline_rows!(
             conn,
             complaints,
@@ -642,18 +618,26 @@ crate::customer_hook! {
                 data: json!({"status": c.status, "severity": c.severity, "category": c.category, "channel": c.channel, "subject": c.subject}),
             })
             .collect())
-    }
+    })
 }
 
-crate::customer_hook! {
-    merge fn move_to_survivor(conn, _writer, survivor, duplicate) {
+fn move_to_survivor<'c>(
+    conn: &'c mut AsyncPgConnection,
+    _writer: &'c Writer,
+    survivor: CustomerId,
+    duplicate: CustomerId,
+) -> BoxFuture<'c, ApiResult<()>> {
+    Box::pin(async move {
         crate::reassign_rows!(conn, complaints, survivor, duplicate);
         Ok(())
-    }
+    })
 }
 
-crate::customer_hook! {
-    export fn export(conn, customer) {
+fn export<'c>(
+    conn: &'c mut AsyncPgConnection,
+    customer: CustomerId,
+) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
+    Box::pin(async move {
         let rows = crate::export_rows!(conn, complaints, ComplaintRow, created_at, customer);
         let ids: Vec<ComplaintId> = rows.iter().map(|r| r.id).collect();
         let comments: Vec<(ComplaintId, String, String, DateTime<Utc>)> = complaint_comments::table
@@ -693,11 +677,15 @@ crate::customer_hook! {
             })
             .collect();
         Ok(("complaints", Value::Array(all)))
-    }
+    })
 }
 
-crate::customer_hook! {
-    erase fn erase(conn, _writer, customer) {
+fn erase<'c>(
+    conn: &'c mut AsyncPgConnection,
+    _writer: &'c Writer,
+    customer: CustomerId,
+) -> BoxFuture<'c, ApiResult<()>> {
+    Box::pin(async move {
         let ids = complaints::table
             .filter(complaints::customer_id.eq(customer))
             .select(complaints::id);
@@ -733,7 +721,7 @@ crate::customer_hook! {
         .execute(conn)
         .await?;
         redact_history(conn, customer, "complaint", ERASED_FIELDS).await
-    }
+    })
 }
 
 /// The fields of complaint audit entries and events that hold what the customer said.

@@ -27,7 +27,7 @@ use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::{CalendarId, PolicyId};
 use crate::kit::input::{Items, Text, Whole};
-use crate::kit::write::{self, Action, Versioned, Writer, created_in, current};
+use crate::kit::write::{self, Action, Writer, created_in, current};
 
 crate::routes!(create, list, get_one, update, remove);
 
@@ -159,16 +159,14 @@ pub async fn first_match(
     Ok(policies.into_iter().find(|p| p.matches(facts)))
 }
 
-crate::soft_deleted!(PolicyRow, complaint_sla_policies);
+crate::soft_deleted_row! {
+    impl Versioned for PolicyRow in complaint_sla_policies {
+        const KIND: &'static str = "complaint_sla_policy";
+        type Id = PolicyId;
 
-impl Versioned for PolicyRow {
-    const KIND: &'static str = "complaint_sla_policy";
-    type Id = PolicyId;
-
-    crate::live_row!(complaint_sla_policies);
-
-    fn view(&self) -> Value {
-        serde_json::to_value(PolicyRow::view(self)).unwrap_or_default()
+        fn view(&self) -> Value {
+            serde_json::to_value(PolicyRow::view(self)).unwrap_or_default()
+        }
     }
 }
 

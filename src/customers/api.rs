@@ -155,3 +155,24 @@ pub async fn mark_referred(
     }
     write::save(conn, writer, locked, after, REFERRED).await
 }
+
+/// The read models the customer file publishes: views other domains may name in their own
+/// queries instead of its tables.
+pub const READ_MODELS: [&str; 1] = ["customer_cards"];
+
+diesel::table! {
+    /// The customers' card (the `customer_cards` view): who a customer is and how they are
+    /// classified, for other domains' queries (the due list, boards, cadences, plans, the
+    /// club's greetings and birthday bonuses). Personal fields are blank once erased.
+    customer_cards (id) {
+        id -> Uuid,
+        display_name -> Text,
+        tier -> Nullable<Text>,
+        level -> Text,
+        owner_id -> Nullable<Uuid>,
+        birthday -> Nullable<Date>,
+        important_dates -> Jsonb,
+        merged_into -> Nullable<Uuid>,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}

@@ -224,63 +224,6 @@ impl Registry {
     }
 }
 
-/// A domain's hook as a plain body: the macro writes the boxed-future signature its
-/// registry type ([`TimelineSource`], [`MergeStep`], [`ExportSection`], [`EraseStep`])
-/// asks for, so a domain states only the parameter names and what the step does.
-///
-/// ```text
-/// crate::customer_hook! {
-///     /// Erase step: ...
-///     erase fn erase(conn, _writer, customer) {
-///         ...
-///     }
-/// }
-/// ```
-#[macro_export]
-macro_rules! customer_hook {
-    ($(#[$meta:meta])* $vis:vis timeline fn $name:ident($conn:ident, $customer:ident, $before:ident, $limit:ident) $body:block) => {
-        $(#[$meta])*
-        $vis fn $name<'c>(
-            $conn: &'c mut diesel_async::AsyncPgConnection,
-            $customer: $crate::kit::ids::CustomerId,
-            $before: $crate::kit::registry::TimelineCursor,
-            $limit: i64,
-        ) -> futures_util::future::BoxFuture<'c, $crate::error::ApiResult<Vec<$crate::kit::registry::TimelineEntry>>> {
-            Box::pin(async move $body)
-        }
-    };
-    ($(#[$meta:meta])* $vis:vis merge fn $name:ident($conn:ident, $writer:ident, $survivor:ident, $duplicate:ident) $body:block) => {
-        $(#[$meta])*
-        $vis fn $name<'c>(
-            $conn: &'c mut diesel_async::AsyncPgConnection,
-            $writer: &'c $crate::kit::write::Writer,
-            $survivor: $crate::kit::ids::CustomerId,
-            $duplicate: $crate::kit::ids::CustomerId,
-        ) -> futures_util::future::BoxFuture<'c, $crate::error::ApiResult<()>> {
-            Box::pin(async move $body)
-        }
-    };
-    ($(#[$meta:meta])* $vis:vis export fn $name:ident($conn:ident, $customer:ident) $body:block) => {
-        $(#[$meta])*
-        $vis fn $name<'c>(
-            $conn: &'c mut diesel_async::AsyncPgConnection,
-            $customer: $crate::kit::ids::CustomerId,
-        ) -> futures_util::future::BoxFuture<'c, $crate::error::ApiResult<(&'static str, serde_json::Value)>> {
-            Box::pin(async move $body)
-        }
-    };
-    ($(#[$meta:meta])* $vis:vis erase fn $name:ident($conn:ident, $writer:ident, $customer:ident) $body:block) => {
-        $(#[$meta])*
-        $vis fn $name<'c>(
-            $conn: &'c mut diesel_async::AsyncPgConnection,
-            $writer: &'c $crate::kit::write::Writer,
-            $customer: $crate::kit::ids::CustomerId,
-        ) -> futures_util::future::BoxFuture<'c, $crate::error::ApiResult<()>> {
-            Box::pin(async move $body)
-        }
-    };
-}
-
 /// A domain's rows about a customer, newest first by `$at` (then id), strictly before a
 /// [`TimelineCursor`], at most `$limit`: the query a timeline source starts from.
 /// `timeline_rows!(conn, orders, OrderRow, ordered_at, customer, before, limit)`.
@@ -378,8 +321,13 @@ pub fn history_hooks() -> CustomerHooks {
     }
 }
 
-crate::customer_hook! {
-    timeline fn timeline(conn, customer, before, limit) {
+fn timeline<'c>(
+    conn: &'c mut AsyncPgConnection,
+    customer: CustomerId,
+    before: TimelineCursor,
+    limit: i64,
+) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
+    Box::pin(async move {
         let entries = audit::for_customer(conn, customer, before, limit).await?;
         Ok(entries
             .into_iter()
@@ -391,12 +339,15 @@ crate::customer_hook! {
                 data: serde_json::json!({"entity_type": e.entity_type, "entity_id": e.entity_id, "action": e.action, "changes": e.changes}),
             })
             .collect())
-    }
+    })
 }
 
-crate::customer_hook! {
-    export fn export(conn, customer) {
+fn export<'c>(
+    conn: &'c mut AsyncPgConnection,
+    customer: CustomerId,
+) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
+    Box::pin(async move {
         let entries = audit::for_customer(conn, customer, None, i64::MAX).await?;
         Ok(("history", serde_json::to_value(entries).unwrap_or_default()))
-    }
+    })
 }

@@ -258,23 +258,67 @@ pub async fn live<T: SoftDeleted>(conn: &mut AsyncPgConnection, id: T::Id) -> Ap
     T::live(conn, id).await
 }
 
-/// The live row of the schema's `table` with this id, as the row's `Selectable`: what
-/// [`soft_deleted!`]'s look-up and [`live_lock!`]'s lock start from.
+/// A soft-deleted row of the schema's `table` (with `id`, `version`, `updated_at` and
+/// `deleted_at` fields, deriving diesel's `Insertable` and `AsChangeset` with
+/// `treat_none_as_null`), declared once: the [`Versioned`] impl with the items the row
+/// decides (its kind, id type, view, ...), to which the macro adds the bookkeeping every
+/// such row shares (id, version and stamp; the live row locked `FOR UPDATE`; insert and
+/// update of every field as the row holds it), and the [`SoftDeleted`] impl.
+///
+/// ```text
+/// crate::soft_deleted_row! {
+///     impl Versioned for AnswerRow in answers {
+///         const KIND: &'static str = "answer";
+///         type Id = AnswerId;
+///     }
+/// }
+/// ```
 #[macro_export]
-macro_rules! live_by_id {
-    ($table:ident, $id:expr) => {
-        $crate::db::schema::$table::table
-            .find($id)
-            .filter($crate::db::schema::$table::deleted_at.is_null())
-            .select(Self::as_select())
-    };
-}
+macro_rules! soft_deleted_row {
+    (impl Versioned for $row:ident in $table:ident { $($body:tt)* }) => {
+        impl $crate::kit::write::Versioned for $row {
+            $($body)*
 
-/// The [`SoftDeleted`] impl of a row of the schema's `table` with a `deleted_at` field:
-/// `soft_deleted!(AnswerRow, answers);`.
-#[macro_export]
-macro_rules! soft_deleted {
-    ($row:ty, $table:ident) => {
+            $crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
+
+            async fn lock(
+                conn: &mut diesel_async::AsyncPgConnection,
+                id: Self::Id,
+            ) -> $crate::error::ApiResult<Self> {
+                use diesel::prelude::*;
+                use $crate::db::schema::$table;
+                let statement = $table::table
+                    .find(id)
+                    .filter($table::deleted_at.is_null())
+                    .select(Self::as_select());
+                Ok(diesel_async::RunQueryDsl::first(statement.for_update(), conn).await?)
+            }
+
+            async fn insert(
+                &self,
+                conn: &mut diesel_async::AsyncPgConnection,
+            ) -> $crate::error::ApiResult<Self> {
+                use diesel::prelude::*;
+                use $crate::db::schema::$table;
+                let statement = diesel::insert_into($table::table)
+                    .values(self)
+                    .returning(Self::as_returning());
+                Ok(diesel_async::RunQueryDsl::get_result(statement, conn).await?)
+            }
+
+            async fn update(
+                &self,
+                conn: &mut diesel_async::AsyncPgConnection,
+            ) -> $crate::error::ApiResult<Self> {
+                use diesel::prelude::*;
+                use $crate::db::schema::$table;
+                let statement = diesel::update($table::table.find(self.id))
+                    .set(self)
+                    .returning(Self::as_returning());
+                Ok(diesel_async::RunQueryDsl::get_result(statement, conn).await?)
+            }
+        }
+
         impl $crate::kit::write::SoftDeleted for $row {
             fn deleted_at_mut(&mut self) -> &mut Option<chrono::DateTime<chrono::Utc>> {
                 &mut self.deleted_at
@@ -285,81 +329,13 @@ macro_rules! soft_deleted {
                 id: Self::Id,
             ) -> $crate::error::ApiResult<Self> {
                 use diesel::prelude::*;
-                Ok(diesel_async::RunQueryDsl::first($crate::live_by_id!($table, id), conn).await?)
+                use $crate::db::schema::$table;
+                let statement = $table::table
+                    .find(id)
+                    .filter($table::deleted_at.is_null())
+                    .select(Self::as_select());
+                Ok(diesel_async::RunQueryDsl::first(statement, conn).await?)
             }
-        }
-    };
-}
-
-/// The [`Versioned::lock`] of a soft-deleted row, inside its impl: the live row of the
-/// schema's `table` with this id, `FOR UPDATE`, `404` when there is none
-/// (`live_lock!(answers);`).
-#[macro_export]
-macro_rules! live_lock {
-    ($table:ident) => {
-        async fn lock(
-            conn: &mut diesel_async::AsyncPgConnection,
-            id: Self::Id,
-        ) -> $crate::error::ApiResult<Self> {
-            use diesel::prelude::*;
-            Ok(
-                diesel_async::RunQueryDsl::first(
-                    $crate::live_by_id!($table, id).for_update(),
-                    conn,
-                )
-                .await?,
-            )
-        }
-    };
-}
-
-/// Everything of a [`Versioned`] impl that a soft-deleted row of the schema's `table` with
-/// `id`, `version` and `updated_at` fields does not decide for itself, inside its impl:
-/// [`versioned_columns!`], [`live_lock!`] and [`stored_row!`] (`live_row!(answers);`).
-#[macro_export]
-macro_rules! live_row {
-    ($table:ident) => {
-        $crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
-        $crate::live_lock!($table);
-        $crate::stored_row!($table);
-    };
-}
-
-/// The [`Versioned::insert`] and [`Versioned::update`] of a row that derives diesel's
-/// `Insertable` and `AsChangeset` (with `treat_none_as_null`) for the schema's `table`,
-/// inside its impl: every field is stored as the row holds it, so a column added to the row
-/// is written without a second list to keep (`stored_row!(answers);`).
-#[macro_export]
-macro_rules! stored_row {
-    ($table:ident) => {
-        async fn insert(
-            &self,
-            conn: &mut diesel_async::AsyncPgConnection,
-        ) -> $crate::error::ApiResult<Self> {
-            use diesel::prelude::*;
-            use $crate::db::schema::$table;
-            Ok(diesel_async::RunQueryDsl::get_result(
-                diesel::insert_into($table::table)
-                    .values(self)
-                    .returning(Self::as_returning()),
-                conn,
-            )
-            .await?)
-        }
-
-        async fn update(
-            &self,
-            conn: &mut diesel_async::AsyncPgConnection,
-        ) -> $crate::error::ApiResult<Self> {
-            use diesel::prelude::*;
-            use $crate::db::schema::$table;
-            Ok(diesel_async::RunQueryDsl::get_result(
-                diesel::update($table::table.find(self.id))
-                    .set(self)
-                    .returning(Self::as_returning()),
-                conn,
-            )
-            .await?)
         }
     };
 }

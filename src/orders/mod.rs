@@ -1,6 +1,7 @@
 //! The transaction file (成交档案): orders pushed by shops and staff. Recording, cancelling
 //! or refunding an order updates its customer's value figures in the same transaction.
 
+pub mod api;
 pub mod routes;
 
 use std::collections::HashMap;
@@ -18,9 +19,15 @@ use crate::db::schema::{order_lines, orders};
 use crate::error::ApiResult;
 use crate::kit::Money;
 use crate::kit::ids::{CustomerId, OrderId};
+use crate::kit::registry::TimelineCursor;
 use crate::kit::registry::{CustomerHooks, Erase, OrderFacts, TimelineEntry};
 use crate::kit::write::{Versioned, Writer};
 use crate::text_enum;
+use futures_util::future::BoxFuture;
+
+/// The tables this domain owns: other domains name none of them, and reach what they hold
+/// through `orders::api` (a test reads the source to keep it so).
+pub const TABLES: [&str; 2] = ["orders", "order_lines"];
 
 text_enum! {
     /// Where an order stands. Paid and fulfilled orders count in the customer's figures.
@@ -337,9 +344,14 @@ pub fn customer_hooks() -> CustomerHooks {
     }
 }
 
-crate::customer_hook! {
-    /// Timeline source: the customer's orders.
-    timeline fn timeline(conn, customer, before, limit) {
+/// Timeline source: the customer's orders.
+fn timeline<'c>(
+    conn: &'c mut AsyncPgConnection,
+    customer: CustomerId,
+    before: TimelineCursor,
+    limit: i64,
+) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
+    Box::pin(async move {
         let rows =
             crate::timeline_rows!(conn, orders, OrderRow, ordered_at, customer, before, limit);
         Ok(rows
@@ -363,26 +375,34 @@ crate::customer_hook! {
                 }),
             })
             .collect())
-    }
+    })
 }
 
-crate::customer_hook! {
-    /// Merge step: the duplicate's orders move to the survivor, whose figures now count them.
-    merge fn move_orders(conn, writer, survivor, duplicate) {
+/// Merge step: the duplicate's orders move to the survivor, whose figures now count them.
+fn move_orders<'c>(
+    conn: &'c mut AsyncPgConnection,
+    writer: &'c Writer,
+    survivor: CustomerId,
+    duplicate: CustomerId,
+) -> BoxFuture<'c, ApiResult<()>> {
+    Box::pin(async move {
         crate::reassign_rows!(conn, orders, survivor, duplicate);
         let survivor = customers::lock_live(conn, survivor).await?;
         recompute_figures(conn, writer, survivor).await?;
         Ok(())
-    }
+    })
 }
 
-crate::customer_hook! {
-    /// Export section: every order of the customer with its lines.
-    export fn export(conn, customer) {
+/// Export section: every order of the customer with its lines.
+fn export<'c>(
+    conn: &'c mut AsyncPgConnection,
+    customer: CustomerId,
+) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
+    Box::pin(async move {
         let rows = crate::export_rows!(conn, orders, OrderRow, ordered_at, customer);
         let orders = with_lines(conn, &rows).await?;
         Ok(("orders", serde_json::to_value(orders).unwrap_or_default()))
-    }
+    })
 }
 
 #[cfg(test)]

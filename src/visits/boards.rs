@@ -19,13 +19,17 @@ use super::planning::owner_zone;
 use super::targets::{self, Target, TargetPeriod};
 use super::{Method, Purpose, Status};
 use crate::auth::{Authorized, Principal, VisitsRead};
-use crate::complaints::api::{Severity, Status as ComplaintStatus};
+use crate::complaints::api::{self as complaint_api, BoardDeadline};
+use crate::customers::api::customer_cards;
 use crate::db::DbConn;
-use crate::db::schema::{complaints, customers, visit_follow_ups, visits};
+use crate::db::schema::{visit_follow_ups, visits};
 use crate::error::{ApiError, ApiResult};
 use crate::http::query::Query;
 use crate::http::timestamps::timestamp;
-use crate::kit::ids::{ComplaintId, CustomerId, UserId, VisitId};
+use crate::kit::ids::{CustomerId, UserId, VisitId};
+
+diesel::joinable!(visits -> customer_cards (customer_id));
+diesel::allow_tables_to_appear_in_same_query!(visits, customer_cards);
 
 crate::routes!(weekly, monthly);
 
@@ -169,18 +173,6 @@ pub struct BoardFollowUp {
     pub due_on: NaiveDate,
 }
 
-/// A complaint of the owner's whose next SLA deadline falls on the day.
-#[derive(Debug, Clone, Serialize, ToSchema, Queryable)]
-pub struct BoardDeadline {
-    pub complaint_id: ComplaintId,
-    pub customer_id: CustomerId,
-    pub subject: String,
-    pub severity: Severity,
-    pub status: ComplaintStatus,
-    #[serde(serialize_with = "timestamp")]
-    pub due_at: DateTime<Utc>,
-}
-
 /// One local day of a weekly board.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct BoardDay {
@@ -265,10 +257,10 @@ async fn work(
     period: TargetPeriod,
 ) -> ApiResult<Work> {
     let (from, to) = (day_start(zone, first), day_start(zone, end));
-    let (mut visits_conn, mut follow_ups_conn, mut overdue_conn, mut deadlines_conn) =
+    let (mut visits_conn, mut follow_ups_conn, mut overdue_conn, deadlines_conn) =
         (conn, conn, conn, conn);
     let found = visits::table
-        .inner_join(customers::table)
+        .inner_join(customer_cards::table)
         .filter(visits::owner_id.eq(owner))
         .filter(visits::scheduled_start.ge(from))
         .filter(visits::scheduled_start.lt(to))
@@ -276,7 +268,7 @@ async fn work(
         .select((
             visits::id,
             visits::customer_id,
-            customers::display_name,
+            customer_cards::display_name,
             visits::scheduled_start,
             visits::scheduled_end,
             visits::status,
@@ -304,20 +296,7 @@ async fn work(
         .filter(visit_follow_ups::due_on.lt(today))
         .count()
         .get_result::<i64>(&mut overdue_conn);
-    let deadlines = complaints::table
-        .filter(complaints::assignee_id.eq(owner))
-        .filter(complaints::next_due_at.ge(from))
-        .filter(complaints::next_due_at.lt(to))
-        .order((complaints::next_due_at, complaints::id))
-        .select((
-            complaints::id,
-            complaints::customer_id,
-            complaints::subject,
-            complaints::severity,
-            complaints::status,
-            complaints::next_due_at.assume_not_null(),
-        ))
-        .load::<BoardDeadline>(&mut deadlines_conn);
+    let deadlines = complaint_api::deadlines(deadlines_conn, owner, (from, to));
     let (found, follow_ups, overdue_follow_ups, deadlines, target) =
         futures_util::future::try_join5(
             found.err_into::<ApiError>(),

@@ -14,10 +14,11 @@ use validator::Validate;
 
 use super::refresh_due;
 use crate::auth::{Authorized, VisitsManage, VisitsRead};
+use crate::customers::api::customer_cards;
 use crate::customers::api::{Level, Tier};
 use crate::db::DbConn;
 use crate::db::prepared::Cached;
-use crate::db::schema::{customers, visit_cadence_overrides, visit_cadences};
+use crate::db::schema::{visit_cadence_overrides, visit_cadences};
 use crate::db::shared_reads::{QUEUE_FOR_COMPOUND_READS, SharedRead};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::{IfMatch, versioned};
@@ -235,9 +236,9 @@ fn cadence_tier(tier: Option<Tier>) -> CadenceTier {
 }
 
 async fn cadence_of(conn: &mut AsyncPgConnection, customer: CustomerId) -> ApiResult<Cadence> {
-    let tier: Option<Option<Tier>> = customers::table
+    let tier: Option<Option<Tier>> = customer_cards::table
         .find(customer)
-        .select(customers::tier)
+        .select(customer_cards::tier)
         .first(conn)
         .await
         .optional()?;
@@ -309,10 +310,12 @@ async fn update(
                 .map_or(after.tolerance_days, |d| d.get() as i32);
             after.radius_m = p.radius_m.map_or(after.radius_m, |d| d.get() as i32);
             let saved = write::save(conn, &writer, locked, after, Action::UPDATED).await?;
-            let mut query = customers::table.select(customers::id).into_boxed();
+            let mut query = customer_cards::table
+                .select(customer_cards::id)
+                .into_boxed();
             query = match tier {
-                CadenceTier::Unclassified => query.filter(customers::tier.is_null()),
-                other => query.filter(customers::tier.eq(other.as_str())),
+                CadenceTier::Unclassified => query.filter(customer_cards::tier.is_null()),
+                other => query.filter(customer_cards::tier.eq(other.as_str())),
             };
             let ids: Vec<CustomerId> = query.load(conn).await?;
             refresh_due(conn, &ids).await?;
@@ -548,7 +551,7 @@ pub fn due_query(
                FROM visit_due \
                WHERE NOT planned AND due_at <= $1{owner_condition}{cursor_condition} \
                ORDER BY due_at, customer_id LIMIT {limit}) AS d \
-         JOIN customers c ON c.id = d.customer_id \
+         JOIN customer_cards c ON c.id = d.customer_id \
          ORDER BY d.due_at, d.customer_id"
     );
     let mut query = diesel::sql_query(sql)

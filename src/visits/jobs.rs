@@ -9,9 +9,12 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::plans::{self, PlanRow};
 use super::{MISSED, Status, VisitRecord, VisitRow, VisitSettings};
-use crate::db::schema::{customers, visit_plans, visits};
+use crate::customers::api::customer_cards;
+use crate::db::schema::{visit_plans, visits};
 use crate::error::{ApiError, ApiResult};
 use crate::kit::write::{self, Writer};
+
+diesel::allow_tables_to_appear_in_same_query!(visit_plans, customer_cards);
 
 /// Visits marked missed per transaction.
 const MISSED_BATCH: i64 = 500;
@@ -79,10 +82,10 @@ pub async fn materialise_due(
         let (n, visits) = conn
             .transaction::<_, ApiError, _>(async move |conn| {
                 // Plans of customers deleted or merged away plan nothing more.
-                let live = customers::table
-                    .filter(customers::deleted_at.is_null())
-                    .filter(customers::merged_into.is_null())
-                    .select(customers::id);
+                let live = customer_cards::table
+                    .filter(customer_cards::deleted_at.is_null())
+                    .filter(customer_cards::merged_into.is_null())
+                    .select(customer_cards::id);
                 let due: Vec<PlanRow> = visit_plans::table
                     .filter(visit_plans::deleted_at.is_null())
                     .filter(visit_plans::customer_id.eq_any(live))

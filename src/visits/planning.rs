@@ -9,8 +9,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::geo::Point;
 use super::requests::NextVisit;
 use super::{PLANNED, Planned, VisitRecord, VisitRow, cadences};
+use crate::complaints::api as complaint_api;
 use crate::customers::api as customers;
-use crate::db::schema::{complaints, users};
+use crate::db::schema::users;
 use crate::error::{ApiError, ApiResult};
 use crate::kit::ids::{ComplaintId, CustomerId, UserId};
 use crate::kit::input::{Latitude, Longitude, Text};
@@ -23,12 +24,7 @@ pub async fn check_complaint(
     complaint: ComplaintId,
     customer: CustomerId,
 ) -> ApiResult<()> {
-    let owner: Option<CustomerId> = complaints::table
-        .find(complaint)
-        .select(complaints::customer_id)
-        .first(conn)
-        .await
-        .optional()?;
+    let owner = complaint_api::customer_of(conn, complaint).await?;
     customers::ensure_customers("complaint_id", "complaint", owner, customer)
 }
 

@@ -121,30 +121,28 @@ impl PlanRow {
     }
 }
 
-impl Versioned for PlanRow {
-    const KIND: &'static str = "visit_plan";
-    type Id = PlanId;
+crate::soft_deleted_row! {
+    impl Versioned for PlanRow in visit_plans {
+        const KIND: &'static str = "visit_plan";
+        type Id = PlanId;
 
-    crate::live_row!(visit_plans);
+        fn customer_id(&self) -> Option<CustomerId> {
+            Some(self.customer_id)
+        }
 
-    fn customer_id(&self) -> Option<CustomerId> {
-        Some(self.customer_id)
-    }
+        /// Agents plan their own visits.
+        fn ownership(&self) -> Ownership {
+            Ownership::Owned {
+                owner: Some(self.owner_id),
+                what: "their own visit plans",
+            }
+        }
 
-    /// Agents plan their own visits.
-    fn ownership(&self) -> Ownership {
-        Ownership::Owned {
-            owner: Some(self.owner_id),
-            what: "their own visit plans",
+        fn view(&self) -> Value {
+            serde_json::to_value(PlanRow::view(self)).unwrap_or_default()
         }
     }
-
-    fn view(&self) -> Value {
-        serde_json::to_value(PlanRow::view(self)).unwrap_or_default()
-    }
 }
-
-crate::soft_deleted!(PlanRow, visit_plans);
 
 /// An RFC 5545 recurrence as received: checked by [`Recurrence::parse`].
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -345,3 +345,128 @@ fn domains_reach_each_other_only_through_their_api_or_the_registry() {
         crossings.join("\n")
     );
 }
+
+/// The tables every domain owns, and the kit's own (which no domain owns).
+fn table_owners() -> Vec<(&'static str, &'static [&'static str])> {
+    vec![
+        ("customers", &rapport::customers::TABLES),
+        ("orders", &rapport::orders::TABLES),
+        ("complaints", &rapport::complaints::TABLES),
+        ("visits", &rapport::visits::TABLES),
+        ("club", &rapport::club::TABLES),
+    ]
+}
+
+/// The names a source text gives the schema's tables: the items of `schema::{...}` imports,
+/// `schema::<table>` paths, and the words after `FROM`, `JOIN`, `UPDATE` and `INTO` in SQL.
+/// Comments are left out.
+fn tables_named(text: &str) -> Vec<String> {
+    let code: String = text
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut named = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("schema::") {
+        rest = &rest[at + "schema::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            named.extend(
+                group[..end]
+                    .split(',')
+                    .map(|item| item.trim().split("::").next().unwrap_or("").to_owned()),
+            );
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            named.push(rest[..end].to_owned());
+        }
+    }
+    let words: Vec<&str> = code
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    for pair in words.windows(2) {
+        let keyword = pair[0].to_ascii_lowercase();
+        if matches!(keyword.as_str(), "from" | "join" | "update" | "into") {
+            named.push(pair[1].to_owned());
+        }
+    }
+    named
+}
+
+/// A domain's tables are its own. Another domain's code names none of them, not even in
+/// SQL text: it asks the owner's `api` module, or reads a view the owner publishes as a read
+/// model (`customers::api::READ_MODELS`, `orders::api::READ_MODELS`). Read from the source,
+/// so a new cross-domain read fails here; every table of the schema is owned by one domain
+/// or is the kit's.
+#[test]
+fn domains_read_only_their_own_tables() {
+    const KIT_TABLES: [&str; 6] = [
+        "users",
+        "api_keys",
+        "refresh_tokens",
+        "audit_log",
+        "events",
+        "idempotency_keys",
+    ];
+    let owners = table_owners();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let schema = std::fs::read_to_string(src.join("db/schema.rs")).unwrap();
+    let lines: Vec<&str> = schema.lines().collect();
+    for pair in lines.windows(2) {
+        if pair[0].trim() != "diesel::table! {" {
+            continue;
+        }
+        let table = pair[1].split_whitespace().next().unwrap_or("");
+        let claimed = owners.iter().filter(|(_, t)| t.contains(&table)).count()
+            + usize::from(KIT_TABLES.contains(&table));
+        assert_eq!(
+            claimed, 1,
+            "table {table} must belong to exactly one domain or the kit"
+        );
+    }
+    let mut crossings = Vec::new();
+    for (domain, _) in &owners {
+        let mut files = vec![src.join(domain)];
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for name in tables_named(&text) {
+                let owner = owners.iter().find(|(_, t)| t.contains(&name.as_str()));
+                if let Some((other, _)) = owner.filter(|(other, _)| other != domain) {
+                    crossings.push(format!("{}: {name} (a table of {other})", path.display()));
+                }
+            }
+        }
+    }
+    crossings.sort();
+    crossings.dedup();
+    assert!(
+        crossings.is_empty(),
+        "tables read across domains:\n{}",
+        crossings.join("\n")
+    );
+}
+
+/// The read-model views exist and are named as published.
+#[actix_web::test]
+async fn published_read_models_exist() {
+    let app = TestApp::spawn().await;
+    for view in rapport::customers::api::READ_MODELS
+        .iter()
+        .chain(rapport::orders::api::READ_MODELS.iter())
+    {
+        let n = app
+            .count(&format!(
+                "SELECT count(*) AS count FROM information_schema.views WHERE table_name = '{view}'"
+            ))
+            .await;
+        assert_eq!(n, 1, "the read model {view} is a view");
+    }
+}

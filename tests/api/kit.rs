@@ -203,12 +203,16 @@ impl TestApp {
         row.count
     }
 
-    /// The tables of the schema with their columns' types.
+    /// The tables of the schema with their columns' types (tables only: a view shows what a
+    /// table holds).
     async fn columns(&self) -> Vec<Column> {
         let mut conn = self.context.pool().get().await.unwrap();
         diesel::sql_query(
-            "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
-             WHERE table_schema = 'public' AND table_name NOT LIKE '\\_\\_%' ORDER BY table_name",
+            "SELECT c.table_name::text, c.column_name::text, c.data_type::text \
+             FROM information_schema.columns c JOIN information_schema.tables t \
+               ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
+             WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE' \
+               AND c.table_name NOT LIKE '\\_\\_%' ORDER BY c.table_name",
         )
         .load(&mut conn)
         .await

@@ -1,0 +1,2 @@
+DROP VIEW paid_orders;
+DROP VIEW customer_cards;
