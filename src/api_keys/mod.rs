@@ -21,7 +21,7 @@ use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::{ApiKeyId, UserId};
 use crate::kit::input::{Items, Text};
-use crate::kit::write::{self, Action, Locked, Versioned, Writer};
+use crate::kit::write::{self, Action, Versioned, Writer};
 use crate::secrets;
 
 /// Characters of the key kept in clear to identify it in lists.
@@ -255,12 +255,17 @@ async fn revoke(
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     let (writer, id) = (Writer::of(&caller.principal), ApiKeyId::from(*id));
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let current: Locked<ApiKeyRow> = write::lock(conn, &writer, id, &if_match).await?;
-        let mut revoked = current.to_change();
-        revoked.revoked_at = revoked.revoked_at.or(Some(Utc::now()));
-        write::save(conn, &writer, current, revoked, REVOKED).await
-    })
+    write::change(
+        &mut conn,
+        &writer,
+        id,
+        &if_match,
+        REVOKED,
+        async |_, key: &mut ApiKeyRow| {
+            key.revoked_at = key.revoked_at.or(Some(Utc::now()));
+            Ok(())
+        },
+    )
     .await?;
     auth.forget_api_key(id);
     Ok(HttpResponse::NoContent().finish())

@@ -4,10 +4,16 @@
 //! goodwill points.
 
 use chrono::Utc;
-use diesel_async::AsyncPgConnection;
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::future::BoxFuture;
 
+use super::settings::SettingsRow;
 use super::{MemberRow, MemberStatus, ledger, referrals, rules};
+use crate::auth::{Access, Principal, Role, Scope};
+use crate::db::schema::points_entries;
 use crate::error::{ApiError, ApiResult};
 use crate::kit::registry::{OrderFacts, PointsGrant};
 use crate::kit::write::Writer;
@@ -44,7 +50,8 @@ pub fn order_changed<'c>(
 
 /// The club's [`crate::kit::registry::PointsCredit`]: goodwill points to the customer's
 /// active membership, once per reference; `409` on the grant's field when the customer is no
-/// active member.
+/// active member. Points are club writes: a key needs `club:write` (`403`), and an agent
+/// grants at most the settings' `goodwill_points_per_complaint` under one cap (`403` beyond).
 pub fn compensate<'c>(
     conn: &'c mut AsyncPgConnection,
     writer: &'c Writer,
@@ -59,6 +66,7 @@ pub fn compensate<'c>(
                 "points go to the customer's club membership, and the customer has no active one; enrol them or give a gift",
             ));
         };
+        ensure_may_grant(conn, writer, &member, &grant).await?;
         ledger::credit_bonus(
             conn,
             writer,
@@ -71,4 +79,44 @@ pub fn compensate<'c>(
         .await?;
         Ok(())
     })
+}
+
+/// `403` unless the writer may grant these points: a key holding `club:write`, a manager or
+/// admin, or an agent within the goodwill cap of what was granted under the same cap before.
+async fn ensure_may_grant(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    member: &MemberRow,
+    grant: &PointsGrant,
+) -> ApiResult<()> {
+    let Some(principal) = writer.principal() else {
+        return Ok(());
+    };
+    if !principal.may(Access::Scope(Scope::ClubWrite)) {
+        return Err(ApiError::Forbidden(
+            "granting points is a club write: the key needs `club:write`".into(),
+        ));
+    }
+    if !matches!(
+        principal,
+        Principal::User {
+            role: Role::Agent,
+            ..
+        }
+    ) {
+        return Ok(());
+    }
+    let cap = i64::from(SettingsRow::load(conn).await?.goodwill_points_per_complaint);
+    let granted: i64 = points_entries::table
+        .filter(points_entries::member_id.eq(member.id))
+        .filter(points_entries::reference.like(format!("{}:%", grant.capped_under)))
+        .select(sql::<BigInt>("coalesce(sum(points), 0)::bigint"))
+        .first(conn)
+        .await?;
+    if granted + grant.points > cap {
+        return Err(ApiError::Forbidden(format!(
+            "an agent grants at most {cap} goodwill points a complaint ({granted} granted already); a manager may grant more"
+        )));
+    }
+    Ok(())
 }

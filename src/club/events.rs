@@ -7,7 +7,7 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -246,10 +246,13 @@ async fn update(
     let p = body.0;
     let writer = Writer::of(&caller.principal);
     let id = ClubEventId::from(*id);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<EventRow>(conn, &writer, id, &if_match).await?;
-            let mut after = locked.to_change();
+    let (saved, ()) = write::change(
+        &mut conn,
+        &writer,
+        id,
+        &if_match,
+        Action::UPDATED,
+        async |conn, after: &mut EventRow| {
             if let Some(t) = p.title {
                 after.title = t.into_inner();
             }
@@ -285,12 +288,13 @@ async fn update(
             if let Some(points) = p.attendance_points {
                 after.attendance_points = points.get();
             }
-            ensure_times(&after)?;
-            let saved = write::save(conn, &writer, locked, after, Action::UPDATED).await?;
-            offer_free_seats(conn, &writer, saved.id, saved.capacity, Utc::now()).await?;
-            Ok(saved)
-        })
-        .await?;
+            ensure_times(after)?;
+            // A larger capacity offers the freed seats in the same transaction.
+            offer_free_seats(conn, &writer, id, after.capacity, Utc::now()).await?;
+            Ok(())
+        },
+    )
+    .await?;
     Ok(current(&saved))
 }
 

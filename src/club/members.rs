@@ -301,22 +301,25 @@ async fn update(
     let next = body.0.status;
     let writer = Writer::of(&caller.principal);
     let id = MemberId::from(*id);
-    let (saved, view) = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<MemberRow>(conn, &writer, id, &if_match).await?;
-            if locked.row().status == MemberStatus::Cancelled && next != MemberStatus::Cancelled {
+    let (saved, ()) = write::change(
+        &mut conn,
+        &writer,
+        id,
+        &if_match,
+        STATUS_CHANGED,
+        async |_, after: &mut MemberRow| {
+            if after.status == MemberStatus::Cancelled && next != MemberStatus::Cancelled {
                 return Err(ApiError::Conflict(
                     "a cancelled membership stays cancelled; enrol again is not possible either"
                         .into(),
                 ));
             }
-            let mut after = locked.to_change();
             after.status = next;
-            let saved = write::save(conn, &writer, locked, after, STATUS_CHANGED).await?;
-            let view = view(conn, &saved).await?;
-            Ok((saved, view))
-        })
-        .await?;
+            Ok(())
+        },
+    )
+    .await?;
+    let view = view(&mut conn, &saved).await?;
     Ok(versioned(StatusCode::OK, &view, saved.version))
 }
 

@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, patch, web};
 use chrono::{DateTime, Datelike, Duration, Months, TimeZone, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -88,6 +88,11 @@ pub struct SettingsRow {
     /// (`member.tier_downgrade_pending`).
     #[schema(example = 14)]
     pub downgrade_notice_days: i32,
+    /// The most goodwill points an agent may grant with a complaint's resolutions, over all
+    /// its cycles (a complaint's compensation); managers, admins and keys with `club:write`
+    /// grant more. Default 500.
+    #[schema(example = 500)]
+    pub goodwill_points_per_complaint: i32,
     #[serde(skip)]
     pub version: i64,
     pub updated_at: DateTime<Utc>,
@@ -204,6 +209,7 @@ impl Versioned for SettingsRow {
                 club_settings::tier_window.eq(self.tier_window),
                 club_settings::offer_hold_hours.eq(self.offer_hold_hours),
                 club_settings::downgrade_notice_days.eq(self.downgrade_notice_days),
+                club_settings::goodwill_points_per_complaint.eq(self.goodwill_points_per_complaint),
                 club_settings::version.eq(self.version),
                 club_settings::updated_at.eq(self.updated_at),
             ))
@@ -225,6 +231,8 @@ pub struct SettingsPatch {
     pub offer_hold_hours: Option<Whole<1, 720>>,
     #[validate(nested)]
     pub downgrade_notice_days: Option<Whole<0, 90>>,
+    #[validate(nested)]
+    pub goodwill_points_per_complaint: Option<Whole<0, 1_000_000>>,
 }
 
 /// The club's policies.
@@ -247,10 +255,13 @@ async fn update_settings(
 ) -> ApiResult<HttpResponse> {
     let p = body.0;
     let writer = Writer::of(&caller.principal);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<SettingsRow>(conn, &writer, Uuid::nil(), &if_match).await?;
-            let mut after = locked.to_change();
+    let (saved, ()) = write::change(
+        &mut conn,
+        &writer,
+        Uuid::nil(),
+        &if_match,
+        Action::UPDATED,
+        async |_, after: &mut SettingsRow| {
             if let Some(policy) = p.expiry_policy {
                 after.expiry_policy = policy;
             }
@@ -266,9 +277,13 @@ async fn update_settings(
             if let Some(days) = p.downgrade_notice_days {
                 after.downgrade_notice_days = days.get() as i32;
             }
-            write::save(conn, &writer, locked, after, Action::UPDATED).await
-        })
-        .await?;
+            if let Some(points) = p.goodwill_points_per_complaint {
+                after.goodwill_points_per_complaint = points.get() as i32;
+            }
+            Ok(())
+        },
+    )
+    .await?;
     changes.record();
     Ok(versioned(StatusCode::OK, &saved, saved.version))
 }
@@ -285,6 +300,7 @@ mod tests {
             tier_window: window,
             offer_hold_hours: 24,
             downgrade_notice_days: 14,
+            goodwill_points_per_complaint: 500,
             version: 1,
             updated_at: Utc::now(),
         }

@@ -682,10 +682,13 @@ async fn update(
     let p = body.0;
     let writer = Writer::of(&caller.principal);
     let id = TierId::from(*id);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<TierRow>(conn, &writer, id, &if_match).await?;
-            let mut after = locked.to_change();
+    let (saved, ()) = write::change(
+        &mut conn,
+        &writer,
+        id,
+        &if_match,
+        Action::UPDATED,
+        async |conn, after: &mut TierRow| {
             if let Some(name) = p.name {
                 after.name = name.into_inner();
             }
@@ -698,11 +701,12 @@ async fn update(
                 after.qualification_threshold = q.threshold.get();
             }
             if let Some(benefits) = p.benefits {
-                apply_benefits(&mut after, benefits);
+                apply_benefits(after, benefits);
             }
-            write::save(conn, &writer, locked, after, Action::UPDATED).await
-        })
-        .await?;
+            Ok(())
+        },
+    )
+    .await?;
     changes.record();
     Ok(current(&saved))
 }

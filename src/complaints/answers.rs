@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::dsl::{count_star, sql};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -19,7 +19,7 @@ use crate::auth::{Authorized, ComplaintsManage, ComplaintsRead};
 use crate::db::keyset::older_than;
 use crate::db::schema::{answer_uses, answers};
 use crate::db::{DbConn, like_pattern};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::etag::{IfMatch, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
@@ -286,10 +286,13 @@ async fn update(
     let p = body.0;
     let writer = Writer::of(&caller.principal);
     let id = AnswerId::from(*id);
-    let (saved, view) = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<AnswerRow>(conn, &writer, id, &if_match).await?;
-            let mut after = locked.to_change();
+    let (saved, ()) = write::change(
+        &mut conn,
+        &writer,
+        id,
+        &if_match,
+        Action::UPDATED,
+        async |_, after: &mut AnswerRow| {
             if let Some(q) = p.question {
                 after.question = q.into_inner();
             }
@@ -302,11 +305,13 @@ async fn update(
             if p.tags.is_some() {
                 after.tags = tags(p.tags);
             }
-            let saved = write::save(conn, &writer, locked, after, Action::UPDATED).await?;
-            let view = views(conn, std::slice::from_ref(&saved)).await?.remove(0);
-            Ok((saved, view))
-        })
-        .await?;
+            Ok(())
+        },
+    )
+    .await?;
+    let view = views(&mut conn, std::slice::from_ref(&saved))
+        .await?
+        .remove(0);
     Ok(versioned(StatusCode::OK, &view, saved.version))
 }
 

@@ -541,6 +541,7 @@ pub async fn resolve(
                     points: points.get(),
                     reason: format!("complaint compensation: {}", description.as_str()),
                     reference: format!("complaint:{}:{}", row.id, row.cycle),
+                    capped_under: format!("complaint:{}", row.id),
                     field: "compensation.kind",
                 };
                 registry.credit_points(conn, writer, grant).await?;

@@ -373,10 +373,13 @@ async fn update(
     let p = body.0;
     let writer = Writer::of(&caller.principal);
     let id = PolicyId::from(*id);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<PolicyRow>(conn, &writer, id, &if_match).await?;
-            let mut after = locked.to_change();
+    let (saved, ()) = write::change(
+        &mut conn,
+        &writer,
+        id,
+        &if_match,
+        Action::UPDATED,
+        async |conn, after: &mut PolicyRow| {
             if let Some(name) = p.name {
                 after.name = name.into_inner();
             }
@@ -415,9 +418,10 @@ async fn update(
             if p.escalation.is_some() {
                 after.escalation = ladder_json(p.escalation);
             }
-            write::save(conn, &writer, locked, after, Action::UPDATED).await
-        })
-        .await?;
+            Ok(())
+        },
+    )
+    .await?;
     Ok(current(&saved))
 }
 

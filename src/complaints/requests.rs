@@ -124,7 +124,8 @@ pub enum CompensationInput {
         /// The gift.
         description: Text<1, 500>,
     },
-    /// Points credited to the customer's club membership.
+    /// Points credited to the customer's club membership: a club write (keys need
+    /// `club:write`; agents are capped by `goodwill_points_per_complaint`).
     Points {
         points: Whole<1, 1_000_000>,
         /// The reason for the points.
@@ -193,7 +194,7 @@ impl utoipa::PartialSchema for CompensationInput {
             .item(shape("gift", "A goodwill gift; `description` names it.", false))
             .item(shape(
                 "points",
-                "Points credited to the customer's club membership; `description` gives the reason.",
+                "Points credited to the customer's club membership; `description` gives the reason. Granting points is a club write: an API key needs `club:write` besides `complaints:write` (`403` otherwise), and an agent grants at most the club setting `goodwill_points_per_complaint` (default 500) over all of a complaint's resolutions; managers and admins grant more.",
                 true,
             ))
             .into()

@@ -267,10 +267,18 @@ pub async fn soft_delete(
     id: CustomerId,
     if_match: &IfMatch,
 ) -> ApiResult<()> {
-    let current: Locked<CustomerRow> = write::lock(conn, writer, id, if_match).await?;
-    let mut row = current.to_change();
-    row.deleted_at = Some(Utc::now());
-    write::save(conn, writer, current, row, Action::DELETED).await?;
+    write::change(
+        conn,
+        writer,
+        id,
+        if_match,
+        Action::DELETED,
+        async |_, row: &mut CustomerRow| {
+            row.deleted_at = Some(Utc::now());
+            Ok(())
+        },
+    )
+    .await?;
     Ok(())
 }
 

@@ -464,6 +464,7 @@ diesel::table! {
         downgrade_notice_days -> Int4,
         version -> Int8,
         updated_at -> Timestamptz,
+        goodwill_points_per_complaint -> Int4,
     }
 }
 

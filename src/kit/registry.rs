@@ -93,6 +93,9 @@ pub struct PointsGrant {
     pub points: i64,
     pub reason: String,
     pub reference: String,
+    /// The references sharing one cap (`complaint:<id>`: every cycle of one complaint); an
+    /// agent's grants under it are capped by the club's settings.
+    pub capped_under: String,
     /// The request field a refusal names.
     pub field: &'static str,
 }

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, patch, post, web};
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -21,7 +21,7 @@ use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::UserId;
 use crate::kit::input::TimeZoneName;
-use crate::kit::write::{self, Action, Locked, Writer};
+use crate::kit::write::{self, Action, Writer};
 
 crate::routes!(create, list, get_one, update);
 
@@ -168,78 +168,84 @@ async fn apply_change(
         None => None,
     };
     let writer = Writer::of(caller);
-    conn.transaction::<_, ApiError, _>(async move |conn| {
-        let current: Locked<UserRow> = write::lock(conn, &writer, id, if_match).await?;
-        let mut after = current.to_change();
-        if let Some(role) = patch.role {
-            after.role = role;
-        }
-        after.active = patch.active.unwrap_or(after.active);
-        if let Some(zone) = patch.time_zone {
-            after.time_zone = zone.into_inner();
-        }
-        match patch.manager_id {
-            Field::Absent => {}
-            Field::Null => after.manager_id = None,
-            Field::Value(manager) if manager == id => {
-                return Err(ApiError::rule(
-                    "manager_id",
-                    "self",
-                    "a user cannot manage themselves",
-                ));
+    let (row, ()) = write::change(
+        conn,
+        &writer,
+        id,
+        if_match,
+        Action::UPDATED,
+        async |conn, after: &mut UserRow| {
+            let was = after.clone();
+            if let Some(role) = patch.role {
+                after.role = role;
             }
-            Field::Value(manager) => {
-                let active: Option<bool> = users::table
-                    .find(manager)
-                    .select(users::active)
-                    .first(conn)
-                    .await
-                    .optional()?;
-                if active != Some(true) {
+            after.active = patch.active.unwrap_or(after.active);
+            if let Some(zone) = patch.time_zone {
+                after.time_zone = zone.into_inner();
+            }
+            match patch.manager_id {
+                Field::Absent => {}
+                Field::Null => after.manager_id = None,
+                Field::Value(manager) if manager == id => {
                     return Err(ApiError::rule(
                         "manager_id",
-                        "not_found",
-                        "no such active user",
+                        "self",
+                        "a user cannot manage themselves",
                     ));
                 }
-                after.manager_id = Some(manager);
+                Field::Value(manager) => {
+                    let active: Option<bool> = users::table
+                        .find(manager)
+                        .select(users::active)
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    if active != Some(true) {
+                        return Err(ApiError::rule(
+                            "manager_id",
+                            "not_found",
+                            "no such active user",
+                        ));
+                    }
+                    after.manager_id = Some(manager);
+                }
             }
-        }
-        let was = current.row();
-        let loses_admin =
-            was.role == Role::Admin && was.active && (after.role != Role::Admin || !after.active);
-        if loses_admin {
-            if caller.user_id() == Some(id) {
-                return Err(ApiError::Conflict(
-                    "you cannot demote or deactivate yourself".into(),
-                ));
+            let loses_admin = was.role == Role::Admin
+                && was.active
+                && (after.role != Role::Admin || !after.active);
+            if loses_admin {
+                if caller.user_id() == Some(id) {
+                    return Err(ApiError::Conflict(
+                        "you cannot demote or deactivate yourself".into(),
+                    ));
+                }
+                let other_admins: i64 = users::table
+                    .filter(users::role.eq("admin"))
+                    .filter(users::active.eq(true))
+                    .filter(users::id.ne(id))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if other_admins == 0 {
+                    return Err(ApiError::Conflict("this is the last active admin".into()));
+                }
             }
-            let other_admins: i64 = users::table
-                .filter(users::role.eq("admin"))
-                .filter(users::active.eq(true))
-                .filter(users::id.ne(id))
-                .count()
-                .get_result(conn)
-                .await?;
-            if other_admins == 0 {
-                return Err(ApiError::Conflict("this is the last active admin".into()));
+            let signs_out = !after.active || password_hash.is_some();
+            if let Some(hash) = password_hash {
+                after.password_hash = hash;
+                after.password_changed_at = Some(Utc::now());
             }
-        }
-        let signs_out = !after.active || password_hash.is_some();
-        if let Some(hash) = password_hash {
-            after.password_hash = hash;
-            after.password_changed_at = Some(Utc::now());
-        }
-        let row = write::save(conn, &writer, current, after, Action::UPDATED).await?;
-        if signs_out {
-            diesel::update(refresh_tokens::table)
-                .filter(refresh_tokens::user_id.eq(id))
-                .filter(refresh_tokens::revoked_at.is_null())
-                .set(refresh_tokens::revoked_at.eq(Utc::now()))
-                .execute(conn)
-                .await?;
-        }
-        Ok(row)
-    })
-    .await
+            if signs_out {
+                diesel::update(refresh_tokens::table)
+                    .filter(refresh_tokens::user_id.eq(id))
+                    .filter(refresh_tokens::revoked_at.is_null())
+                    .set(refresh_tokens::revoked_at.eq(Utc::now()))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(row)
 }

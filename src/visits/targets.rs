@@ -272,17 +272,21 @@ async fn update(
     let p = body.0;
     let writer = Writer::of(&caller.principal);
     let id = TargetId::from(*id);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<Target>(conn, &writer, id, &if_match).await?;
-            let mut after = locked.to_change();
+    let (saved, ()) = write::change(
+        &mut conn,
+        &writer,
+        id,
+        &if_match,
+        Action::UPDATED,
+        async |_, after: &mut Target| {
             after.total = p.total.map_or(after.total, |t| t.get() as i32);
             if p.by_method.is_some() {
                 after.by_method = counts(p.by_method)?;
             }
-            write::save(conn, &writer, locked, after, Action::UPDATED).await
-        })
-        .await?;
+            Ok(())
+        },
+    )
+    .await?;
     Ok(current(&saved))
 }
 

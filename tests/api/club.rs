@@ -1246,3 +1246,90 @@ async fn a_merge_folds_the_duplicates_points_into_the_survivor_and_later_refunds
     ledger_adds_up(&app, &id_of(&survivor)).await;
     ledger_adds_up(&app, &id_of(&duplicate)).await;
 }
+
+/// Goodwill points are club writes: a key needs `club:write`, and an agent grants at most
+/// the club's cap over all of a complaint's resolutions; a manager may grant more.
+#[actix_web::test]
+async fn goodwill_points_need_the_clubs_right_and_an_agents_are_capped() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let agent = app.client(Role::Agent).await;
+    let enrolled = member(&manager).await;
+    let (id, customer) = (
+        id_of(&enrolled),
+        enrolled["customer_id"].as_str().unwrap().to_owned(),
+    );
+    let resolve = |points: i64| {
+        json!({"resolution": {"type": "replace", "description": "New pair", "root_cause_category": "supplier",
+            "root_cause": "Glue", "corrective_action": "Checks"},
+            "compensation": {"kind": "points", "points": points, "description": "Sorry"}})
+    };
+
+    // A key with complaints:write alone cannot mint points; nothing is resolved.
+    let key = app
+        .key_client(&["complaints:read", "complaints:write"])
+        .await;
+    let complaint = in_progress(&manager, &customer).await;
+    let refused = key
+        .post(
+            &format!("/api/v1/complaints/{complaint}/resolve"),
+            &resolve(10),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert_eq!(balance(&manager, &id).await["balance"], 0);
+    let granted = app
+        .key_client(&["complaints:read", "complaints:write", "club:write"])
+        .await
+        .post(
+            &format!("/api/v1/complaints/{complaint}/resolve"),
+            &resolve(10),
+        )
+        .await;
+    assert_eq!(granted.status, 200, "{}", granted.text);
+
+    // An agent's complaint: 600 is over the default cap of 500; 400 then 100 is within it,
+    // and another 1 after a reopen is over it.
+    let mine = id_of(&agent.complaint(&customer, json!({})).await);
+    for to in ["acknowledged", "in_progress"] {
+        let moved = agent
+            .post(
+                &format!("/api/v1/complaints/{mine}/transitions"),
+                &json!({"to": to}),
+            )
+            .await;
+        assert_eq!(moved.status, 200, "{}", moved.text);
+    }
+    let path = format!("/api/v1/complaints/{mine}");
+    let over = agent.post(&format!("{path}/resolve"), &resolve(600)).await;
+    assert_eq!(over.status, 403, "{}", over.text);
+    assert!(over.text.contains("500"), "{}", over.text);
+    let within = agent.post(&format!("{path}/resolve"), &resolve(400)).await;
+    assert_eq!(within.status, 200, "{}", within.text);
+    for to in ["reopened", "in_progress"] {
+        let moved = agent
+            .post(&format!("{path}/transitions"), &json!({"to": to}))
+            .await;
+        assert_eq!(moved.status, 200, "{}", moved.text);
+    }
+    let rest = agent.post(&format!("{path}/resolve"), &resolve(101)).await;
+    assert_eq!(rest.status, 403, "{}", rest.text);
+    let exact = agent.post(&format!("{path}/resolve"), &resolve(100)).await;
+    assert_eq!(exact.status, 200, "{}", exact.text);
+    assert_eq!(balance(&manager, &id).await["balance"], 510);
+
+    // The cap is a club setting; managers grant beyond it.
+    let raised = manager
+        .patch(
+            "/api/v1/club/settings",
+            &json!({"goodwill_points_per_complaint": 50}),
+        )
+        .await;
+    assert_eq!(raised.status, 200, "{}", raised.text);
+    assert_eq!(raised.body["goodwill_points_per_complaint"], 50);
+    let big = in_progress(&manager, &customer).await;
+    let by_manager = manager
+        .post(&format!("/api/v1/complaints/{big}/resolve"), &resolve(5000))
+        .await;
+    assert_eq!(by_manager.status, 200, "{}", by_manager.text);
+}

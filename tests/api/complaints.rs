@@ -1068,3 +1068,41 @@ async fn the_work_queue_lists_use_their_indexes_at_100k_complaints() {
         .await;
     assert_eq!(listed.body["data"].as_array().unwrap().len(), 5);
 }
+
+/// A rating is a change of the complaint like any other: staff record it only for
+/// complaints they may write (the assignee, managers), and a stale `If-Match` is refused.
+#[actix_web::test]
+async fn only_staff_who_may_write_the_complaint_record_its_rating() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let assignee = app.client(Role::Agent).await;
+    let other = app.client(Role::Agent).await;
+    let customer = id_of(&manager.customer(json!({})).await);
+    let id = id_of(&assignee.complaint(&customer, json!({})).await);
+    move_to(&assignee, &id, "acknowledged").await;
+    move_to(&assignee, &id, "in_progress").await;
+    let path = format!("/api/v1/complaints/{id}");
+    let resolved = assignee
+        .post(&format!("{path}/resolve"), &resolution())
+        .await;
+    assert_eq!(resolved.status, 200, "{}", resolved.text);
+
+    let foreign = other
+        .post(&format!("{path}/satisfaction"), &json!({"rating": 1}))
+        .await;
+    assert_eq!(foreign.status, 403, "{}", foreign.text);
+    let stale = assignee
+        .send(
+            "POST",
+            &format!("{path}/satisfaction"),
+            Some(&json!({"rating": 4})),
+            &[("If-Match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(stale.status, 412, "{}", stale.text);
+    let rated = assignee
+        .post(&format!("{path}/satisfaction"), &json!({"rating": 4}))
+        .await;
+    assert_eq!(rated.status, 201, "{}", rated.text);
+    assert_eq!(manager.get(&path).await.body["satisfaction"]["rating"], 4);
+}

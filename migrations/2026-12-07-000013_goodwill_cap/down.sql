@@ -1,0 +1,1 @@
+ALTER TABLE club_settings DROP COLUMN goodwill_points_per_complaint;
