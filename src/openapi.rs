@@ -425,13 +425,15 @@ fn add_shared_parts(doc: &mut utoipa::openapi::OpenApi) {
 /// problem responses it can produce, and `If-Match` on writes to a single object.
 fn add_shared_responses(operation: &mut Operation, method: &str, has_id: bool) {
     let conditional = matches!(method, "put" | "patch" | "delete");
-    // `security(())` on a handler marks it public; everything else needs a bearer token.
+    // `security(())` on a handler marks it public, and a public operation declares no
+    // security at all (`security: []`, not the anonymous `[{}]`, which client generators
+    // read as "authenticated, optionally"); everything else needs a bearer token.
     let public = operation
         .security
         .as_ref()
         .is_some_and(|reqs| reqs.iter().all(is_empty_requirement));
     if public {
-        operation.security = Some(vec![SecurityRequirement::default()]);
+        operation.security = Some(Vec::new());
     } else {
         operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
     }

@@ -172,10 +172,12 @@ text_enum! {
 /// A position reported by the field app at check-in or check-out, with both clocks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Capture {
-    pub latitude: f64,
-    pub longitude: f64,
-    /// The device's reported accuracy radius, in metres.
-    pub accuracy_m: f64,
+    /// `null` when the device sent no position (a phone call, no fix).
+    pub latitude: Option<f64>,
+    /// `null` when the device sent no position.
+    pub longitude: Option<f64>,
+    /// The device's reported accuracy radius, in metres; `null` when it sent none.
+    pub accuracy_m: Option<f64>,
     /// When the device took it (it may sync hours later).
     pub captured_at: DateTime<Utc>,
     /// When the server received it.

@@ -28,17 +28,44 @@ pub async fn check_complaint(
     customers::ensure_customers("complaint_id", "complaint", owner, customer)
 }
 
-/// `409` unless the end comes after the start.
+/// How far back a visit may be scheduled (a visit recorded after the fact).
+const SCHEDULED_DAYS_BACK: i64 = 366;
+/// How far ahead a visit may be scheduled.
+const SCHEDULED_DAYS_AHEAD: i64 = 5 * 366;
+/// The longest a visit may be scheduled to last.
+const LONGEST_VISIT_DAYS: i64 = 7;
+
+/// `422` naming the field unless the times make a visit: the start within a year back and
+/// five years ahead, the end after the start and at most a week later. These are checks of
+/// the body, whatever is stored.
 pub fn check_times(start: DateTime<Utc>, end: DateTime<Utc>) -> ApiResult<()> {
-    if end > start {
-        Ok(())
-    } else {
-        Err(ApiError::rule(
-            "scheduled_end",
-            "before_start",
-            "must be after scheduled_start",
-        ))
+    let now = Utc::now();
+    if start < now - Duration::days(SCHEDULED_DAYS_BACK)
+        || start > now + Duration::days(SCHEDULED_DAYS_AHEAD)
+    {
+        return Err(ApiError::invalid(
+            "scheduled_start",
+            "range",
+            format!(
+                "must be within {SCHEDULED_DAYS_BACK} days back and {SCHEDULED_DAYS_AHEAD} days ahead"
+            ),
+        ));
     }
+    if end <= start {
+        return Err(ApiError::invalid(
+            "scheduled_end",
+            "after_start",
+            "must be after scheduled_start",
+        ));
+    }
+    if end - start > Duration::days(LONGEST_VISIT_DAYS) {
+        return Err(ApiError::invalid(
+            "scheduled_end",
+            "range",
+            format!("a visit lasts at most {LONGEST_VISIT_DAYS} days"),
+        ));
+    }
+    Ok(())
 }
 
 /// Both coordinates or neither: `409` for one alone.

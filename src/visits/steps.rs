@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-use super::geo::{self, Point};
+use super::geo;
 use super::planning::{check_complaint, check_times, plan_next, point};
 use super::requests::{
     CancelRequest, CaptureInput, CompleteRequest, FollowUpPatch, RescheduleRequest, StepNote,
@@ -14,7 +14,7 @@ use super::requests::{
 };
 use super::{
     CANCELLED, CHECKED_IN, CHECKED_OUT, COMPLETED, CONFIRMED, Capture, FollowUp, Method, NO_SHOW,
-    RESCHEDULED, ScheduleChange, Status, VisitRecord, cadences,
+    RESCHEDULED, ScheduleChange, Status, VisitRecord, VisitRow, cadences,
 };
 use crate::complaints::api::{self as complaint, Channel, NewComplaint};
 use crate::error::{ApiError, ApiResult};
@@ -29,9 +29,15 @@ use crate::users::ensure_active;
 /// A capture received more than this many minutes after the device took it is a late sync.
 pub const LATE_SYNC_MINUTES: i64 = 10;
 
-/// A capture as stored: `422` from the future (beyond the clock skew), the distance to the
-/// visit's location, a late sync flagged.
-fn capture(body: &CaptureInput, target: Option<Point>, now: DateTime<Utc>) -> ApiResult<Capture> {
+/// How long before its visit was created or scheduled (whichever is earlier: a visit
+/// recorded after the fact) a capture may have been taken.
+const CAPTURED_EARLY_HOURS: i64 = 24;
+
+/// A capture of the visit `v` as stored: `422` from the future (beyond the clock skew) or
+/// from before the visit existed (less a day), so every duration derived from it is
+/// bounded; the distance to the visit's location; a late sync flagged. A capture without
+/// a position keeps its coordinates `null`.
+fn capture(body: &CaptureInput, v: &VisitRow, now: DateTime<Utc>) -> ApiResult<Capture> {
     if body.captured_at > now + Duration::minutes(CLOCK_SKEW_MINUTES) {
         return Err(ApiError::invalid(
             "captured_at",
@@ -39,11 +45,22 @@ fn capture(body: &CaptureInput, target: Option<Point>, now: DateTime<Utc>) -> Ap
             "cannot be in the future (check the device's clock)",
         ));
     }
+    let earliest = v.created_at.min(v.scheduled_start) - Duration::hours(CAPTURED_EARLY_HOURS);
+    if body.captured_at < earliest {
+        return Err(ApiError::invalid(
+            "captured_at",
+            "range",
+            format!(
+                "cannot be more than {CAPTURED_EARLY_HOURS} hours before the visit was created or scheduled"
+            ),
+        ));
+    }
     let at = point(body.latitude, body.longitude)?;
+    let target = v.point();
     Ok(Capture {
-        latitude: at.map_or(0.0, |p| p.latitude),
-        longitude: at.map_or(0.0, |p| p.longitude),
-        accuracy_m: body.accuracy_m.map_or(0.0, |a| a.get() as f64),
+        latitude: at.map(|p| p.latitude),
+        longitude: at.map(|p| p.longitude),
+        accuracy_m: body.accuracy_m.map(|a| a.get() as f64),
         captured_at: body.captured_at,
         received_at: now,
         distance_m: at
@@ -184,11 +201,11 @@ pub async fn check_in(
                 return Ok(());
             }
             ensure_move("a visit", v.row.status, Status::CheckedIn)?;
-            let mut c = capture(&b, v.row.point(), Utc::now())?;
+            let mut c = capture(&b, &v.row, Utc::now())?;
             let radius = cadences::radius_m(conn, v.row.customer_id).await?;
             c.within_radius = c
                 .distance_m
-                .map(|d| geo::within_radius(d, c.accuracy_m, f64::from(radius)));
+                .map(|d| geo::within_radius(d, c.accuracy_m.unwrap_or(0.0), f64::from(radius)));
             v.row.within_radius = c.within_radius;
             v.row.late_sync |= c.late_sync;
             v.row.actual_start = Some(c.captured_at);
@@ -229,7 +246,7 @@ pub async fn check_out(
                     allowed: Vec::new(),
                 });
             }
-            let c = capture(&b, v.row.point(), Utc::now())?;
+            let c = capture(&b, &v.row, Utc::now())?;
             if v.row
                 .actual_start
                 .is_some_and(|start| c.captured_at < start)

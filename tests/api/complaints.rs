@@ -1106,3 +1106,47 @@ async fn only_staff_who_may_write_the_complaint_record_its_rating() {
     assert_eq!(rated.status, 201, "{}", rated.text);
     assert_eq!(manager.get(&path).await.body["satisfaction"]["rating"], 4);
 }
+
+/// A fresh install ships default SLA policies, one per severity and no calendar, so the
+/// first complaint already shows its clocks; they are edited and removed like any other.
+#[actix_web::test]
+async fn a_fresh_install_gives_the_first_complaint_its_clocks() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let customer = id_of(&manager.customer(json!({})).await);
+    let complaint = manager
+        .complaint(&customer, json!({"severity": "critical"}))
+        .await;
+    let metrics: Vec<&str> = complaint["sla"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["metric"].as_str())
+        .collect();
+    assert!(metrics.contains(&"first_response"), "{complaint}");
+    assert!(metrics.contains(&"resolution"), "{complaint}");
+    let policies = manager.get("/api/v1/complaint-sla-policies").await;
+    assert_eq!(policies.status, 200, "{}", policies.text);
+    let defaults = policies.body["data"].as_array().unwrap();
+    assert_eq!(defaults.len(), 4, "{}", policies.text);
+    let critical = defaults
+        .iter()
+        .find(|p| p["severities"] == json!(["critical"]))
+        .unwrap();
+    assert!(critical["calendar_id"].is_null());
+    let removed = manager
+        .delete(&format!(
+            "/api/v1/complaint-sla-policies/{}",
+            id_of(critical)
+        ))
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.text);
+    let next = manager
+        .complaint(&customer, json!({"severity": "critical"}))
+        .await;
+    assert_eq!(
+        next["sla"],
+        json!([]),
+        "no policy matches a critical one now"
+    );
+}

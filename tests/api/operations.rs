@@ -118,3 +118,31 @@ async fn docs_page_is_served_from_the_binary() {
     assert_eq!(script.status, 200);
     assert!(script.text.len() > 100_000);
 }
+
+/// Public operations declare no security (`security: []`), so that client generators type
+/// them as plain calls; every other operation requires the bearer token.
+#[test]
+fn public_operations_declare_no_security() {
+    let doc: Value = serde_json::from_str(&openapi::document_json()).unwrap();
+    let public = [
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+    ];
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let security = &operation["security"];
+            if public.contains(&(path.as_str(), method.as_str())) {
+                assert_eq!(security, &serde_json::json!([]), "{method} {path}");
+            } else if !security.as_array().is_some_and(|s| s.is_empty()) {
+                assert_eq!(
+                    security,
+                    &serde_json::json!([{"bearer": []}]),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+}

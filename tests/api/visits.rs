@@ -162,7 +162,8 @@ async fn the_workflow_runs_its_moves_refuses_others_and_reschedules_keep_the_id(
             "scheduled_end": stamp(new_start - Duration::hours(1)), "reason": "x"}),
         )
         .await;
-    assert_eq!(backwards.status, 409, "{}", backwards.text);
+    assert_eq!(backwards.status, 422, "{}", backwards.text);
+    assert_eq!(backwards.error_fields(), ["scheduled_end"]);
     act(&manager, &id, "confirm", json!({})).await;
     act(&manager, &id, "check-in", north(20.0, 10.0, Utc::now())).await;
     let out = act(&manager, &id, "check-out", north(20.0, 10.0, Utc::now())).await;
@@ -1258,4 +1259,58 @@ async fn the_due_list_and_the_owners_visits_use_their_indexes_at_100k() {
         .await
         .body;
     assert_eq!(page["data"].as_array().unwrap().len(), 5);
+}
+
+/// Times a client sends are bounded: a visit ending before it starts is a body that does
+/// not validate (`422` naming `scheduled_end`); a capture from before the visit existed
+/// (less a day) or from the future is refused, so no visit lasts centuries; a capture
+/// without a position shows `null` coordinates, not a point in the Gulf of Guinea.
+#[actix_web::test]
+async fn client_times_are_bounded_and_absent_positions_are_null() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let customer = customer_at_shop(&manager, json!({})).await;
+    let start = Utc::now() + Duration::hours(1);
+    let backwards = manager
+        .post(
+            "/api/v1/visits",
+            &json!({"customer_id": customer, "scheduled_start": stamp(start),
+                "scheduled_end": stamp(start - Duration::minutes(30)), "purpose": "sales",
+                "method": "phone", "reason": "Call back"}),
+        )
+        .await;
+    assert_eq!(backwards.status, 422, "{}", backwards.text);
+    assert_eq!(backwards.error_fields(), ["scheduled_end"]);
+
+    let id = id_of(&visit(&manager, &customer, 1, json!({"method": "phone"})).await);
+    act(&manager, &id, "confirm", json!({})).await;
+    for captured_at in ["0000-01-01T00:00:00Z", "1990-01-01T00:00:00Z"] {
+        let ancient = manager
+            .post(
+                &format!("/api/v1/visits/{id}/check-in"),
+                &json!({"captured_at": captured_at}),
+            )
+            .await;
+        assert_eq!(ancient.status, 422, "{captured_at}: {}", ancient.text);
+        assert_eq!(ancient.error_fields(), ["captured_at"]);
+    }
+    let future = manager
+        .post(
+            &format!("/api/v1/visits/{id}/check-in"),
+            &json!({"captured_at": stamp(Utc::now() + Duration::hours(1))}),
+        )
+        .await;
+    assert_eq!(future.status, 422, "{}", future.text);
+    let checked_in = act(
+        &manager,
+        &id,
+        "check-in",
+        json!({"captured_at": stamp(Utc::now())}),
+    )
+    .await;
+    let capture = &checked_in["check_in"];
+    assert!(capture["latitude"].is_null(), "{capture}");
+    assert!(capture["longitude"].is_null(), "{capture}");
+    assert!(capture["accuracy_m"].is_null(), "{capture}");
+    assert!(capture["distance_m"].is_null(), "{capture}");
 }
