@@ -389,6 +389,7 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        confirmed_at -> Nullable<Timestamptz>,
     }
 }
 

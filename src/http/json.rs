@@ -130,41 +130,84 @@ where
     type Future = Pin<Box<dyn Future<Output = ApiResult<Self>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limits = req
-            .app_data::<web::Data<BodyLimits>>()
-            .map(|l| *l.get_ref())
-            .unwrap_or(BodyLimits {
-                standard: 1 << 20,
-                large: 8 << 20,
-            });
-        let limit = if LARGE { limits.large } else { limits.standard };
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|mime| {
-                let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            })
-            .unwrap_or(false);
+        let limit = body_limit(req, LARGE);
+        let is_json = has_json_content_type(req);
         let payload = payload.take();
         Box::pin(async move {
             if !is_json {
                 return Err(ApiError::UnsupportedMediaType);
             }
             let body = read_body(payload, limit).await?;
-            let value = parse::<T>(&body)?;
-            // Every body is an object: serde would also read a struct from an array of its
-            // fields in order (`[null, null]`), which no schema here allows.
-            if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-                return Err(ApiError::invalid("body", "type", "must be a JSON object"));
-            }
-            let value = value.validated().map_err(ApiError::Validation)?;
-            Ok(ValidJson(value))
+            Ok(ValidJson(parse_object(&body)?))
         })
     }
+}
+
+/// The body of an action whose body only adds optional details (a note): a request with no
+/// body, an empty one with any content type, or a JSON `null`, is the type's default; a body
+/// that is sent is read as [`ValidJson`] reads it.
+pub struct OptionalJson<T>(pub T);
+
+impl<T> FromRequest for OptionalJson<T>
+where
+    T: DeserializeOwned + Validated + Default + 'static,
+{
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = ApiResult<Self>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = body_limit(req, false);
+        let is_json = has_json_content_type(req);
+        let payload = payload.take();
+        Box::pin(async move {
+            let body = read_body(payload, limit).await?;
+            let text = body.trim_ascii();
+            if text.is_empty() || (is_json && text == b"null") {
+                return Ok(OptionalJson(T::default()));
+            }
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            Ok(OptionalJson(parse_object(&body)?))
+        })
+    }
+}
+
+/// The body limit of the request: the batch limit for `large` bodies.
+fn body_limit(req: &HttpRequest, large: bool) -> usize {
+    let limits = req
+        .app_data::<web::Data<BodyLimits>>()
+        .map(|l| *l.get_ref())
+        .unwrap_or(BodyLimits {
+            standard: 1 << 20,
+            large: 8 << 20,
+        });
+    if large { limits.large } else { limits.standard }
+}
+
+/// Whether the request says its body is JSON (`application/json` or `application/*+json`).
+fn has_json_content_type(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// A JSON object body, parsed and validated.
+fn parse_object<T: DeserializeOwned + Validated>(body: &[u8]) -> ApiResult<T> {
+    let value = parse::<T>(body)?;
+    // Every body is an object: serde would also read a struct from an array of its fields in
+    // order (`[null, null]`), which no schema here allows.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid("body", "type", "must be a JSON object"));
+    }
+    value.validated().map_err(ApiError::Validation)
 }
 
 /// Reads a whole body, refusing it once it passes `limit` bytes.

@@ -135,11 +135,12 @@ pub struct Planned {
 }
 
 crate::workflow! {
-    /// planned → confirmed → checked_in → completed; planned or confirmed → cancelled,
+    /// planned → confirmed → checked_in → completed (an agent at the door may check in to a
+    /// visit nobody confirmed: `confirmed_at` stays null); planned or confirmed → cancelled,
     /// no_show or missed; a reschedule brings a confirmed, missed or no-show visit back to
     /// planned (the same id).
     Status:
-        (Planned, Confirmed)
+        (Planned, Confirmed | CheckedIn)
             | (Confirmed, CheckedIn)
             | (CheckedIn, Completed)
             | (Planned | Confirmed, Cancelled | NoShow | Missed)
@@ -241,6 +242,8 @@ pub struct VisitRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the appointment was confirmed with the customer; `None` while it is not.
+    pub confirmed_at: Option<DateTime<Utc>>,
 }
 
 /// A task agreed at a visit.
@@ -299,6 +302,10 @@ pub struct Visit {
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
     pub status: Status,
+    /// When the appointment was confirmed with the customer; `null` for a visit not (or no
+    /// longer, after a reschedule) confirmed, including one checked in without confirmation.
+    #[serde(serialize_with = "optional_timestamp")]
+    pub confirmed_at: Option<DateTime<Utc>>,
     pub cancel_reason: Option<CancelReason>,
     pub cancel_note: Option<String>,
     pub outcome: Option<String>,
@@ -376,6 +383,7 @@ impl VisitRow {
             version: 1,
             created_at: now,
             updated_at: now,
+            confirmed_at: None,
         }
     }
 
@@ -434,6 +442,7 @@ impl VisitRecord {
             latitude: r.latitude,
             longitude: r.longitude,
             status: r.status,
+            confirmed_at: r.confirmed_at,
             cancel_reason: r.cancel_reason,
             cancel_note: r.cancel_note.clone(),
             outcome: r.outcome.clone(),
@@ -738,6 +747,7 @@ mod tests {
             (Planned, Confirmed),
             (Confirmed, CheckedIn),
             (CheckedIn, Completed),
+            (Planned, CheckedIn),
             (Planned, Cancelled),
             (Confirmed, Cancelled),
             (Planned, NoShow),

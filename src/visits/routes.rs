@@ -19,7 +19,7 @@ use crate::auth::{Authorized, VisitsRead, VisitsWrite};
 use crate::db::DbConn;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::etag::{IfMatch, created, versioned};
-use crate::http::json::ValidJson;
+use crate::http::json::{OptionalJson, ValidJson};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::VisitId;
@@ -158,7 +158,7 @@ async fn update(
 /// Confirm the appointment with the customer.
 #[utoipa::path(
     tag = "visits",
-    request_body = StepNote,
+    request_body(content = Option<StepNote>, description = "Optional: an empty body or none at all is the same as `{}`."),
     responses(
         (status = 200, body = Visit, headers(("ETag" = String))),
         (status = 409, description = "Not a planned visit; `allowed` lists its possible moves", body = Problem, content_type = "application/problem+json"),
@@ -170,7 +170,7 @@ async fn confirm(
     mut conn: DbConn,
     id: web::Path<Uuid>,
     if_match: IfMatch,
-    body: ValidJson<StepNote>,
+    body: OptionalJson<StepNote>,
 ) -> ApiResult<HttpResponse> {
     let writer = Writer::of(&caller.principal);
     let saved = steps::confirm(&mut conn, &writer, VisitId::from(*id), &if_match, body.0).await?;
@@ -276,7 +276,7 @@ async fn cancel(
 /// The customer was not there, or did not take the call.
 #[utoipa::path(
     tag = "visits",
-    request_body = StepNote,
+    request_body(content = Option<StepNote>, description = "Optional: an empty body or none at all is the same as `{}`."),
     responses(
         (status = 200, body = Visit, headers(("ETag" = String))),
         (status = 409, description = "Not planned or confirmed; `allowed` lists its possible moves", body = Problem, content_type = "application/problem+json"),
@@ -288,7 +288,7 @@ async fn no_show(
     mut conn: DbConn,
     id: web::Path<Uuid>,
     if_match: IfMatch,
-    body: ValidJson<StepNote>,
+    body: OptionalJson<StepNote>,
 ) -> ApiResult<HttpResponse> {
     let writer = Writer::of(&caller.principal);
     let saved = steps::no_show(&mut conn, &writer, VisitId::from(*id), &if_match, body.0).await?;

@@ -172,6 +172,7 @@ pub async fn confirm(
         async |_, v: &mut VisitRecord| {
             ensure_move("a visit", v.row.status, Status::Confirmed)?;
             v.row.status = Status::Confirmed;
+            v.row.confirmed_at = Some(Utc::now());
             Ok(())
         },
     )
@@ -435,6 +436,7 @@ pub async fn reschedule(
             v.row.scheduled_start = b.scheduled_start;
             v.row.scheduled_end = b.scheduled_end;
             v.row.status = Status::Planned;
+            v.row.confirmed_at = None;
             Ok(())
         },
     )

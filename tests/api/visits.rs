@@ -123,14 +123,14 @@ async fn the_workflow_runs_its_moves_refuses_others_and_reschedules_keep_the_id(
     let id = id_of(&visit(&manager, &customer, 2, json!({})).await);
     let early = manager
         .post(
-            &format!("/api/v1/visits/{id}/check-in"),
-            &north(0.0, 10.0, Utc::now()),
+            &format!("/api/v1/visits/{id}/complete"),
+            &json!({"outcome": "Too early"}),
         )
         .await;
     assert_eq!(early.status, 409, "{}", early.text);
     assert_eq!(
         early.body["allowed"],
-        json!(["confirmed", "cancelled", "no_show", "missed"])
+        json!(["confirmed", "checked_in", "cancelled", "no_show", "missed"])
     );
     // A reschedule keeps the id, counts, and records who moved it and why.
     let new_start = Utc::now() + Duration::days(2);
@@ -1313,4 +1313,58 @@ async fn client_times_are_bounded_and_absent_positions_are_null() {
     assert!(capture["longitude"].is_null(), "{capture}");
     assert!(capture["accuracy_m"].is_null(), "{capture}");
     assert!(capture["distance_m"].is_null(), "{capture}");
+}
+
+/// A field agent at the door checks in to a planned visit nobody confirmed; the visit shows
+/// it was not confirmed. Confirmation stays available and recorded, and a reschedule drops
+/// it. Actions whose body is only an optional note take no body, or an empty one.
+#[actix_web::test]
+async fn a_planned_visit_checks_in_without_confirmation_and_notes_are_optional() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let customer = customer_at_shop(&manager, json!({})).await;
+    let walk_in = id_of(&visit(&manager, &customer, 0, json!({})).await);
+    let checked_in = act(&manager, &walk_in, "check-in", north(0.0, 5.0, Utc::now())).await;
+    assert_eq!(checked_in["status"], "checked_in");
+    assert!(checked_in["confirmed_at"].is_null(), "{checked_in}");
+
+    let booked = id_of(&visit(&manager, &customer, 2, json!({})).await);
+    let path = format!("/api/v1/visits/{booked}/confirm");
+    let bare = manager.send("POST", &path, None, &[]).await;
+    assert_eq!(bare.status, 200, "no body: {}", bare.text);
+    assert!(bare.body["confirmed_at"].is_string(), "{}", bare.text);
+    let moved = Utc::now() + Duration::days(3);
+    let rescheduled = act(
+        &manager,
+        &booked,
+        "reschedule",
+        json!({"scheduled_start": stamp(moved),
+        "scheduled_end": stamp(moved + Duration::hours(1)), "reason": "Customer asked"}),
+    )
+    .await;
+    assert!(rescheduled["confirmed_at"].is_null(), "{rescheduled}");
+    let empty_json = manager
+        .send("POST", &path, None, &[("Content-Type", "application/json")])
+        .await;
+    assert_eq!(
+        empty_json.status, 200,
+        "empty JSON body: {}",
+        empty_json.text
+    );
+    let no_show = manager
+        .send(
+            "POST",
+            &format!("/api/v1/visits/{booked}/no-show"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(no_show.status, 200, "{}", no_show.text);
+    let bad = manager
+        .post(
+            &format!("/api/v1/visits/{walk_in}/confirm"),
+            &json!({"note": 7}),
+        )
+        .await;
+    assert!(matches!(bad.status, 409 | 422), "{}", bad.text);
 }
