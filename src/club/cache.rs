@@ -33,12 +33,12 @@ impl Rules {
 /// One instance's copy of the [`Rules`], good while no change to them has been made through
 /// this instance since it was read ([`RulesChanges`]) and for at most [`TTL`].
 pub struct RulesCache {
-    current: RwLock<Option<Copy>>,
+    current: RwLock<Option<Snapshot>>,
     changes: Arc<RulesChanges>,
 }
 
 /// The rules as read, with when and at which count of changes.
-struct Copy {
+struct Snapshot {
     read_at: Instant,
     changes: u64,
     rules: Arc<Rules>,
@@ -68,7 +68,7 @@ impl RulesCache {
         }
         // A change counted while this read runs leaves a copy that the next read refuses.
         let rules = Arc::new(Rules::load(conn).await?);
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Copy {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Snapshot {
             read_at: Instant::now(),
             changes,
             rules: rules.clone(),

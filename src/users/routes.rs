@@ -175,7 +175,8 @@ async fn apply_change(
         if_match,
         Action::UPDATED,
         async |conn, after: &mut UserRow| {
-            let was = after.clone();
+            // Whether the user is an active admin before this change.
+            let was_active_admin = after.role == Role::Admin && after.active;
             if let Some(role) = patch.role {
                 after.role = role;
             }
@@ -210,9 +211,7 @@ async fn apply_change(
                     after.manager_id = Some(manager);
                 }
             }
-            let loses_admin = was.role == Role::Admin
-                && was.active
-                && (after.role != Role::Admin || !after.active);
+            let loses_admin = was_active_admin && (after.role != Role::Admin || !after.active);
             if loses_admin {
                 if caller.user_id() == Some(id) {
                     return Err(ApiError::Conflict(

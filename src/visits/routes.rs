@@ -170,10 +170,11 @@ async fn confirm(
     mut conn: DbConn,
     id: web::Path<Uuid>,
     if_match: IfMatch,
-    body: OptionalJson<StepNote>,
+    // The note is read and validated, and not kept.
+    _note: OptionalJson<StepNote>,
 ) -> ApiResult<HttpResponse> {
     let writer = Writer::of(&caller.principal);
-    let saved = steps::confirm(&mut conn, &writer, VisitId::from(*id), &if_match, body.0).await?;
+    let saved = steps::confirm(&mut conn, &writer, VisitId::from(*id), &if_match).await?;
     Ok(respond(&saved))
 }
 

@@ -92,9 +92,8 @@ pub async fn update(
     writer: &Writer,
     id: VisitId,
     if_match: &IfMatch,
-    body: VisitPatch,
+    p: VisitPatch,
 ) -> ApiResult<VisitRecord> {
-    let p = body;
     let (saved, ()) = write::change(
         conn,
         writer,
@@ -160,9 +159,7 @@ pub async fn confirm(
     writer: &Writer,
     id: VisitId,
     if_match: &IfMatch,
-    body: StepNote,
 ) -> ApiResult<VisitRecord> {
-    let _note = body.note;
     let (saved, ()) = write::change(
         conn,
         writer,
@@ -187,9 +184,8 @@ pub async fn check_in(
     writer: &Writer,
     id: VisitId,
     if_match: &IfMatch,
-    body: CaptureInput,
+    b: CaptureInput,
 ) -> ApiResult<VisitRecord> {
-    let b = body;
     let (saved, ()) = write::change(
         conn,
         writer,
@@ -225,9 +221,8 @@ pub async fn check_out(
     writer: &Writer,
     id: VisitId,
     if_match: &IfMatch,
-    body: CaptureInput,
+    b: CaptureInput,
 ) -> ApiResult<VisitRecord> {
-    let b = body;
     let (saved, ()) = write::change(
         conn,
         writer,
@@ -275,9 +270,8 @@ pub async fn complete(
     writer: &Writer,
     id: VisitId,
     if_match: &IfMatch,
-    body: CompleteRequest,
+    b: CompleteRequest,
 ) -> ApiResult<VisitRecord> {
-    let b = body;
     let (saved, ()) = write::change(
         conn,
         writer,
@@ -353,9 +347,8 @@ pub async fn cancel(
     writer: &Writer,
     id: VisitId,
     if_match: &IfMatch,
-    body: CancelRequest,
+    b: CancelRequest,
 ) -> ApiResult<VisitRecord> {
-    let b = body;
     let (saved, ()) = write::change(
         conn,
         writer,
@@ -380,9 +373,8 @@ pub async fn no_show(
     writer: &Writer,
     id: VisitId,
     if_match: &IfMatch,
-    body: StepNote,
+    StepNote { note }: StepNote,
 ) -> ApiResult<VisitRecord> {
-    let note = body.note;
     let (saved, ()) = write::change(
         conn,
         writer,
@@ -406,9 +398,8 @@ pub async fn reschedule(
     writer: &Writer,
     id: VisitId,
     if_match: &IfMatch,
-    body: RescheduleRequest,
+    b: RescheduleRequest,
 ) -> ApiResult<VisitRecord> {
-    let b = body;
     let by = writer.actor().label();
     let (saved, ()) = write::change(
         conn,
@@ -451,9 +442,8 @@ pub async fn update_follow_up(
     id: VisitId,
     follow_up: Uuid,
     if_match: &IfMatch,
-    body: FollowUpPatch,
+    p: FollowUpPatch,
 ) -> ApiResult<VisitRecord> {
-    let p = body;
     let (saved, ()) = write::change(
         conn,
         writer,
