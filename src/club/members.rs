@@ -23,7 +23,7 @@ use super::{MemberRow, MemberStatus};
 use crate::auth::{Authorized, ClubManage, ClubRead, ClubWrite, ensure_not_agent};
 use crate::customers::api as customers;
 use crate::db::DbConn;
-use crate::db::keyset::older_than;
+use crate::db::keyset::{older_than, ordered, past};
 use crate::db::schema::{club_members, club_tier_changes, points_entries};
 use crate::db::shared_reads::{QUEUE_FOR_COMPOUND_READS, SharedRead};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -31,6 +31,7 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::http::sorting::{CreationOrder, SortOrder, SortedCursor};
 use crate::kit::ids::{CustomerId, MemberId, TierId};
 use crate::kit::input::{Text, Whole};
 use crate::kit::write::{self, Action, Writer};
@@ -197,12 +198,14 @@ pub struct MemberFilters {
     pub status: Option<MemberStatus>,
     pub tier_id: Option<TierId>,
     pub customer_id: Option<CustomerId>,
+    /// The order: `-created_at` (newest first, the default) or `created_at` (oldest first).
+    pub sort: Option<CreationOrder>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct MemberCursor(DateTime<Utc>, Uuid);
+/// The key of the last member served: when the membership was created, and its id.
+type MemberCursor = SortedCursor<CreationOrder, (DateTime<Utc>, Uuid)>;
 
-/// The members, newest first.
+/// The members, newest first unless `sort` says otherwise.
 #[utoipa::path(tag = "club-members", params(PageParams, MemberFilters), responses((status = 200, body = Page<Member>)))]
 #[get("/club/members")]
 async fn list(
@@ -212,17 +215,23 @@ async fn list(
     page: Query<PageParams>,
     filters: Query<MemberFilters>,
 ) -> ApiResult<web::Json<Page<Member>>> {
+    let sort = filters.sort.unwrap_or_default();
     let window = page.window::<MemberCursor>()?;
-    let mut query = club_members::table
-        .select(MemberRow::as_select())
-        .order((club_members::created_at.desc(), club_members::id.desc()))
-        .limit(window.fetch())
-        .into_boxed();
-    if let Some(MemberCursor(at, id)) = window.after {
-        query = query.filter(older_than(
+    let mut query = ordered(
+        club_members::table
+            .select(MemberRow::as_select())
+            .limit(window.fetch())
+            .into_boxed(),
+        club_members::created_at,
+        club_members::id,
+        sort.direction(),
+    );
+    if let Some(after) = window.after_in(sort)? {
+        query = query.filter(past(
             club_members::created_at,
             club_members::id,
-            (at, id),
+            after,
+            sort.direction(),
         ));
     }
     if let Some(status) = filters.status {
@@ -235,7 +244,7 @@ async fn list(
         query = query.filter(club_members::customer_id.eq(customer));
     }
     let rows = query.load(&mut conn).await?;
-    let page = window.page(rows, |m| MemberCursor(m.created_at, m.id.get()));
+    let page = window.page(rows, |m| SortedCursor(sort, (m.created_at, m.id.get())));
     let rules = cache.get(&conn).await?;
     // Pipelined: the page's standings leave together and come back in order.
     let data = try_join_all(page.data.iter().map(|row| view_with(&conn, row, &rules))).await?;

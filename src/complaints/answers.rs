@@ -16,7 +16,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::auth::{Authorized, ComplaintsManage, ComplaintsRead};
-use crate::db::keyset::older_than;
+use crate::db::keyset::{ordered, past};
 use crate::db::schema::{answer_uses, answers};
 use crate::db::{DbConn, like_pattern};
 use crate::error::ApiResult;
@@ -24,6 +24,7 @@ use crate::http::etag::{IfMatch, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::{Query, search_schema, search_term};
+use crate::http::sorting::{CreationOrder, SortOrder, SortedCursor};
 use crate::kit::ids::AnswerId;
 use crate::kit::input::{Items, Text};
 use crate::kit::write::{self, Action, Writer, created_in};
@@ -179,6 +180,8 @@ pub struct AnswerFilters {
     pub q: Option<String>,
     pub category: Option<String>,
     pub tag: Option<String>,
+    /// The order: `-created_at` (newest first, the default) or `created_at` (oldest first).
+    pub sort: Option<CreationOrder>,
 }
 
 fn q_schema() -> utoipa::openapi::schema::Schema {
@@ -218,10 +221,10 @@ async fn create(
     Ok(created_in("answers", &saved))
 }
 
-#[derive(Serialize, Deserialize)]
-struct AnswerCursor(DateTime<Utc>, AnswerId);
+/// The key of the last answer served: when it was written, and its id.
+type AnswerCursor = SortedCursor<CreationOrder, (DateTime<Utc>, AnswerId)>;
 
-/// Search the standard answers, newest first.
+/// Search the standard answers, newest first unless `sort` says otherwise.
 #[utoipa::path(tag = "answers", params(PageParams, AnswerFilters), responses((status = 200, body = Page<Answer>)))]
 #[get("/answers")]
 async fn list(
@@ -230,15 +233,25 @@ async fn list(
     page: Query<PageParams>,
     filters: Query<AnswerFilters>,
 ) -> ApiResult<web::Json<Page<Answer>>> {
+    let sort = filters.sort.unwrap_or_default();
     let window = page.window::<AnswerCursor>()?;
-    let mut query = answers::table
-        .filter(answers::deleted_at.is_null())
-        .select(AnswerRow::as_select())
-        .order((answers::created_at.desc(), answers::id.desc()))
-        .limit(window.fetch())
-        .into_boxed();
-    if let Some(AnswerCursor(at, id)) = window.after {
-        query = query.filter(older_than(answers::created_at, answers::id, (at, id.get())));
+    let mut query = ordered(
+        answers::table
+            .filter(answers::deleted_at.is_null())
+            .select(AnswerRow::as_select())
+            .limit(window.fetch())
+            .into_boxed(),
+        answers::created_at,
+        answers::id,
+        sort.direction(),
+    );
+    if let Some((at, id)) = window.after_in(sort)? {
+        query = query.filter(past(
+            answers::created_at,
+            answers::id,
+            (at, id.get()),
+            sort.direction(),
+        ));
     }
     if let Some(q) = search_term(filters.q.as_deref())? {
         query = query.filter(answers::search.like(like_pattern(q)));
@@ -250,7 +263,7 @@ async fn list(
         query = query.filter(answers::tags.contains(vec![tag.to_lowercase()]));
     }
     let rows = query.load(&mut conn).await?;
-    let page = window.page(rows, |a| AnswerCursor(a.created_at, a.id));
+    let page = window.page(rows, |a| SortedCursor(sort, (a.created_at, a.id)));
     let data = views(&mut conn, &page.data).await?;
     Ok(web::Json(Page {
         data,

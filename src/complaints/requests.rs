@@ -10,12 +10,13 @@ use super::{
     Category, Channel, CompensationKind, ComplaintRow, ResolutionType, RootCause, Severity, Status,
     Visibility,
 };
-use crate::db::keyset::older_than;
+use crate::db::keyset::{ordered, past};
 use crate::db::like_pattern;
 use crate::db::schema::complaints;
 use crate::error::ApiResult;
 use crate::http::json::Field;
 use crate::http::query::{search_schema, search_term};
+use crate::http::sorting::{CreationOrder, SortOrder};
 use crate::kit::ids::{AnswerId, ComplaintId, CustomerId, OrderId, UserId};
 use crate::kit::input::{Text, Whole};
 
@@ -266,6 +267,8 @@ pub struct ComplaintFilters {
     /// Words in the subject or description.
     #[param(schema_with = q_schema)]
     pub q: Option<String>,
+    /// The order: `-created_at` (newest first, the default) or `created_at` (oldest first).
+    pub sort: Option<CreationOrder>,
 }
 
 impl ComplaintFilters {
@@ -286,6 +289,7 @@ impl ComplaintFilters {
             created_after,
             created_before,
             q,
+            sort: _,
         } = self;
         let narrowed = severity.is_some()
             || category.is_some()
@@ -312,24 +316,30 @@ pub type ListQuery = diesel::helper_types::IntoBoxed<
     diesel::pg::Pg,
 >;
 
-/// A page of `GET /complaints`: the rows after `after` matching the filters, newest first
-/// (public so that tests and benchmarks can `EXPLAIN` it).
+/// A page of `GET /complaints`: the rows after `after` matching the filters, in the filters'
+/// order (public so that tests and benchmarks can `EXPLAIN` it).
 pub fn list_query(
     f: &ComplaintFilters,
     after: Option<(DateTime<Utc>, ComplaintId)>,
     limit: i64,
     now: DateTime<Utc>,
 ) -> ApiResult<ListQuery> {
-    let mut query = complaints::table
-        .select(ComplaintRow::as_select())
-        .order((complaints::created_at.desc(), complaints::id.desc()))
-        .limit(limit)
-        .into_boxed();
+    let direction = f.sort.unwrap_or_default().direction();
+    let mut query = ordered(
+        complaints::table
+            .select(ComplaintRow::as_select())
+            .limit(limit)
+            .into_boxed(),
+        complaints::created_at,
+        complaints::id,
+        direction,
+    );
     if let Some((at, id)) = after {
-        query = query.filter(older_than(
+        query = query.filter(past(
             complaints::created_at,
             complaints::id,
             (at, id.get()),
+            direction,
         ));
     }
     if let Some(status) = f.status {

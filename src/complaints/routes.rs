@@ -25,6 +25,7 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::http::sorting::{CreationOrder, SortedCursor};
 use crate::kit::ids::ComplaintId;
 use crate::kit::registry::Registry;
 use crate::kit::write::Writer;
@@ -81,10 +82,10 @@ async fn create(
     ))
 }
 
-#[derive(Serialize, Deserialize)]
-struct ComplaintCursor(DateTime<Utc>, ComplaintId);
+/// The key of the last complaint served: when it was logged, and its id.
+type ComplaintCursor = SortedCursor<CreationOrder, (DateTime<Utc>, ComplaintId)>;
 
-/// List complaints, newest first.
+/// List complaints, newest first unless `sort` says otherwise.
 #[utoipa::path(tag = "complaints", params(PageParams, ComplaintFilters), responses((status = 200, body = Page<Complaint>)))]
 #[get("/complaints")]
 async fn list(
@@ -93,16 +94,14 @@ async fn list(
     page: Query<PageParams>,
     filters: Query<ComplaintFilters>,
 ) -> ApiResult<web::Json<Page<Complaint>>> {
+    let sort = filters.sort.unwrap_or_default();
     let window = page.window::<ComplaintCursor>()?;
-    let after = window
-        .after
-        .as_ref()
-        .map(|ComplaintCursor(at, id)| (*at, *id));
+    let after = window.after_in(sort)?;
     let (records, next_cursor) = read
         .run_when(filters.walks_one_index(), async |mut conn| {
             let query = list_query(&filters, after, window.fetch(), Utc::now())?;
             let rows = query.load(&mut conn).await?;
-            let page = window.page(rows, |c| ComplaintCursor(c.created_at, c.id));
+            let page = window.page(rows, |c| SortedCursor(sort, (c.created_at, c.id)));
             let records = ComplaintRecord::assemble(conn, page.data, false).await?;
             Ok((records, page.next_cursor))
         })

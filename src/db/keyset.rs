@@ -9,12 +9,14 @@
 //! each page read and discarded every row before its cursor, so page n cost n pages.
 
 use chrono::{DateTime, Utc};
-use diesel::QueryResult;
 use diesel::expression::{AppearsOnTable, Expression, ValidGrouping, is_aggregate};
+use diesel::helper_types::{Asc, Desc};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_dsl::methods::OrderDsl;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{Bool, SqlType, Timestamptz, Uuid as SqlUuid};
+use diesel::{ExpressionMethods, QueryResult};
 use uuid::Uuid;
 
 /// Which way a list runs.
@@ -71,6 +73,20 @@ where
     I: Expression<SqlType = SqlUuid>,
 {
     past(time, id, cursor, Direction::Descending)
+}
+
+/// `query` ordered by `(key, id)` in `direction`: the order [`past`] pages through, for lists
+/// whose direction the client picks (`?sort=field` or `?sort=-field`).
+pub fn ordered<Q, C, I>(query: Q, key: C, id: I, direction: Direction) -> Q
+where
+    C: ExpressionMethods,
+    I: ExpressionMethods,
+    Q: OrderDsl<(Asc<C>, Asc<I>), Output = Q> + OrderDsl<(Desc<C>, Desc<I>), Output = Q>,
+{
+    match direction {
+        Direction::Ascending => OrderDsl::order(query, (key.asc(), id.asc())),
+        Direction::Descending => OrderDsl::order(query, (key.desc(), id.desc())),
+    }
 }
 
 impl<C, I, K, ST> QueryId for Past<C, I, K, ST> {

@@ -10,6 +10,7 @@ pub mod pagination;
 pub mod query;
 pub mod rate_limit;
 pub mod security;
+pub mod sorting;
 pub mod timestamps;
 
 /// A module's `configure`, which registers its handlers with the app (and so with the

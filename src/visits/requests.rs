@@ -11,9 +11,10 @@ use crate::complaints::api::{
     Category, Channel, Description as ComplaintDescription, Severity,
     SubjectLine as ComplaintSubject,
 };
-use crate::db::keyset::{Direction, past};
+use crate::db::keyset::{ordered, past};
 use crate::db::schema::visits;
 use crate::http::json::Field;
+use crate::http::sorting::{ScheduleOrder, SortOrder};
 use crate::kit::ids::{ComplaintId, CustomerId, UserId, VisitId};
 use crate::kit::input::{Items, Latitude, LocalDate, Longitude, Text, Whole};
 
@@ -210,9 +211,12 @@ pub struct VisitFilters {
     pub within_radius: Option<bool>,
     /// `true`: visits with a check-in or check-out that reached the server late.
     pub late_sync: Option<bool>,
+    /// The order: `scheduled_start` (soonest first, the default) or `-scheduled_start`.
+    pub sort: Option<ScheduleOrder>,
 }
 
-/// A page of `GET /visits`, by scheduled start (public so that tests can `EXPLAIN` it).
+/// A page of `GET /visits`, by scheduled start in the filters' order (public so that tests
+/// can `EXPLAIN` it).
 pub fn list_query(
     f: &VisitFilters,
     after: Option<(DateTime<Utc>, VisitId)>,
@@ -225,17 +229,22 @@ pub fn list_query(
     >,
     diesel::pg::Pg,
 > {
-    let mut query = visits::table
-        .select(VisitRow::as_select())
-        .order((visits::scheduled_start, visits::id))
-        .limit(limit)
-        .into_boxed();
+    let direction = f.sort.unwrap_or_default().direction();
+    let mut query = ordered(
+        visits::table
+            .select(VisitRow::as_select())
+            .limit(limit)
+            .into_boxed(),
+        visits::scheduled_start,
+        visits::id,
+        direction,
+    );
     if let Some((at, id)) = after {
         query = query.filter(past(
             visits::scheduled_start,
             visits::id,
             (at, id.get()),
-            Direction::Ascending,
+            direction,
         ));
     }
     if let Some(owner) = f.owner_id {

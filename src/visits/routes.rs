@@ -6,7 +6,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::planning::{self, point};
@@ -22,6 +21,7 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::{OptionalJson, ValidJson};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::http::sorting::{ScheduleOrder, SortedCursor};
 use crate::kit::ids::VisitId;
 use crate::kit::input::Items;
 use crate::kit::write::Writer;
@@ -92,10 +92,10 @@ async fn create(
     ))
 }
 
-#[derive(Serialize, Deserialize)]
-struct VisitCursor(DateTime<Utc>, VisitId);
+/// The key of the last visit served: its scheduled start, and its id.
+type VisitCursor = SortedCursor<ScheduleOrder, (DateTime<Utc>, VisitId)>;
 
-/// List visits by scheduled start, earliest first.
+/// List visits by scheduled start, earliest first unless `sort` says otherwise.
 #[utoipa::path(tag = "visits", params(PageParams, VisitFilters), responses((status = 200, body = Page<Visit>)))]
 #[get("/visits")]
 async fn list(
@@ -104,12 +104,13 @@ async fn list(
     page: Query<PageParams>,
     filters: Query<VisitFilters>,
 ) -> ApiResult<web::Json<Page<Visit>>> {
+    let sort = filters.sort.unwrap_or_default();
     let window = page.window::<VisitCursor>()?;
-    let after = window.after.as_ref().map(|VisitCursor(at, id)| (*at, *id));
+    let after = window.after_in(sort)?;
     let rows = list_query(&filters, after, window.fetch())
         .load(&mut conn)
         .await?;
-    let page = window.page(rows, |v| VisitCursor(v.scheduled_start, v.id));
+    let page = window.page(rows, |v| SortedCursor(sort, (v.scheduled_start, v.id)));
     let records = VisitRecord::assemble(&mut conn, page.data).await?;
     Ok(web::Json(Page {
         data: records.iter().map(VisitRecord::view).collect(),

@@ -171,6 +171,12 @@ async fn enrolment_is_once_per_customer_and_the_member_shows_balances_and_progre
     )
     .await;
     assert_eq!(suspended.status, 409, "{}", suspended.text);
+    let mut enrolled = Vec::new();
+    for _ in 0..3 {
+        enrolled.push(id_of(&member(&agent).await));
+    }
+    let list = "/api/v1/club/members?status=active";
+    conformance::sorts_both_ways(&agent, list, "created_at", &enrolled).await;
 }
 
 #[actix_web::test]

@@ -100,6 +100,13 @@ async fn complaints_meet_the_conformance_checks() {
         },
     )
     .await;
+    let other = id_of(&manager.customer(json!({})).await);
+    let mut logged = Vec::new();
+    for _ in 0..3 {
+        logged.push(id_of(&manager.complaint(&other, json!({})).await));
+    }
+    let list = format!("/api/v1/complaints?customer_id={other}");
+    conformance::sorts_both_ways(&manager, &list, "created_at", &logged).await;
 }
 
 #[actix_web::test]
@@ -818,6 +825,13 @@ async fn standard_answers_are_searched_and_their_uses_counted() {
         refused.status, 403,
         "agents read the library, managers keep it"
     );
+    let mut written = Vec::new();
+    for n in 0..3 {
+        let body = json!({"question": format!("Q{n}"), "answer": "A", "category": "sorting"});
+        written.push(id_of(&manager.create("/api/v1/answers", &body).await));
+    }
+    let list = "/api/v1/answers?category=sorting";
+    conformance::sorts_both_ways(&agent, list, "created_at", &written).await;
     let found = agent.get("/api/v1/answers?q=SOLE").await;
     assert_eq!(found.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(found.body["data"][0]["id"], answer["id"]);

@@ -335,6 +335,48 @@ pub mod conformance {
         assert!(expected.is_subset(&seen), "{list}: a row was skipped");
     }
 
+    /// `list` (a path with a query string) sorts by `field` both ways (`?sort=field` and
+    /// `?sort=-field`), page by page, `ascending` being the ids in the field's order; any other
+    /// sort is `400`, and a cursor of one order is refused in the other.
+    pub async fn sorts_both_ways(
+        client: &Client<'_>,
+        list: &str,
+        field: &str,
+        ascending: &[String],
+    ) {
+        let walk = async |sort: &str| {
+            let first = format!("{list}&limit=2&sort={sort}");
+            let rows = client.app.walk_pages(&first, Some(&client.token), 50).await;
+            rows.iter()
+                .map(id_of)
+                .filter(|id| ascending.contains(id))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(walk(field).await, ascending, "{list} by {field}");
+        let mut descending = ascending.to_vec();
+        descending.reverse();
+        assert_eq!(
+            walk(&format!("-{field}")).await,
+            descending,
+            "{list} by -{field}"
+        );
+        for unknown in ["name", "-version", "created_at,id"] {
+            let res = client.get(&format!("{list}&sort={unknown}")).await;
+            assert_eq!(res.status, 400, "{list} sort={unknown}: {}", res.text);
+            assert_eq!(res.header("content-type"), Some("application/problem+json"));
+        }
+        let page = client.get(&format!("{list}&limit=1&sort={field}")).await;
+        let cursor = page.body["next_cursor"].as_str().expect("a second page");
+        let crossed = client
+            .get(&format!("{list}&limit=1&sort=-{field}&cursor={cursor}"))
+            .await;
+        assert_eq!(
+            crossed.status, 400,
+            "a cursor in the other order: {}",
+            crossed.text
+        );
+    }
+
     /// A `POST` repeated under its `Idempotency-Key` replays the first response and writes
     /// nothing more (no second event).
     pub async fn post_replays_under_idempotency_key(client: &Client<'_>, path: &str, body: &Value) {

@@ -113,6 +113,13 @@ async fn visits_meet_the_conformance_checks() {
         },
     )
     .await;
+    let other = customer_at_shop(&manager, json!({})).await;
+    let mut by_start = Vec::new();
+    for hours in [50, 51, 52] {
+        by_start.push(id_of(&visit(&manager, &other, hours, json!({})).await));
+    }
+    let list = format!("/api/v1/visits?customer_id={other}");
+    conformance::sorts_both_ways(&manager, &list, "scheduled_start", &by_start).await;
 }
 
 #[actix_web::test]
