@@ -447,6 +447,7 @@ async fn create(
         password: password.into(),
         role,
         time_zone: None,
+        display_name: None,
     };
     new.validate().map_err(|e| format!("invalid user: {e}"))?;
     let settings = settings.clone();

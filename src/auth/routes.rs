@@ -77,8 +77,12 @@ pub enum Me {
     User {
         id: UserId,
         email: String,
+        /// The name the user goes by; `null` until set.
+        display_name: Option<String>,
         role: Role,
         active: bool,
+        /// The IANA zone the user's day is planned in.
+        time_zone: String,
     },
     /// An integration's API key.
     ApiKey {
@@ -238,23 +242,33 @@ async fn logout(mut conn: DbConn, body: ValidJson<RefreshRequest>) -> ApiResult<
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Who the caller is: a user or an API key.
+/// Who the caller is: a user or an API key. A user changes their own profile with
+/// `PATCH /auth/me` (in `users::routes`, beside the other user writes).
 #[utoipa::path(tag = "auth", responses((status = 200, body = Me, headers(("ETag" = String)))))]
 #[get("/auth/me")]
 async fn me(principal: Principal, mut conn: DbConn) -> ApiResult<HttpResponse> {
     let (me, version) = match principal {
         Principal::User { id, .. } => {
-            let (email, role, active, version): (String, Role, bool, i64) = users::table
+            let (email, display_name, role, active, time_zone, version) = users::table
                 .find(id)
-                .select((users::email, users::role, users::active, users::version))
+                .select((
+                    users::email,
+                    users::display_name,
+                    users::role,
+                    users::active,
+                    users::time_zone,
+                    users::version,
+                ))
                 .first(&mut conn)
                 .await?;
             (
                 Me::User {
                     id,
                     email,
+                    display_name,
                     role,
                     active,
+                    time_zone,
                 },
                 version,
             )

@@ -167,6 +167,7 @@ diesel::table! {
         password_changed_at -> Nullable<Timestamptz>,
         manager_id -> Nullable<Uuid>,
         time_zone -> Text,
+        display_name -> Nullable<Text>,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::auth::{Role, passwords};
 use crate::db::schema::users;
 use crate::error::{ApiError, ApiResult};
 use crate::kit::ids::UserId;
-use crate::kit::input::{Email, Secret, TimeZoneName};
+use crate::kit::input::{Email, Secret, Text, TimeZoneName};
 use crate::kit::write::{self, Action, Versioned, Writer};
 
 /// A user row. The password hash is never serialised (so never audited or announced) and
@@ -34,6 +34,7 @@ pub struct UserRow {
     pub password_changed_at: Option<DateTime<Utc>>,
     pub manager_id: Option<UserId>,
     pub time_zone: String,
+    pub display_name: Option<String>,
 }
 
 impl std::fmt::Debug for UserRow {
@@ -75,6 +76,7 @@ impl Versioned for UserRow {
                 users::role.eq(&self.role),
                 users::password_changed_at.eq(self.password_changed_at),
                 users::time_zone.eq(&self.time_zone),
+                users::display_name.eq(&self.display_name),
             ))
             .returning(UserRow::as_returning())
             .get_result(conn)
@@ -96,6 +98,7 @@ impl Versioned for UserRow {
                 users::password_changed_at.eq(self.password_changed_at),
                 users::manager_id.eq(self.manager_id),
                 users::time_zone.eq(&self.time_zone),
+                users::display_name.eq(&self.display_name),
                 users::version.eq(self.version),
                 users::updated_at.eq(self.updated_at),
             ))
@@ -111,6 +114,9 @@ pub struct User {
     pub id: UserId,
     #[schema(example = "ana@example.com")]
     pub email: String,
+    /// The name the user goes by, as they or an admin set it; `null` until set.
+    #[schema(example = "Ana Lima")]
+    pub display_name: Option<String>,
     pub role: Role,
     /// Inactive users cannot sign in and their tokens stop working.
     pub active: bool,
@@ -129,6 +135,7 @@ impl From<UserRow> for User {
         Self {
             id: row.id,
             email: row.email,
+            display_name: row.display_name,
             role: row.role,
             active: row.active,
             manager_id: row.manager_id,
@@ -151,7 +158,13 @@ pub struct NewUser {
     /// The zone the user's day is planned in. Default: `UTC`.
     #[validate(nested)]
     pub time_zone: Option<TimeZoneName>,
+    /// The name the user goes by.
+    #[validate(nested)]
+    pub display_name: Option<DisplayName>,
 }
+
+/// A person's name as shown beside their e-mail: 1 to 200 characters.
+pub type DisplayName = Text<1, 200>;
 
 /// A new password: 10 to 128 characters, taken exactly as typed.
 pub type Password = Secret<10, { passwords::PASSWORD_MAX }>;
@@ -198,6 +211,7 @@ pub async fn create_user(
         time_zone: new
             .time_zone
             .map_or_else(|| "UTC".to_owned(), TimeZoneName::into_inner),
+        display_name: new.display_name.map(DisplayName::into_inner),
     };
     write::create(conn, writer, row, Action::CREATED).await
 }
@@ -217,6 +231,7 @@ pub async fn bootstrap_admin(
         password: password.to_owned().into(),
         role: Role::Admin,
         time_zone: None,
+        display_name: None,
     };
     new.validate()
         .map_err(|e| ApiError::Validation(crate::http::json::field_errors(&e)))?;

@@ -10,7 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
-use super::{NewUser, Password, User, UserRow, create_user};
+use super::{DisplayName, NewUser, Password, User, UserRow, create_user};
+use crate::auth::routes::Me;
 use crate::auth::{AdminOnly, AuthState, Authorized, Principal, Role, passwords};
 use crate::db::DbConn;
 use crate::db::schema::{refresh_tokens, users};
@@ -23,7 +24,7 @@ use crate::kit::ids::UserId;
 use crate::kit::input::TimeZoneName;
 use crate::kit::write::{self, Action, Writer};
 
-crate::routes!(create, list, get_one, update);
+crate::routes!(create, list, get_one, update, update_me);
 
 /// Body of `PATCH /users/{id}`: absent fields stay as they are.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -41,6 +42,33 @@ pub struct UserPatch {
     /// The zone the user's day is planned in (their visit boards).
     #[validate(nested)]
     pub time_zone: Option<TimeZoneName>,
+    /// The name the user goes by; `null` clears it.
+    #[serde(default)]
+    #[schema(nullable)]
+    #[validate(nested)]
+    pub display_name: Field<DisplayName>,
+}
+
+/// Body of `PATCH /auth/me`: a user changes their own profile; absent fields stay as they
+/// are. Role, activity and manager are an admin's to change (`PATCH /users/{id}`).
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    /// The zone the user's day is planned in (their visit boards).
+    #[validate(nested)]
+    pub time_zone: Option<TimeZoneName>,
+    /// The name the user goes by; `null` clears it.
+    #[serde(default)]
+    #[schema(nullable)]
+    #[validate(nested)]
+    pub display_name: Field<DisplayName>,
+    /// A new password; needs `current_password`, and signs the user out everywhere else
+    /// (every refresh token is revoked).
+    #[validate(nested)]
+    pub password: Option<Password>,
+    /// The password the user signs in with now: required with `password`.
+    #[schema(value_type = Option<String>, format = Password)]
+    pub current_password: Option<String>,
 }
 
 /// Filters of `GET /users`.
@@ -154,6 +182,79 @@ async fn update(
     Ok(versioned(StatusCode::OK, &User::from(row), version))
 }
 
+/// Change your own profile: time zone, display name, and password (with the current one,
+/// which also signs you out of every other session). API keys have no profile (`403`).
+#[utoipa::path(
+    tag = "auth",
+    request_body = ProfilePatch,
+    responses(
+        (status = 200, body = Me, headers(("ETag" = String))),
+        (status = 403, description = "An API key has no profile to change", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid, `current_password` is missing with `password`, or it is not the password", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/auth/me")]
+async fn update_me(
+    principal: Principal,
+    mut conn: DbConn,
+    auth: web::Data<AuthState>,
+    if_match: IfMatch,
+    body: ValidJson<ProfilePatch>,
+) -> ApiResult<HttpResponse> {
+    let Some(id) = principal.user_id() else {
+        return Err(ApiError::Forbidden(
+            "an API key has no profile; its name and scopes are an admin's to change".into(),
+        ));
+    };
+    let ProfilePatch {
+        time_zone,
+        display_name,
+        password,
+        current_password,
+    } = body.0;
+    if password.is_some() {
+        let Some(current) = current_password else {
+            return Err(ApiError::invalid(
+                "current_password",
+                "required",
+                "a new password needs the current one",
+            ));
+        };
+        let stored: String = users::table
+            .find(id)
+            .select(users::password_hash)
+            .first(&mut conn)
+            .await?;
+        if !passwords::verify(current, Some(stored)).await {
+            return Err(ApiError::invalid(
+                "current_password",
+                "mismatch",
+                "this is not your current password",
+            ));
+        }
+    }
+    let patch = UserPatch {
+        role: None,
+        active: None,
+        password,
+        manager_id: Field::Absent,
+        time_zone,
+        display_name,
+    };
+    let row = apply_change(&mut conn, &principal, id, &if_match, patch).await?;
+    auth.forget_user(row.id);
+    let version = row.version;
+    let me = Me::User {
+        id: row.id,
+        email: row.email,
+        display_name: row.display_name,
+        role: row.role,
+        active: row.active,
+        time_zone: row.time_zone,
+    };
+    Ok(versioned(StatusCode::OK, &me, version))
+}
+
 /// Applies a patch through the write path, enforcing If-Match and the admin rules; a new
 /// password or a deactivation signs the user out everywhere.
 async fn apply_change(
@@ -183,6 +284,11 @@ async fn apply_change(
             after.active = patch.active.unwrap_or(after.active);
             if let Some(zone) = patch.time_zone {
                 after.time_zone = zone.into_inner();
+            }
+            match patch.display_name {
+                Field::Absent => {}
+                Field::Null => after.display_name = None,
+                Field::Value(name) => after.display_name = Some(name.into_inner()),
             }
             match patch.manager_id {
                 Field::Absent => {}

@@ -347,6 +347,7 @@ impl TestApp {
             password: PASSWORD.to_owned().into(),
             role,
             time_zone: None,
+            display_name: None,
         };
         let row = create_user(&mut conn, &Writer::system(), new)
             .await

@@ -218,3 +218,115 @@ async fn pagination_visits_every_row_once_while_rows_are_inserted() {
         400
     );
 }
+
+#[actix_web::test]
+async fn users_change_their_own_profile_and_password_with_the_current_one() {
+    let app = TestApp::spawn().await;
+    let (id, email) = app.create_user(Role::Agent).await;
+    let pair = app.login(&email).await;
+    let token = pair["access_token"].as_str().unwrap().to_owned();
+    let me = app.get("/api/v1/auth/me", Some(&token)).await;
+    assert_eq!(me.body["time_zone"], "UTC");
+    assert_eq!(me.body["display_name"], serde_json::Value::Null);
+    let etag = me.header("etag").unwrap().to_owned();
+
+    let changed = app
+        .request(
+            "PATCH",
+            "/api/v1/auth/me",
+            Some(&token),
+            Some(&json!({"time_zone": "Asia/Shanghai", "display_name": "Ana Lima"})),
+            &[("If-Match", etag.as_str())],
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(changed.body["time_zone"], "Asia/Shanghai");
+    assert_eq!(changed.body["display_name"], "Ana Lima");
+    assert_ne!(changed.header("etag"), Some(etag.as_str()));
+    let stale = app
+        .request(
+            "PATCH",
+            "/api/v1/auth/me",
+            Some(&token),
+            Some(&json!({"display_name": "Ana"})),
+            &[("If-Match", etag.as_str())],
+        )
+        .await;
+    assert_eq!(stale.status, 412, "{}", stale.text);
+    let admin = app.admin_token().await;
+    let seen = app.get(&format!("/api/v1/users/{id}"), Some(&admin)).await;
+    assert_eq!(seen.body["time_zone"], "Asia/Shanghai");
+    assert_eq!(seen.body["display_name"], "Ana Lima");
+
+    // What is an admin's to change is not the user's.
+    for (body, field) in [
+        (json!({"role": "admin"}), "role"),
+        (json!({"time_zone": "Mars/Olympus"}), "time_zone"),
+        (json!({"display_name": ""}), "display_name"),
+        (json!({"password": "a-new-password-1"}), "current_password"),
+        (
+            json!({"password": "a-new-password-1", "current_password": "not-it-at-all"}),
+            "current_password",
+        ),
+    ] {
+        let refused = app.patch("/api/v1/auth/me", Some(&token), &body).await;
+        assert_eq!(refused.status, 422, "{body}: {}", refused.text);
+        assert_eq!(refused.error_fields(), [field], "{body}");
+    }
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&token)).await.body["role"],
+        "agent"
+    );
+
+    // A new password with the current one signs every session out.
+    let renewed = app
+        .patch(
+            "/api/v1/auth/me",
+            Some(&token),
+            &json!({"password": "a-new-password-1", "current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(renewed.status, 200, "{}", renewed.text);
+    let refresh = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": pair["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(refresh.status, 401, "{}", refresh.text);
+    let old = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(old.status, 401);
+    let new = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": email, "password": "a-new-password-1"}),
+        )
+        .await;
+    assert_eq!(new.status, 200, "{}", new.text);
+
+    // An API key has no profile.
+    let key = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&admin),
+            &json!({"name": "shop", "scopes": ["customers:read"]}),
+        )
+        .await;
+    let key = key.body["key"].as_str().unwrap().to_owned();
+    let refused = app
+        .patch(
+            "/api/v1/auth/me",
+            Some(&key),
+            &json!({"display_name": "Shop"}),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+}
