@@ -59,7 +59,7 @@ pagination; errors are RFC 9457 problem documents. Every response carries `X-Req
     // `OrderCustomer` is reshaped by hand (`orders::routes::order_customer_schema`); listing it
     // registers the components its fields name (it is then dropped as unused itself).
     // `Period` is named by a query parameter only, which does not register it.
-    components(schemas(Problem, FieldError, crate::orders::routes::OrderCustomer, crate::complaints::analytics::Period, crate::visits::analytics::GroupBy, crate::visits::Status, crate::visits::Purpose, crate::visits::Method, crate::visits::boards::IsoWeek, crate::visits::boards::Month, crate::kit::input::Days, crate::kit::input::TimeZoneName))
+    components(schemas(Problem, FieldError, crate::orders::routes::OrderCustomer, crate::complaints::analytics::Period, crate::visits::analytics::GroupBy, crate::visits::Status, crate::visits::Purpose, crate::visits::Method, crate::visits::boards::IsoWeek, crate::visits::boards::Month, crate::kit::input::Days, crate::kit::input::TimeZoneName, crate::http::sorting::CreationOrder, crate::http::sorting::ScheduleOrder))
 )]
 struct ApiDoc;
 
@@ -109,10 +109,42 @@ pub fn document() -> utoipa::openapi::OpenApi {
             ))
             .build(),
     ]);
-    through_json(drop_unused_schemas(doc), |value| {
+    drop_unused_schemas(through_json(doc, |value| {
+        reference_page_rows(value);
         strip_null_defaults(value);
         untangle_composed_names(value);
-    })
+    }))
+}
+
+/// utoipa inlines a generic argument (juhaku/utoipa#1586), so every `Page_X` would carry a
+/// copy of `X` and generated clients a second class per resource. Each page's `data` items
+/// become a reference to `X`, which is added to the components where only the page had it.
+fn reference_page_rows(doc: &mut serde_json::Value) {
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    let pages: Vec<String> = schemas
+        .keys()
+        .filter(|name| name.starts_with("Page_"))
+        .cloned()
+        .collect();
+    for page in pages {
+        let row = page["Page_".len()..].to_owned();
+        let Some(items) = schemas
+            .get_mut(&page)
+            .and_then(|schema| schema.pointer_mut("/properties/data/items"))
+        else {
+            continue;
+        };
+        let reference = serde_json::json!({"$ref": format!("#/components/schemas/{row}")});
+        let inlined = std::mem::replace(items, reference);
+        if inlined.get("$ref").is_none() {
+            schemas.entry(row).or_insert(inlined);
+        }
+    }
 }
 
 /// Applies `edit` to the document's JSON form.
@@ -549,6 +581,35 @@ mod tests {
 
     /// Generators read a default as "always filled in" (openapi-typescript then makes the
     /// field required), so no schema may state `default: null`.
+    #[test]
+    fn every_reference_resolves() {
+        let doc = serde_json::to_value(super::document()).unwrap();
+        let mut found = std::collections::HashSet::new();
+        super::referenced(&doc, &mut found);
+        assert!(found.len() > 100);
+        for reference in found {
+            let pointer = reference.strip_prefix('#').expect("a local reference");
+            assert!(doc.pointer(pointer).is_some(), "{reference} names nothing");
+        }
+    }
+
+    #[test]
+    fn pages_reference_their_row_schema() {
+        let doc = serde_json::to_value(super::document()).unwrap();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let pages: Vec<_> = schemas.keys().filter(|n| n.starts_with("Page_")).collect();
+        assert!(pages.len() > 20, "{pages:?}");
+        for page in pages {
+            let row = &page["Page_".len()..];
+            assert_eq!(
+                schemas[page]["properties"]["data"]["items"],
+                serde_json::json!({"$ref": format!("#/components/schemas/{row}")}),
+                "{page}"
+            );
+            assert!(schemas.contains_key(row), "{page}: no schema {row}");
+        }
+    }
+
     #[test]
     fn no_schema_states_a_null_default() {
         let doc = super::document_json();

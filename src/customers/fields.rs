@@ -248,7 +248,42 @@ pub struct BatchItem;
 
 impl PartialSchema for BatchItem {
     fn schema() -> RefOr<Schema> {
-        fields_with([with_reference().into(), churn_rule()])
+        // `CustomerFields` itself, with `source` and `external_ref` required and not null: an
+        // `allOf` of the fields (where both may be null) and a branch saying they are strings
+        // asks generators to merge `null | string` with `string`, which openapi-python-client
+        // refuses (it then drops the operation).
+        let RefOr::T(Schema::Object(mut fields)) = CustomerFields::schema() else {
+            return fields_with([with_reference().into(), churn_rule()]);
+        };
+        for name in ["source", "external_ref"] {
+            if let Some(property) = fields.properties.get_mut(name) {
+                *property = not_null(property.clone());
+            }
+            if !fields.required.iter().any(|r| r == name) {
+                fields.required.push(name.to_owned());
+            }
+        }
+        AllOfBuilder::new()
+            .item(Schema::Object(fields))
+            .item(churn_rule())
+            .into()
+    }
+}
+
+/// A property's schema without its `null` branch: `oneOf [X, null]` becomes `X`.
+fn not_null(property: RefOr<Schema>) -> RefOr<Schema> {
+    let RefOr::T(Schema::OneOf(one_of)) = &property else {
+        return property;
+    };
+    let is_null = |item: &&RefOr<Schema>| matches!(item, RefOr::T(Schema::Object(o)) if o.schema_type == Type::Null.into());
+    match one_of
+        .items
+        .iter()
+        .filter(|item| !is_null(item))
+        .collect::<Vec<_>>()[..]
+    {
+        [only] => only.clone(),
+        _ => property,
     }
 }
 
