@@ -8,6 +8,7 @@ pub mod complaints;
 pub mod config;
 pub mod customers;
 pub mod db;
+pub mod domains;
 pub mod error;
 pub mod health;
 pub mod http;

@@ -102,7 +102,7 @@ impl Context {
                 large: settings.max_body_bytes.saturating_mul(LARGE_BODY_FACTOR),
             }),
             routes: web::Data::new(RouteTable::from_openapi(&doc)),
-            registry: web::Data::new(registry()),
+            registry: web::Data::new(crate::domains::registry()),
             visits: web::Data::new(crate::visits::VisitSettings::from(settings)),
             club_rules: web::Data::new(crate::club::cache::RulesCache::new(
                 club_rules_changes.clone(),
@@ -214,18 +214,6 @@ impl Context {
         }
         cors
     }
-}
-
-/// Every domain that holds data about a customer, with its hooks (timeline, merge, export,
-/// erase): a new domain adds its line here.
-pub fn registry() -> Registry {
-    Registry::new(vec![
-        crate::orders::customer_hooks(),
-        crate::complaints::customer_hooks(),
-        crate::visits::customer_hooks(),
-        crate::club::customer_hooks(),
-        crate::kit::registry::history_hooks(),
-    ])
 }
 
 /// The application with its state, middleware and routes, for one worker.

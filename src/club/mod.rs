@@ -21,13 +21,15 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::db::schema::{club_members, club_referrals, points_entries};
 use crate::error::ApiResult;
 use crate::kit::ids::{CustomerId, MemberId, TierId};
 use crate::kit::registry::TimelineCursor;
-use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineEntry};
+use crate::kit::registry::{CustomerHooks, ERASED, Erase, ExportSection, Timeline, TimelineEntry};
+use crate::kit::schema_part::SchemaPart;
 use crate::kit::write::Versioned;
 use crate::kit::write::Writer;
 use crate::text_enum;
@@ -200,9 +202,17 @@ impl Versioned for MemberRow {
 /// ledger's sums stay, its reasons are blanked).
 pub fn customer_hooks() -> CustomerHooks {
     CustomerHooks {
-        timeline: Some(timeline),
+        timeline: Some(Timeline {
+            kind: "points",
+            source: timeline,
+            data: SchemaPart::of::<PointsSummary>,
+        }),
         merge: Some(members::merge),
-        export: Some(export),
+        export: Some(ExportSection {
+            section: "club",
+            read: export,
+            schema: SchemaPart::nullable::<ClubExport>,
+        }),
         order: Some(api::order_changed),
         points: Some(api::compensate),
         ..CustomerHooks::new(
@@ -238,25 +248,47 @@ fn timeline<'c>(
         let rows = query.load(conn).await?;
         Ok(rows
             .into_iter()
-            .map(|e| TimelineEntry {
-                at: e.created_at,
-                kind: "points".into(),
-                id: e.id.get(),
-                summary: format!(
+            .map(|e| {
+                let summary = format!(
                     "Points {} {:+}: {} (balance {})",
                     e.kind, e.points, e.reason, e.balance_after
-                ),
-                data: json!({"kind": e.kind, "points": e.points, "balance_after": e.balance_after, "reference": e.reference}),
+                );
+                let data = PointsSummary {
+                    kind: e.kind,
+                    points: e.points,
+                    balance_after: e.balance_after,
+                    reference: e.reference,
+                };
+                TimelineEntry::new("points", e.created_at, e.id.get(), summary, &data)
             })
             .collect())
     })
+}
+
+/// The `data` of a `points` timeline entry: one ledger entry's effect.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PointsSummary {
+    pub kind: ledger::EntryKind,
+    /// Signed: positive credits, negative debits.
+    pub points: i64,
+    pub balance_after: i64,
+    /// What the entry answers to (`order:<id>`, `complaint:<id>`, ...).
+    pub reference: Option<String>,
+}
+
+/// The club's section of a customer's export: the membership and its whole ledger, oldest
+/// first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClubExport {
+    pub membership: members::Member,
+    pub points: Vec<ledger::Entry>,
 }
 
 /// Export section: the membership, its balances and its whole ledger.
 fn export<'c>(
     conn: &'c mut AsyncPgConnection,
     customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
+) -> BoxFuture<'c, ApiResult<Value>> {
     Box::pin(async move {
         let member: Option<MemberRow> = club_members::table
             .filter(club_members::customer_id.eq(customer))
@@ -265,7 +297,7 @@ fn export<'c>(
             .await
             .optional()?;
         let Some(member) = member else {
-            return Ok(("club", Value::Null));
+            return Ok(Value::Null);
         };
         let view = members::view(conn, &member).await?;
         let entries: Vec<ledger::EntryRow> = points_entries::table
@@ -274,8 +306,11 @@ fn export<'c>(
             .select(ledger::EntryRow::as_select())
             .load(conn)
             .await?;
-        let entries: Vec<ledger::Entry> = entries.into_iter().map(ledger::Entry::from).collect();
-        Ok(("club", json!({"membership": view, "points": entries})))
+        let export = ClubExport {
+            membership: view,
+            points: entries.into_iter().map(ledger::Entry::from).collect(),
+        };
+        Ok(serde_json::to_value(export).unwrap_or_default())
     })
 }
 

@@ -10,10 +10,13 @@ pub mod business_time;
 pub mod calendars;
 pub mod escalation;
 pub mod handling;
+mod hooks;
 pub mod policies;
 pub mod requests;
 pub mod routes;
 pub mod sla;
+
+pub use hooks::{ComplaintExport, ComplaintSummary, ExportedComment, customer_hooks};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -33,12 +36,8 @@ use crate::db::schema::{
 use crate::error::ApiResult;
 use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::ids::{AnswerId, ComplaintId, CustomerId, OrderId, PolicyId, UserId};
-use crate::kit::registry::TimelineCursor;
-use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineEntry, redact_history};
 use crate::kit::write::Versioned;
-use crate::kit::write::Writer;
 use crate::text_enum;
-use futures_util::future::BoxFuture;
 
 /// The tables this domain owns: other domains name none of them, and reach what they hold
 /// through `complaints::api` (a test reads the source to keep it so).
@@ -586,165 +585,6 @@ impl ComplaintRecord {
                 row,
             })
             .collect())
-    }
-}
-
-fn timeline<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-    before: TimelineCursor,
-    limit: i64,
-) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
-    Box::pin(async move {
-        let rows = crate::timeline_rows!(
-            conn,
-            complaints,
-            ComplaintRow,
-            created_at,
-            customer,
-            before,
-            limit
-        );
-        Ok(rows
-            .into_iter()
-            .map(|c| TimelineEntry {
-                at: c.created_at,
-                kind: "complaint".into(),
-                id: c.id.get(),
-                summary: format!(
-                    "Complaint ({}, {}) by {}: {} ({})",
-                    c.category, c.severity, c.channel, c.subject, c.status
-                ),
-                data: json!({"status": c.status, "severity": c.severity, "category": c.category, "channel": c.channel, "subject": c.subject}),
-            })
-            .collect())
-    })
-}
-
-fn move_to_survivor<'c>(
-    conn: &'c mut AsyncPgConnection,
-    _writer: &'c Writer,
-    survivor: CustomerId,
-    duplicate: CustomerId,
-) -> BoxFuture<'c, ApiResult<()>> {
-    Box::pin(async move {
-        crate::reassign_rows!(conn, complaints, survivor, duplicate);
-        Ok(())
-    })
-}
-
-fn export<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
-    Box::pin(async move {
-        let rows = crate::export_rows!(conn, complaints, ComplaintRow, created_at, customer);
-        let ids: Vec<ComplaintId> = rows.iter().map(|r| r.id).collect();
-        let comments: Vec<(ComplaintId, String, String, DateTime<Utc>)> = complaint_comments::table
-            .filter(complaint_comments::complaint_id.eq_any(&ids))
-            .order((complaint_comments::created_at, complaint_comments::id))
-            .select((
-                complaint_comments::complaint_id,
-                complaint_comments::visibility,
-                complaint_comments::body,
-                complaint_comments::created_at,
-            ))
-            .load(conn)
-            .await?;
-        let resolutions: Vec<Resolution> = complaint_resolutions::table
-            .filter(complaint_resolutions::complaint_id.eq_any(&ids))
-            .select(Resolution::as_select())
-            .load(conn)
-            .await?;
-        let ratings: Vec<Satisfaction> = complaint_satisfaction::table
-            .filter(complaint_satisfaction::complaint_id.eq_any(&ids))
-            .select(Satisfaction::as_select())
-            .load(conn)
-            .await?;
-        let records = ComplaintRecord::assemble(conn, rows, false).await?;
-        let now = Utc::now();
-        let all: Vec<Value> = records
-            .iter()
-            .map(|r| {
-                let id = r.row.id;
-                json!({
-                    "complaint": r.view(now),
-                    "comments": comments.iter().filter(|c| c.0 == id)
-                        .map(|c| json!({"visibility": c.1, "body": c.2, "created_at": c.3})).collect::<Vec<_>>(),
-                    "resolutions": resolutions.iter().filter(|x| x.complaint_id == id).collect::<Vec<_>>(),
-                    "satisfaction": ratings.iter().filter(|x| x.complaint_id == id).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        Ok(("complaints", Value::Array(all)))
-    })
-}
-
-fn erase<'c>(
-    conn: &'c mut AsyncPgConnection,
-    _writer: &'c Writer,
-    customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<()>> {
-    Box::pin(async move {
-        let ids = complaints::table
-            .filter(complaints::customer_id.eq(customer))
-            .select(complaints::id);
-        diesel::update(complaints::table.filter(complaints::customer_id.eq(customer)))
-            .set((
-                complaints::subject.eq(ERASED),
-                complaints::description.eq(ERASED),
-                complaints::sku.eq(None::<String>),
-            ))
-            .execute(conn)
-            .await?;
-        diesel::update(
-            complaint_comments::table.filter(complaint_comments::complaint_id.eq_any(ids)),
-        )
-        .set(complaint_comments::body.eq(ERASED))
-        .execute(conn)
-        .await?;
-        diesel::update(
-            complaint_resolutions::table.filter(complaint_resolutions::complaint_id.eq_any(ids)),
-        )
-        .set((
-            complaint_resolutions::description.eq(ERASED),
-            complaint_resolutions::root_cause.eq(ERASED),
-            complaint_resolutions::corrective_action.eq(ERASED),
-            complaint_resolutions::compensation_description.eq(None::<String>),
-        ))
-        .execute(conn)
-        .await?;
-        diesel::update(
-            complaint_satisfaction::table.filter(complaint_satisfaction::complaint_id.eq_any(ids)),
-        )
-        .set(complaint_satisfaction::comment.eq(None::<String>))
-        .execute(conn)
-        .await?;
-        redact_history(conn, customer, "complaint", ERASED_FIELDS).await
-    })
-}
-
-/// The fields of complaint audit entries and events that hold what the customer said.
-const ERASED_FIELDS: &[&str] = &[
-    "subject",
-    "description",
-    "sku",
-    "comment",
-    "body",
-    "note",
-    "resolution",
-    "satisfaction",
-];
-
-/// Complaints on the customer: their timeline and export, a merge moves them to the
-/// survivor, and an erase blanks what they say (subjects, descriptions, comments,
-/// resolutions, rating comments) while keeping the figures reports count.
-pub fn customer_hooks() -> CustomerHooks {
-    CustomerHooks {
-        timeline: Some(timeline),
-        merge: Some(move_to_survivor),
-        export: Some(export),
-        ..CustomerHooks::new("complaints", &["complaints"], Erase::Step(erase))
     }
 }
 

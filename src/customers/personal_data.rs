@@ -112,8 +112,8 @@ pub async fn export(
         serde_json::to_value(super::Customer::from(row)).unwrap_or_default(),
     );
     for section in registry.export_sections() {
-        let (name, value) = section(conn, id).await?;
-        bundle.insert(name.into(), value);
+        let value = (section.read)(conn, id).await?;
+        bundle.insert(section.section.into(), value);
     }
     bundle.insert(
         "exported_at".into(),

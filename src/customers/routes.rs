@@ -23,6 +23,7 @@ use crate::http::json::{self as json_body, ValidJson, Validated};
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::{Query, search_schema, search_term};
 use crate::kit::audit::{self, AuditEntry};
+use crate::kit::documents::CustomerExport;
 use crate::kit::ids::{CustomerId, UserId};
 use crate::kit::input::Items;
 use crate::kit::registry::{self, Registry, TimelineEntry};
@@ -468,8 +469,8 @@ async fn timeline(
     let before = window.after.as_ref().map(|EventCursor(at, id)| (*at, *id));
     queries::find_live(&conn, id).await?;
     let mut lists = Vec::new();
-    for source in registry.timelines() {
-        lists.push(source(&mut conn, id, before, window.fetch()).await?);
+    for timeline in registry.timelines() {
+        lists.push((timeline.source)(&mut conn, id, before, window.fetch()).await?);
     }
     let entries = registry::merge_newest_first(lists, window.fetch() as usize);
     Ok(web::Json(window.page(entries, |e| EventCursor(e.at, e.id))))
@@ -504,7 +505,7 @@ async fn history(
 #[utoipa::path(
     tag = "customers",
     responses(
-        (status = 200, description = "`customer`, `orders`, `history` and `exported_at`", body = Object),
+        (status = 200, description = "The customer and every domain's section", body = CustomerExport),
     )
 )]
 #[get("/customers/{id}/export")]

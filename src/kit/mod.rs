@@ -8,12 +8,14 @@
 //! - [`workflow`]: status moves, refused alike everywhere (`409` with the allowed states).
 
 pub mod audit;
+pub mod documents;
 pub mod ids;
 pub mod input;
 mod money;
 pub mod outbox;
 pub mod registry;
 pub mod rights;
+pub mod schema_part;
 pub mod workflow;
 pub mod write;
 

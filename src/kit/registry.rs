@@ -1,7 +1,7 @@
 //! How domains plug into the customer. Each domain declares, in its own module, what it
 //! holds about a customer and its four steps — timeline, merge, export, erase — as one
 //! [`CustomerHooks`]; the app assembles the [`Registry`] where it is built
-//! (`server::registry`). The customer handlers walk the registry, so `customers` imports no
+//! (`domains::registry`). The customer handlers walk the registry, so `customers` imports no
 //! other domain, and adding a domain touches no customer code.
 
 use chrono::{DateTime, Utc};
@@ -14,23 +14,52 @@ use uuid::Uuid;
 
 use super::audit;
 use super::ids::{CustomerId, OrderId};
+use super::schema_part::SchemaPart;
 use super::write::Writer;
 use crate::error::{ApiError, ApiResult};
 
-/// One event in a customer's timeline.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// One event in a customer's timeline. Its schema is composed from the registered domains
+/// (`kit::documents`): one object per `kind`, each with its own `data`.
+#[derive(Debug, Clone, Serialize)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
-    /// `order`, `audit`, ... (one per domain).
-    #[schema(example = "order")]
-    pub kind: String,
+    /// The [`Timeline::kind`] of the domain it comes from.
+    pub kind: &'static str,
     /// The id of the order, audit entry, ... the entry is about.
     pub id: Uuid,
-    #[schema(example = "Order 10045 from webshop: 125.00 CNY, paid")]
     pub summary: String,
-    #[schema(value_type = Object)]
+    /// The domain's [`Timeline::data`], serialised.
     pub data: Value,
 }
+
+impl TimelineEntry {
+    /// An entry of `kind` whose `data` is `data` serialised (a type whose schema is the
+    /// domain's [`Timeline::data`]).
+    pub fn new(
+        kind: &'static str,
+        at: DateTime<Utc>,
+        id: Uuid,
+        summary: String,
+        data: &impl Serialize,
+    ) -> Self {
+        Self {
+            at,
+            kind,
+            id,
+            summary,
+            data: serde_json::to_value(data).unwrap_or_default(),
+        }
+    }
+}
+
+impl utoipa::PartialSchema for TimelineEntry {
+    /// Named only: `kit::documents::components` puts the composed schema in the document.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new().into()
+    }
+}
+
+impl ToSchema for TimelineEntry {}
 
 /// Position in a timeline: entries strictly older than `(at, id)`.
 pub type TimelineCursor = Option<(DateTime<Utc>, Uuid)>;
@@ -52,11 +81,29 @@ pub type MergeStep = for<'c> fn(
     CustomerId,
 ) -> BoxFuture<'c, ApiResult<()>>;
 
-/// One named section of a customer's data export.
-pub type ExportSection = for<'c> fn(
-    &'c mut AsyncPgConnection,
-    CustomerId,
-) -> BoxFuture<'c, ApiResult<(&'static str, Value)>>;
+/// A domain's entries on the customer's timeline.
+#[derive(Clone, Copy)]
+pub struct Timeline {
+    /// The `kind` of its entries (`order`).
+    pub kind: &'static str,
+    pub source: TimelineSource,
+    /// The schema of its entries' `data`.
+    pub data: fn() -> SchemaPart,
+}
+
+/// Reads one domain's section of a customer's data export.
+pub type ExportRead =
+    for<'c> fn(&'c mut AsyncPgConnection, CustomerId) -> BoxFuture<'c, ApiResult<Value>>;
+
+/// A domain's section of the customer's data export.
+#[derive(Clone, Copy)]
+pub struct ExportSection {
+    /// The section's key in the export (`orders`).
+    pub section: &'static str,
+    pub read: ExportRead,
+    /// The schema of what `read` returns.
+    pub schema: fn() -> SchemaPart,
+}
 
 /// Removes or anonymises what one domain holds about a customer, in the erase's transaction.
 pub type EraseStep =
@@ -122,7 +169,7 @@ pub struct CustomerHooks {
     /// The tables whose rows name a customer (`customer_id`) that this domain owns; a test
     /// checks that every such table of the schema is claimed by a registered domain.
     pub tables: &'static [&'static str],
-    pub timeline: Option<TimelineSource>,
+    pub timeline: Option<Timeline>,
     pub merge: Option<MergeStep>,
     pub export: Option<ExportSection>,
     pub erase: Erase,
@@ -166,8 +213,8 @@ impl Registry {
         &self.hooks
     }
 
-    /// Every timeline source.
-    pub fn timelines(&self) -> impl Iterator<Item = TimelineSource> + '_ {
+    /// Every domain's timeline.
+    pub fn timelines(&self) -> impl Iterator<Item = Timeline> + '_ {
         self.hooks.iter().filter_map(|h| h.timeline)
     }
 
@@ -312,8 +359,16 @@ pub fn merge_newest_first(lists: Vec<Vec<TimelineEntry>>, limit: usize) -> Vec<T
 /// erasure is each domain's: a domain redacts the values it erases from its own entries.
 pub fn history_hooks() -> CustomerHooks {
     CustomerHooks {
-        timeline: Some(timeline),
-        export: Some(export),
+        timeline: Some(Timeline {
+            kind: "audit",
+            source: timeline,
+            data: SchemaPart::of::<AuditSummary>,
+        }),
+        export: Some(ExportSection {
+            section: "history",
+            read: export,
+            schema: SchemaPart::list_of::<audit::AuditEntry>,
+        }),
         ..CustomerHooks::new(
             "history",
             &["audit_log"],
@@ -334,23 +389,39 @@ fn timeline<'c>(
         let entries = audit::for_customer(conn, customer, before, limit).await?;
         Ok(entries
             .into_iter()
-            .map(|e| TimelineEntry {
-                at: e.created_at,
-                kind: "audit".into(),
-                id: e.id,
-                summary: format!("{} {} by {}", e.entity_type, e.action, e.actor_type),
-                data: serde_json::json!({"entity_type": e.entity_type, "entity_id": e.entity_id, "action": e.action, "changes": e.changes}),
+            .map(|e| {
+                let summary = format!("{} {} by {}", e.entity_type, e.action, e.actor_type);
+                let data = AuditSummary {
+                    entity_type: e.entity_type,
+                    entity_id: e.entity_id,
+                    action: e.action,
+                    changes: e.changes,
+                };
+                TimelineEntry::new("audit", e.created_at, e.id, summary, &data)
             })
             .collect())
     })
 }
 
+/// The `data` of an `audit` timeline entry: what changed on which record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditSummary {
+    /// `customer`, `order`, `complaint`, ...
+    pub entity_type: String,
+    pub entity_id: Uuid,
+    /// `created`, `updated`, `deleted`, ...
+    pub action: String,
+    /// Changed fields with their old and new values.
+    #[schema(value_type = Object)]
+    pub changes: Value,
+}
+
 fn export<'c>(
     conn: &'c mut AsyncPgConnection,
     customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
+) -> BoxFuture<'c, ApiResult<Value>> {
     Box::pin(async move {
         let entries = audit::for_customer(conn, customer, None, i64::MAX).await?;
-        Ok(("history", serde_json::to_value(entries).unwrap_or_default()))
+        Ok(serde_json::to_value(entries).unwrap_or_default())
     })
 }

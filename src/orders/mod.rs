@@ -20,7 +20,10 @@ use crate::error::ApiResult;
 use crate::kit::Money;
 use crate::kit::ids::{CustomerId, OrderId};
 use crate::kit::registry::TimelineCursor;
-use crate::kit::registry::{CustomerHooks, Erase, OrderFacts, TimelineEntry};
+use crate::kit::registry::{
+    CustomerHooks, Erase, ExportSection, OrderFacts, Timeline, TimelineEntry,
+};
+use crate::kit::schema_part::SchemaPart;
 use crate::kit::write::{Versioned, Writer};
 use crate::text_enum;
 use futures_util::future::BoxFuture;
@@ -331,9 +334,17 @@ pub async fn recompute_figures(
 /// and the figures stay as aggregates.
 pub fn customer_hooks() -> CustomerHooks {
     CustomerHooks {
-        timeline: Some(timeline),
+        timeline: Some(Timeline {
+            kind: "order",
+            source: timeline,
+            data: SchemaPart::of::<OrderSummary>,
+        }),
         merge: Some(move_orders),
-        export: Some(export),
+        export: Some(ExportSection {
+            section: "orders",
+            read: export,
+            schema: SchemaPart::list_of::<Order>,
+        }),
         ..CustomerHooks::new(
             "orders",
             &["orders"],
@@ -356,11 +367,8 @@ fn timeline<'c>(
             crate::timeline_rows!(conn, orders, OrderRow, ordered_at, customer, before, limit);
         Ok(rows
             .into_iter()
-            .map(|o| TimelineEntry {
-                at: o.ordered_at,
-                kind: "order".into(),
-                id: o.id.get(),
-                summary: format!(
+            .map(|o| {
+                let summary = format!(
                     "Order {} from {}: {}.{:02} {}, {}",
                     o.external_id,
                     o.source,
@@ -368,14 +376,31 @@ fn timeline<'c>(
                     o.total_minor % 100,
                     o.currency,
                     o.status
-                ),
-                data: serde_json::json!({
-                    "source": o.source, "external_id": o.external_id, "status": o.status,
-                    "total": {"amount_minor": o.total_minor, "currency": o.currency},
-                }),
+                );
+                let data = OrderSummary {
+                    source: o.source,
+                    external_id: o.external_id,
+                    status: o.status,
+                    total: Money {
+                        amount_minor: o.total_minor,
+                        currency: o.currency,
+                    },
+                };
+                TimelineEntry::new("order", o.ordered_at, o.id.get(), summary, &data)
             })
             .collect())
     })
+}
+
+/// The `data` of an `order` timeline entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderSummary {
+    /// The shop the order came from.
+    pub source: String,
+    /// The shop's order number.
+    pub external_id: String,
+    pub status: OrderStatus,
+    pub total: Money,
 }
 
 /// Merge step: the duplicate's orders move to the survivor, whose figures now count them.
@@ -397,11 +422,11 @@ fn move_orders<'c>(
 fn export<'c>(
     conn: &'c mut AsyncPgConnection,
     customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
+) -> BoxFuture<'c, ApiResult<Value>> {
     Box::pin(async move {
         let rows = crate::export_rows!(conn, orders, OrderRow, ordered_at, customer);
         let orders = with_lines(conn, &rows).await?;
-        Ok(("orders", serde_json::to_value(orders).unwrap_or_default()))
+        Ok(serde_json::to_value(orders).unwrap_or_default())
     })
 }
 

@@ -7,6 +7,7 @@ pub mod analytics;
 pub mod boards;
 pub mod cadences;
 pub mod geo;
+mod hooks;
 pub mod jobs;
 pub mod planning;
 pub mod plans;
@@ -15,6 +16,8 @@ pub mod requests;
 pub mod routes;
 pub mod steps;
 pub mod targets;
+
+pub use hooks::{VisitSummary, customer_hooks};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
@@ -30,13 +33,9 @@ use crate::db::schema::{visit_follow_ups, visits};
 use crate::error::ApiResult;
 use crate::http::timestamps::{optional_timestamp, timestamp};
 use crate::kit::ids::{ComplaintId, CustomerId, PlanId, UserId, VisitId};
-use crate::kit::registry::TimelineCursor;
-use crate::kit::registry::{CustomerHooks, ERASED, Erase, TimelineEntry, redact_history};
 use crate::kit::workflow::Workflow;
-use crate::kit::write::Writer;
 use crate::kit::write::{Action, Versioned};
 use crate::text_enum;
-use futures_util::future::BoxFuture;
 
 /// The tables this domain owns: other domains name none of them, and reach what they hold
 /// through `visits::api` (a test reads the source to keep it so).
@@ -584,156 +583,6 @@ async fn store_follow_ups(conn: &mut AsyncPgConnection, follow_ups: &[FollowUp])
         .await?;
     Ok(())
 }
-
-/// Visits on the customer: their timeline and export, a merge moves visits, plans,
-/// follow-ups and a cadence override to the survivor, and an erase blanks what staff wrote
-/// about the customer (agendas, reasons, outcomes, notes, contacts, locations).
-pub fn customer_hooks() -> CustomerHooks {
-    CustomerHooks {
-        timeline: Some(timeline),
-        merge: Some(move_to_survivor),
-        export: Some(export),
-        ..CustomerHooks::new(
-            "visits",
-            &[
-                "visits",
-                "visit_plans",
-                "visit_follow_ups",
-                "visit_cadence_overrides",
-                "visit_due",
-            ],
-            Erase::Step(erase),
-        )
-    }
-}
-
-fn timeline<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-    before: TimelineCursor,
-    limit: i64,
-) -> BoxFuture<'c, ApiResult<Vec<TimelineEntry>>> {
-    Box::pin(async move {
-        let rows = crate::timeline_rows!(
-            conn,
-            visits,
-            VisitRow,
-            scheduled_start,
-            customer,
-            before,
-            limit
-        );
-        Ok(rows
-            .into_iter()
-            .map(|v| TimelineEntry {
-                at: v.scheduled_start,
-                kind: "visit".into(),
-                id: v.id.get(),
-                summary: format!("Visit ({}, {}): {} ({})", v.purpose, v.method, v.reason, v.status),
-                data: json!({"status": v.status, "purpose": v.purpose, "method": v.method, "owner_id": v.owner_id, "outcome": v.outcome}),
-            })
-            .collect())
-    })
-}
-
-fn move_to_survivor<'c>(
-    conn: &'c mut AsyncPgConnection,
-    _writer: &'c Writer,
-    survivor: CustomerId,
-    duplicate: CustomerId,
-) -> BoxFuture<'c, ApiResult<()>> {
-    Box::pin(async move {
-        use crate::db::schema::{visit_cadence_overrides, visit_plans};
-        crate::reassign_rows!(conn, visits, survivor, duplicate);
-        crate::reassign_rows!(conn, visit_plans, survivor, duplicate);
-        diesel::update(visit_follow_ups::table.filter(visit_follow_ups::customer_id.eq(duplicate)))
-            .set(visit_follow_ups::customer_id.eq(survivor))
-            .execute(conn)
-            .await?;
-        // The survivor's own cadence wins; the duplicate's goes.
-        diesel::delete(
-            visit_cadence_overrides::table
-                .filter(visit_cadence_overrides::customer_id.eq(duplicate)),
-        )
-        .execute(conn)
-        .await?;
-        refresh_due(conn, &[survivor, duplicate]).await
-    })
-}
-
-fn export<'c>(
-    conn: &'c mut AsyncPgConnection,
-    customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<(&'static str, Value)>> {
-    Box::pin(async move {
-        let rows = crate::export_rows!(conn, visits, VisitRow, scheduled_start, customer);
-        let records = VisitRecord::assemble(conn, rows).await?;
-        let all: Vec<Value> = records
-            .iter()
-            .map(|r| serde_json::to_value(r.view()).unwrap_or_default())
-            .collect();
-        Ok(("visits", Value::Array(all)))
-    })
-}
-
-fn erase<'c>(
-    conn: &'c mut AsyncPgConnection,
-    _writer: &'c Writer,
-    customer: CustomerId,
-) -> BoxFuture<'c, ApiResult<()>> {
-    Box::pin(async move {
-        use crate::db::schema::visit_plans;
-        diesel::update(visits::table.filter(visits::customer_id.eq(customer)))
-            .set((
-                visits::agenda.eq(None::<String>),
-                visits::reason.eq(ERASED),
-                visits::contacts_met.eq(Vec::<String>::new()),
-                visits::location.eq(None::<String>),
-                visits::latitude.eq(None::<f64>),
-                visits::longitude.eq(None::<f64>),
-                visits::check_in.eq(None::<Value>),
-                visits::check_out.eq(None::<Value>),
-                visits::cancel_note.eq(None::<String>),
-                visits::outcome.eq(None::<String>),
-                visits::next_steps.eq(None::<String>),
-                visits::schedule_history.eq(json!([])),
-            ))
-            .execute(conn)
-            .await?;
-        diesel::update(visit_plans::table.filter(visit_plans::customer_id.eq(customer)))
-            .set((
-                visit_plans::reason.eq(ERASED),
-                visit_plans::agenda.eq(None::<String>),
-                visit_plans::deleted_at.eq(Some(Utc::now())),
-            ))
-            .execute(conn)
-            .await?;
-        diesel::update(visit_follow_ups::table.filter(visit_follow_ups::customer_id.eq(customer)))
-            .set(visit_follow_ups::title.eq(ERASED))
-            .execute(conn)
-            .await?;
-        redact_history(conn, customer, "visit", ERASED_FIELDS).await
-    })
-}
-
-/// The fields of visit audit entries and events that hold what staff wrote about the
-/// customer, or where they were.
-const ERASED_FIELDS: &[&str] = &[
-    "agenda",
-    "reason",
-    "contacts_met",
-    "location",
-    "latitude",
-    "longitude",
-    "check_in",
-    "check_out",
-    "cancel_note",
-    "outcome",
-    "next_steps",
-    "schedule_history",
-    "follow_ups",
-    "title",
-];
 
 #[cfg(test)]
 mod tests {

@@ -236,7 +236,7 @@ async fn role_changes_deactivations_passwords_and_revocations_are_audited() {
 #[actix_web::test]
 async fn every_table_naming_a_customer_is_claimed_by_a_registered_domain() {
     let app = TestApp::spawn().await;
-    let registry = rapport::server::registry();
+    let registry = rapport::domains::registry();
     let claimed: HashSet<&str> = registry
         .domains()
         .iter()
@@ -469,4 +469,88 @@ async fn published_read_models_exist() {
             .await;
         assert_eq!(n, 1, "the read model {view} is a view");
     }
+}
+
+#[actix_web::test]
+async fn timeline_entries_and_export_sections_match_the_document() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let customer = id_of(&manager.customer(json!({})).await);
+    manager.order(&customer, "doc-1", 1250).await;
+    let complaint = id_of(&manager.complaint(&customer, json!({})).await);
+    manager
+        .post(
+            &format!("/api/v1/complaints/{complaint}/comments"),
+            &json!({"body": "Called back", "visibility": "internal"}),
+        )
+        .await;
+    let start = chrono::Utc::now() + chrono::Duration::days(2);
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339();
+    manager
+        .create(
+            "/api/v1/visits",
+            &json!({"customer_id": customer, "scheduled_start": stamp(start),
+                "scheduled_end": stamp(start + chrono::Duration::hours(1)),
+                "purpose": "greeting", "method": "phone", "reason": "New year"}),
+        )
+        .await;
+    let member = id_of(
+        &manager
+            .create("/api/v1/club/members", &json!({"customer_id": customer}))
+            .await,
+    );
+    manager
+        .create(
+            &format!("/api/v1/club/members/{member}/points"),
+            &json!({"kind": "earn", "points": 40, "reason": "Welcome"}),
+        )
+        .await;
+
+    let doc = app.get("/openapi.json", None).await.body;
+    let timeline = manager
+        .get(&format!("/api/v1/customers/{customer}/timeline?limit=200"))
+        .await;
+    let kinds: HashSet<&str> = timeline.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        HashSet::from(["order", "complaint", "visit", "points", "audit"])
+    );
+    let page = json!({"$ref": "#/components/schemas/Page_TimelineEntry"});
+    crate::kit::conforms(&doc, &page, &timeline.body, "timeline").unwrap();
+    // Each entry matches exactly its kind's schema, not merely one of them.
+    for entry in timeline.body["data"].as_array().unwrap() {
+        let kind = entry["kind"].as_str().unwrap();
+        let target =
+            &doc["components"]["schemas"]["TimelineEntry"]["discriminator"]["mapping"][kind];
+        let schema = json!({"$ref": target});
+        crate::kit::conforms(&doc, &schema, entry, kind).unwrap();
+        assert!(entry["data"].as_object().is_some_and(|d| !d.is_empty()));
+    }
+
+    let export = manager
+        .get(&format!("/api/v1/customers/{customer}/export"))
+        .await;
+    assert_eq!(export.status, 200, "{}", export.text);
+    let schema = json!({"$ref": "#/components/schemas/CustomerExport"});
+    crate::kit::conforms(&doc, &schema, &export.body, "export").unwrap();
+    for section in ["orders", "complaints", "visits", "history"] {
+        assert!(
+            !export.body[section].as_array().unwrap().is_empty(),
+            "{section}"
+        );
+    }
+    assert_eq!(export.body["club"]["points"][0]["points"], 40);
+    assert_eq!(
+        export.body["complaints"][0]["comments"][0]["body"],
+        "Called back"
+    );
+    // The check bites: a section the document does not name is refused.
+    let mut extra = export.body.clone();
+    extra["surprise"] = json!([]);
+    assert!(crate::kit::conforms(&doc, &schema, &extra, "export").is_err());
 }
