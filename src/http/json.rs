@@ -237,11 +237,23 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
         return typed(value);
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = typed(&mut deserializer)?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    Ok(value)
+    match typed(&mut deserializer) {
+        Ok(value) => {
+            deserializer
+                .end()
+                .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+            Ok(value)
+        }
+        // serde_json reports a non-string where an enum is expected (`{"kind": 1}`) as a
+        // syntax error; when the body is valid JSON it is a shape error of that field, which
+        // reading from the parsed value reports as one.
+        Err(ApiError::BadRequest(_))
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) =>
+        {
+            typed(value)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Deserialises `T`, naming the field of a shape error.
@@ -461,6 +473,37 @@ mod tests {
             panic!("expected a validation error");
         };
         assert_eq!(errors[0].field, "items[0].email");
+    }
+
+    #[test]
+    fn a_non_string_enum_is_a_shape_error_of_its_field() {
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Kind {
+            Earn,
+        }
+        #[derive(Debug, Deserialize)]
+        struct Write {
+            #[allow(dead_code)]
+            kind: Kind,
+        }
+        for body in [
+            &br#"{"kind": 1}"#[..],
+            br#"{"kind": [1]}"#,
+            br#"{"kind": true}"#,
+        ] {
+            let Err(ApiError::Validation(errors)) = parse::<Write>(body) else {
+                panic!(
+                    "expected a validation error for {}",
+                    String::from_utf8_lossy(body)
+                );
+            };
+            assert_eq!(errors[0].field, "kind");
+        }
+        assert!(matches!(
+            parse::<Write>(br#"{"kind": 1"#),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 
     #[test]
