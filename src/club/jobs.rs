@@ -40,7 +40,7 @@ impl ClubWork {
     }
 }
 
-/// Lapsed lots per expiry transaction.
+/// Lapsed lots whose members one expiry transaction takes (with all their lapsed lots).
 const EXPIRY_BATCH: i64 = 20_000;
 /// Members (or events) per transaction of the other jobs.
 const BATCH: i64 = 200;

@@ -72,6 +72,9 @@ pub struct EntryRow {
     pub expires_at: Option<DateTime<Utc>>,
     pub actor_type: String,
     pub actor_id: Option<Uuid>,
+    /// Taken by the database as the entry is written (`clock_timestamp()`), under the
+    /// member's lock: a member's entries are in the order they took effect.
+    #[diesel(skip_insertion)]
     pub created_at: DateTime<Utc>,
 }
 
@@ -680,9 +683,10 @@ struct Expired {
     entries: i64,
 }
 
-/// One transaction of the expiry job: up to `limit` lapsed lots whose lots and members no
-/// other runner or writer holds become `expire` entries (one per member, listing the lots),
-/// with their `points.changed` events, in one statement. Returns (lots, entries).
+/// One transaction of the expiry job: the members of the `limit` soonest-lapsed lots that no
+/// other runner or writer holds have every lapsed lot expired, as one `expire` entry per
+/// member (listing the lots), with its `points.changed` event, in one statement. Returns
+/// (lots, entries).
 pub async fn expire_batch(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
@@ -698,19 +702,26 @@ pub async fn expire_batch(
 
 /// The expiry statement (also run by `benches/run` through pgbench).
 pub const EXPIRE_SQL: &str = "\
-WITH lapsed AS (
-    SELECT id, member_id, remaining FROM points_lots
+WITH candidates AS (
+    SELECT member_id FROM points_lots
     WHERE expires_at <= $1 AND remaining > 0
     ORDER BY expires_at LIMIT $2
-    FOR UPDATE SKIP LOCKED
 ), holders AS (
+    -- Ids from arrays here and below: joined to the CTEs, the planner hashed whole tables.
     SELECT m.id, m.customer_id FROM club_members m
-    WHERE m.id IN (SELECT member_id FROM lapsed)
+    WHERE m.id = ANY (ARRAY(SELECT DISTINCT member_id FROM candidates))
     FOR UPDATE SKIP LOCKED
+), lapsed AS (
+    -- Every lapsed lot of each member held, not only the batch's: a member's expiry is one
+    -- entry per run however its lots fall into batches or runners. Lots are written only
+    -- under their member's lock, so waiting here waits for nobody.
+    SELECT l.id, l.member_id, l.remaining FROM points_lots l
+    WHERE l.member_id = ANY (ARRAY(SELECT id FROM holders)) AND l.expires_at <= $1
+      AND l.remaining > 0
+    FOR UPDATE
 ), taken AS (
-    -- By id from an array: joined to the CTEs, the planner hashed the whole table.
     UPDATE points_lots l SET expired = l.expired + l.remaining, remaining = 0
-    WHERE l.id = ANY (ARRAY(SELECT x.id FROM lapsed x JOIN holders h ON h.id = x.member_id))
+    WHERE l.id = ANY (ARRAY(SELECT x.id FROM lapsed x))
     RETURNING l.member_id, l.id
 ), per_member AS (
     SELECT t.member_id, min(h.customer_id::text)::uuid AS customer_id, uuid_v7() AS entry_id,
@@ -725,7 +736,7 @@ WITH lapsed AS (
     FROM per_member p
 ), entries AS (
     INSERT INTO points_entries (id, member_id, kind, points, balance_after, reason, lots, actor_type, created_at)
-    SELECT entry_id, member_id, 'expire', -points, balance, 'points expired', lots, 'system', now()
+    SELECT entry_id, member_id, 'expire', -points, balance, 'points expired', lots, 'system', clock_timestamp()
     FROM balances
     RETURNING id, member_id, points, balance_after, lots, created_at
 ), announced AS (

@@ -1,0 +1,1 @@
+ALTER TABLE points_entries ALTER COLUMN created_at SET DEFAULT now();
