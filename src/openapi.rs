@@ -109,6 +109,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
             ))
             .build(),
     ]);
+    if let Some(components) = doc.components.as_mut() {
+        components.schemas.extend(crate::kit::documents::components(
+            &crate::domains::registry(),
+        ));
+    }
     drop_unused_schemas(through_json(doc, |value| {
         reference_page_rows(value);
         strip_null_defaults(value);
@@ -591,6 +596,56 @@ mod tests {
             let pointer = reference.strip_prefix('#').expect("a local reference");
             assert!(doc.pointer(pointer).is_some(), "{reference} names nothing");
         }
+    }
+
+    /// A create's `Location` names a resource a client can read: a `201` with a `Location`
+    /// has a `GET` beneath its path (`/things` → `/things/{id}`), or, for the one action that
+    /// creates a sibling (`/visit-plans/{id}/split`), at its resource's path. (The tests'
+    /// client also reads every `Location` a `201` sends.)
+    #[test]
+    fn every_created_location_can_be_read() {
+        let doc = serde_json::to_value(super::document()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let readable = |path: &str| {
+            paths
+                .get(path)
+                .is_some_and(|item| item.get("get").is_some())
+        };
+        let item_of = |path: &str| {
+            paths
+                .keys()
+                .find(|p| {
+                    p.strip_prefix(path)
+                        .and_then(|rest| rest.strip_prefix("/{"))
+                        .is_some_and(|rest| rest.ends_with('}') && !rest.contains('/'))
+                })
+                .cloned()
+        };
+        let mut checked = 0;
+        for (path, item) in paths {
+            let locates = item["post"]["responses"]["201"]["headers"]
+                .as_object()
+                .is_some_and(|headers| headers.keys().any(|h| h.eq_ignore_ascii_case("location")));
+            if !locates {
+                continue;
+            }
+            checked += 1;
+            // The actions that create a sibling of the resource they act on.
+            let sibling = (path == "/api/v1/visit-plans/{id}/split")
+                .then(|| {
+                    path.rsplit_once('/')
+                        .map(|(resource, _)| resource.to_owned())
+                })
+                .flatten();
+            let found = item_of(path)
+                .or(sibling)
+                .is_some_and(|target| readable(&target));
+            assert!(
+                found,
+                "POST {path} answers 201 with a Location nothing reads"
+            );
+        }
+        assert!(checked > 15, "{checked}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::http::sorting::{CreationOrder, SortOrder, SortedCursor};
-use crate::kit::ids::{CustomerId, MemberId, TierId};
+use crate::kit::ids::{CustomerId, EntryId, MemberId, TierId};
 use crate::kit::input::{Text, Whole};
 use crate::kit::write::{self, Action, Writer};
 use futures_util::future::BoxFuture;
@@ -43,6 +43,7 @@ crate::routes!(
     get_one,
     update,
     points_list,
+    points_entry,
     points_write,
     tier_changes
 );
@@ -511,6 +512,27 @@ async fn points_write(
             .json(Entry::from(entry)),
         Written::Replayed(entry) => HttpResponse::Ok().json(Entry::from(entry)),
     })
+}
+
+/// One entry of a member's ledger: where a points write's `Location` points. Entries never
+/// change, so the ETag is fixed.
+#[utoipa::path(tag = "club-members", responses((status = 200, body = Entry, headers(("ETag" = String)))))]
+#[get("/club/members/{id}/points/{entry_id}")]
+async fn points_entry(
+    _: Authorized<ClubRead>,
+    mut conn: DbConn,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (member, entry) = path.into_inner();
+    let row: EntryRow = points_entries::table
+        .filter(points_entries::member_id.eq(MemberId::from(member)))
+        .filter(points_entries::id.eq(EntryId::from(entry)))
+        .select(EntryRow::as_select())
+        .first(&mut conn)
+        .await
+        .optional()?
+        .ok_or_else(|| ApiError::NotFound("no such entry in this member's ledger".into()))?;
+    Ok(versioned(StatusCode::OK, &Entry::from(row), 1))
 }
 
 /// A change of tier.

@@ -2,6 +2,7 @@
 //! the event is full), list, cancel, accept an offered seat, check in (once: attending earns
 //! the event's points once).
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -24,6 +25,7 @@ use crate::db::DbConn;
 use crate::db::keyset::{Direction, past};
 use crate::db::schema::club_registrations;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::etag::{created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
@@ -31,7 +33,14 @@ use crate::kit::ids::{ClubEventId, MemberId, RegistrationId};
 use crate::kit::workflow::ensure_move;
 use crate::kit::write::{Versioned, Writer};
 
-crate::routes!(register, registrations, cancel, accept, check_in);
+crate::routes!(
+    register,
+    registrations,
+    get_registration,
+    cancel,
+    accept,
+    check_in
+);
 
 /// Body of `POST /club/events/{id}/registrations`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -46,7 +55,7 @@ pub struct NewRegistration {
     tag = "club-events",
     request_body(content = NewRegistration, example = json!({"member_id": "0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"})),
     responses(
-        (status = 201, description = "Registered or waitlisted", body = Registration),
+        (status = 201, description = "Registered or waitlisted", body = Registration, headers(("Location" = String), ("ETag" = String))),
         (status = 409, description = "No such member, the membership is not active, the member's tier is not invited, the event is over, or the member is registered already", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -128,15 +137,31 @@ async fn register(
             Ok(registration)
         })
         .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            "Location",
-            format!(
-                "/api/v1/club/events/{}/registrations/{}",
-                saved.event_id, saved.id
-            ),
-        ))
-        .json(saved))
+    let location = format!(
+        "/api/v1/club/events/{}/registrations/{}",
+        saved.event_id, saved.id
+    );
+    Ok(created(location, &saved, saved.version))
+}
+
+/// One registration of the event.
+#[utoipa::path(tag = "club-events", responses((status = 200, body = Registration, headers(("ETag" = String)))))]
+#[get("/club/events/{id}/registrations/{registration_id}")]
+async fn get_registration(
+    _: Authorized<ClubRead>,
+    mut conn: DbConn,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (event, registration) = path.into_inner();
+    let found: Registration = club_registrations::table
+        .find(RegistrationId::from(registration))
+        .filter(club_registrations::event_id.eq(ClubEventId::from(event)))
+        .select(Registration::as_select())
+        .first(&mut conn)
+        .await
+        .optional()?
+        .ok_or_else(|| ApiError::NotFound("no such registration for this event".into()))?;
+    Ok(versioned(StatusCode::OK, &found, found.version))
 }
 
 /// Filters of the registrations.

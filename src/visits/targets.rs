@@ -26,7 +26,7 @@ use crate::kit::write::{self, Action, Versioned, Writer, created_in, current};
 use crate::text_enum;
 use crate::users::ensure_active;
 
-crate::routes!(list, create, update, remove);
+crate::routes!(list, create, get_one, update, remove);
 
 text_enum! {
     /// The period a target counts over.
@@ -257,6 +257,22 @@ async fn create(
         })
         .await?;
     Ok(created_in("visit-targets", &saved))
+}
+
+/// Get a target.
+#[utoipa::path(tag = "visit-targets", responses((status = 200, body = Target, headers(("ETag" = String)))))]
+#[get("/visit-targets/{id}")]
+async fn get_one(
+    _: Authorized<VisitsRead>,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let target: Target = visit_targets::table
+        .find(TargetId::from(*id))
+        .select(Target::as_select())
+        .first(&mut conn)
+        .await?;
+    Ok(current(&target))
 }
 
 /// Change a target.

@@ -781,6 +781,110 @@ async fn the_expiry_job_expires_lapsed_lots_once_under_two_runners() {
 }
 
 #[actix_web::test]
+async fn one_expiry_run_writes_one_entry_per_member_however_its_lots_are_batched() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let id = id_of(&member(&manager).await);
+    for points in [3, 4, 5, 6] {
+        earn(&manager, &id, points).await;
+    }
+    app.execute(
+        "UPDATE points_lots SET expires_at = now() - interval '1 minute' WHERE points <> 6",
+    )
+    .await;
+    let mut conn = app.context.pool().get().await.unwrap();
+    let now = Utc::now();
+    // Batches of one lot: a batch that cut the member's lots would write an entry per part.
+    let mut lots = 0;
+    loop {
+        let (expired, _) = rapport::club::ledger::expire_batch(&mut conn, now, 1)
+            .await
+            .unwrap();
+        if expired == 0 {
+            break;
+        }
+        lots += expired;
+    }
+    assert_eq!(lots, 3);
+    let expired = manager
+        .get(&format!("/api/v1/club/members/{id}/points?kind=expire"))
+        .await;
+    let entries = expired.body["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["points"], -12);
+    assert_eq!(entries[0]["balance_after"], 6);
+    ledger_adds_up(&app, &id).await;
+}
+
+#[actix_web::test]
+async fn the_ledger_lists_entries_in_the_order_they_took_effect_and_balances_chain() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    manager
+        .create(
+            "/api/v1/club/rules",
+            &json!({"name": "Per yuan", "kind": "purchase"}),
+        )
+        .await;
+    let enrolled = member(&manager).await;
+    let (id, customer) = (
+        id_of(&enrolled),
+        enrolled["customer_id"].as_str().unwrap().to_owned(),
+    );
+    earn(&manager, &id, 500).await;
+    let mut orders = Vec::new();
+    for i in 0..3 {
+        orders.push(id_of(
+            &order(&manager, &customer, &format!("C-{i}"), 3_000, &["shoes"]).await,
+        ));
+    }
+    let redeems = join_all((0..12).map(|_| {
+        points(
+            &manager,
+            &id,
+            json!({"kind": "redeem", "points": 7, "reason": "till"}),
+        )
+    }));
+    let refunds = join_all(orders.iter().map(|o| {
+        send(
+            &manager,
+            "PATCH",
+            format!("/api/v1/orders/{o}"),
+            json!({"status": "refunded"}),
+        )
+    }));
+    let (redeemed, refunded) = tokio::join!(redeems, refunds);
+    assert!(
+        redeemed.iter().all(|r| r.status == 201),
+        "enough points for all"
+    );
+    assert!(refunded.iter().all(|r| r.status == 200));
+    let mut entries = app
+        .walk_pages(
+            &format!("/api/v1/club/members/{id}/points?limit=5"),
+            Some(&manager.token),
+            100,
+        )
+        .await;
+    entries.reverse();
+    assert_eq!(
+        entries.len(),
+        1 + 3 + 12 + 3,
+        "earn, order earnings, redemptions, reversals"
+    );
+    let mut balance = 0;
+    for entry in &entries {
+        balance += entry["points"].as_i64().unwrap();
+        assert_eq!(
+            entry["balance_after"].as_i64().unwrap(),
+            balance,
+            "out of the order of effect at {entry}"
+        );
+    }
+    ledger_adds_up(&app, &id).await;
+}
+
+#[actix_web::test]
 async fn parallel_earn_redeem_expire_and_refund_on_one_member_keep_the_ledger_whole() {
     let app = TestApp::spawn().await;
     let manager = app.client(Role::Manager).await;

@@ -286,7 +286,30 @@ impl TestApp {
             Some(body) => req.send_json(body).await,
             None => req.send().await,
         };
-        Response::read(res.expect("request failed")).await
+        let res = Response::read(res.expect("request failed")).await;
+        if res.status == 201 {
+            self.location_resolves(&res, token).await;
+        }
+        res
+    }
+
+    /// Every `Location` a create sends names something that exists: the caller reads it
+    /// (`200`), or at least finds the route and is refused for its scope (`403`).
+    async fn location_resolves(&self, created: &Response, token: Option<&str>) {
+        let Some(location) = created.header("location") else {
+            return;
+        };
+        let mut req = self.client.get(format!("{}{location}", self.base));
+        if let Some(token) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {token}")));
+        }
+        let read = Response::read(req.send().await.expect("request failed")).await;
+        assert!(
+            matches!(read.status, 200 | 403),
+            "the Location {location} of a 201 answers {}: {}",
+            read.status,
+            read.text
+        );
     }
 
     /// Sends raw bytes with a content type.

@@ -457,3 +457,72 @@ pub mod conformance {
         }
     }
 }
+
+/// Whether `value` matches `schema` of the OpenAPI document `doc`: references, `oneOf`,
+/// `anyOf`, `allOf`, types (a list of them too), enums, required and declared properties,
+/// array items. Enough to hold a response to its documented schema; says where it fails.
+pub fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let target = doc
+            .pointer(reference.trim_start_matches('#'))
+            .ok_or_else(|| format!("{at}: {reference} names nothing"))?;
+        return conforms(doc, target, value, at);
+    }
+    if let Some(branches) = schema["oneOf"].as_array().or(schema["anyOf"].as_array()) {
+        let errors: Vec<String> = branches
+            .iter()
+            .filter_map(|b| conforms(doc, b, value, at).err())
+            .collect();
+        if errors.len() == branches.len() {
+            return Err(format!("{at}: no branch matches: {}", errors.join("; ")));
+        }
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        conforms(doc, part, value, at)?;
+    }
+    let type_matches = |t: &str| match t {
+        "null" => value.is_null(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        _ => true,
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if !types.is_empty() && !types.iter().any(|t| type_matches(t)) {
+        return Err(format!("{at}: {value} is not {types:?}"));
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    if let Some(object) = value.as_object() {
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let name = required.as_str().unwrap_or_default();
+            if !object.contains_key(name) {
+                return Err(format!("{at}: `{name}` is missing"));
+            }
+        }
+        if let Some(properties) = schema["properties"].as_object() {
+            for (name, field) in object {
+                match properties.get(name) {
+                    Some(property) => conforms(doc, property, field, &format!("{at}.{name}"))?,
+                    None => return Err(format!("{at}: `{name}` is not in the schema")),
+                }
+            }
+        }
+    }
+    if let (Some(items), Some(values)) = (schema.get("items"), value.as_array()) {
+        for (i, item) in values.iter().enumerate() {
+            conforms(doc, items, item, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
