@@ -86,7 +86,7 @@ pub async fn materialise_due(
                     .filter(customer_cards::deleted_at.is_null())
                     .filter(customer_cards::merged_into.is_null())
                     .select(customer_cards::id);
-                let due: Vec<PlanRow> = visit_plans::table
+                let mut due: Vec<PlanRow> = visit_plans::table
                     .filter(visit_plans::deleted_at.is_null())
                     .filter(visit_plans::customer_id.eq_any(live))
                     .filter(
@@ -101,7 +101,8 @@ pub async fn materialise_due(
                     .skip_locked()
                     .load(conn)
                     .await?;
-                let planned = plans::materialise(conn, &Writer::system(), &due, now, until).await?;
+                let planned =
+                    plans::materialise(conn, &Writer::system(), &mut due, now, until).await?;
                 Ok((due.len(), planned))
             })
             .await?;

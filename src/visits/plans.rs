@@ -248,18 +248,28 @@ pub struct PlanFilters {
 pub async fn materialise(
     conn: &mut AsyncPgConnection,
     writer: &Writer,
-    plans: &[PlanRow],
+    plans: &mut [PlanRow],
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> ApiResult<usize> {
     let now = Utc::now();
     let mut records: Vec<VisitRecord> = Vec::new();
-    for plan in plans {
+    // How far each plan is planned now: the horizon, or, when the per-run cap cut its
+    // occurrences short, just past the last one planned (the next run resumes there).
+    let mut reached: Vec<(PlanId, DateTime<Utc>)> = Vec::new();
+    for plan in plans.iter_mut() {
         let start = plan.materialised_until.map_or(from, |m| m.max(from));
         let length = Duration::minutes(i64::from(plan.duration_minutes));
-        for at in plan.recurrence()?.between(start, until, MAX_PER_PLAN) {
+        let occurrences = plan.recurrence()?.between(start, until, MAX_PER_PLAN);
+        let horizon = match occurrences.last() {
+            Some(last) if occurrences.len() == MAX_PER_PLAN => *last + Duration::seconds(1),
+            _ => until,
+        };
+        for at in occurrences {
             records.push(occurrence(plan, at, length, now));
         }
+        reached.push((plan.id, horizon));
+        plan.materialised_until = Some(horizon);
     }
     // One statement for all: the plan's columns are joined in by PostgreSQL, so only three
     // arrays travel (a row-per-parameter insert spent more time parsing and binding its tens
@@ -309,11 +319,14 @@ pub async fn materialise(
         })
         .collect();
     outbox::record_many(conn, new_events).await?;
-    let ids: Vec<PlanId> = plans.iter().map(|p| p.id).collect();
-    diesel::update(visit_plans::table.filter(visit_plans::id.eq_any(&ids)))
-        .set(visit_plans::materialised_until.eq(until))
-        .execute(conn)
-        .await?;
+    diesel::sql_query(
+        "UPDATE visit_plans p SET materialised_until = r.until \
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS r (id, until) WHERE p.id = r.id",
+    )
+    .bind::<Array<SqlUuid>, _>(reached.iter().map(|(id, _)| id.get()).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(reached.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
     let mut customers: Vec<CustomerId> = plans.iter().map(|p| p.customer_id).collect();
     customers.sort();
     customers.dedup();
@@ -479,12 +492,11 @@ async fn create(
             materialise(
                 conn,
                 &writer,
-                std::slice::from_ref(&plan),
+                std::slice::from_mut(&mut plan),
                 now,
                 now + horizon,
             )
             .await?;
-            plan.materialised_until = Some(now + horizon);
             Ok(plan)
         })
         .await?;
@@ -570,12 +582,11 @@ async fn update(
             materialise(
                 conn,
                 &writer,
-                std::slice::from_ref(&saved),
+                std::slice::from_mut(&mut saved),
                 now,
                 now + horizon,
             )
             .await?;
-            saved.materialised_until = Some(now + horizon);
             Ok(saved)
         })
         .await?;
@@ -644,12 +655,11 @@ async fn split(
             materialise(
                 conn,
                 &writer,
-                std::slice::from_ref(&next),
+                std::slice::from_mut(&mut next),
                 now,
                 now + horizon,
             )
             .await?;
-            next.materialised_until = Some(now + horizon);
             Ok(next)
         })
         .await?;

@@ -5,13 +5,19 @@
 use chrono::{DateTime, Utc};
 use rrule::{RRuleSet, Tz};
 
-/// Occurrences walked at most per expansion, from DTSTART (a daily plan of 25 years).
-const MAX_WALK: usize = 10_000;
+/// Occurrences walked at most per expansion, from DTSTART. A rule yields one occurrence a
+/// day at most (sub-daily rules and several times a day are refused) and starts in 1900 or
+/// later, so this reaches past the year 2170: no horizon is ever cut short.
+const MAX_WALK: usize = 100_000;
+
+/// The earliest DTSTART accepted (see [`MAX_WALK`]).
+const EARLIEST_START: &str = "19000101T000000";
 
 /// A validated recurrence.
 #[derive(Debug, Clone)]
 pub struct Recurrence {
-    /// The text as given, normalised to `\n` line ends.
+    /// The text in canonical form: upper-case names, `DTSTART;TZID=zone:local`, the RRULE,
+    /// every EXDATE with its zone (DTSTART's when it named none), `\n` line ends.
     text: String,
     set: RRuleSet,
 }
@@ -19,49 +25,173 @@ pub struct Recurrence {
 /// Why a recurrence is refused: the message the `422` shows.
 pub type Refusal = String;
 
+/// One content line (RFC 5545 3.1): the name and parameter names upper-cased (they are
+/// case-insensitive), parameter values unquoted, the value as given.
+struct ContentLine {
+    name: String,
+    params: Vec<(String, String)>,
+    value: String,
+}
+
+impl ContentLine {
+    fn parse(line: &str) -> Result<Self, Refusal> {
+        let (head, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("`{line}` is not a `NAME:value` line"))?;
+        let mut parts = head.split(';');
+        let name = parts.next().unwrap_or_default().trim().to_ascii_uppercase();
+        let params = parts
+            .map(|param| {
+                param
+                    .split_once('=')
+                    .map(|(k, v)| {
+                        (
+                            k.trim().to_ascii_uppercase(),
+                            v.trim().trim_matches('"').to_owned(),
+                        )
+                    })
+                    .ok_or_else(|| format!("`{param}` in `{line}` is not `NAME=value`"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            name,
+            params,
+            value: value.trim().to_owned(),
+        })
+    }
+
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Refuses parameters other than `TZID` and `VALUE=DATE-TIME` (times, not dates).
+    fn only_zone_and_date_time(&self) -> Result<(), Refusal> {
+        for (key, value) in &self.params {
+            match (key.as_str(), value.to_ascii_uppercase().as_str()) {
+                ("TZID", _) | ("VALUE", "DATE-TIME") => {}
+                ("VALUE", other) => {
+                    return Err(format!(
+                        "{} must be a date and time (VALUE=DATE-TIME), not {other}",
+                        self.name
+                    ));
+                }
+                (other, _) => return Err(format!("{} takes no {other} parameter", self.name)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks an RRULE value (upper-cased) for what a visit plan cannot be: more often than daily,
+/// several times a day, or numbered weekdays where RFC 5545 forbids them.
+fn check_rule(rule: &str) -> Result<(), Refusal> {
+    let parts: Vec<(&str, &str)> = rule
+        .split(';')
+        .filter_map(|part| part.split_once('='))
+        .collect();
+    let get = |key: &str| parts.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let freq = get("FREQ").unwrap_or_default();
+    if matches!(freq, "HOURLY" | "MINUTELY" | "SECONDLY") {
+        return Err(
+            "visits repeat daily at most: FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY".into(),
+        );
+    }
+    for key in ["BYHOUR", "BYMINUTE", "BYSECOND"] {
+        if get(key).is_some_and(|values| values.contains(',')) {
+            return Err(format!(
+                "one visit a day at most: {key} takes one value (a plan per time of day \
+                 plans several)"
+            ));
+        }
+    }
+    // RFC 5545 3.3.10: a numbered BYDAY (`+1TU`, `-1TH`) only with FREQ=MONTHLY or YEARLY.
+    let numbered = get("BYDAY").is_some_and(|days| {
+        days.split(',')
+            .any(|day| day.starts_with(['+', '-']) || day.starts_with(|c: char| c.is_ascii_digit()))
+    });
+    if numbered && matches!(freq, "DAILY" | "WEEKLY") {
+        return Err(format!(
+            "a numbered BYDAY (such as 1MO or -1FR) needs FREQ=MONTHLY or YEARLY, not {freq}"
+        ));
+    }
+    Ok(())
+}
+
 impl Recurrence {
-    /// Parses and checks a recurrence: DTSTART must name its IANA zone and be a local time
-    /// that exists exactly once there; the rule must repeat daily or less often (the crate
-    /// mishandles sub-daily rules across DST); only DTSTART, RRULE and EXDATE lines.
+    /// Parses and checks a recurrence: one DTSTART naming its IANA zone at a local time that
+    /// exists exactly once there (not before 1900), one RRULE repeating at most daily and
+    /// once a day, any EXDATE lines (read in DTSTART's zone when they name none). Names are
+    /// case-insensitive and `VALUE=DATE-TIME` may be given, as RFC 5545 allows.
     pub fn parse(text: &str) -> Result<Self, Refusal> {
-        let lines: Vec<&str> = text
+        let lines = text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
-            .collect();
-        let starts = lines.iter().filter(|l| l.starts_with("DTSTART")).count();
-        let rules: Vec<&&str> = lines.iter().filter(|l| l.starts_with("RRULE:")).collect();
-        if starts != 1 || rules.len() != 1 {
+            .map(ContentLine::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        let named = |name: &'static str| lines.iter().filter(move |l| l.name == name);
+        let (mut starts, mut rules) = (named("DTSTART"), named("RRULE"));
+        let (Some(start), None, Some(rule), None) =
+            (starts.next(), starts.next(), rules.next(), rules.next())
+        else {
             return Err("needs exactly one DTSTART line and one RRULE line".into());
-        }
-        if let Some(other) = lines.iter().find(|l| {
-            !(l.starts_with("DTSTART") || l.starts_with("RRULE:") || l.starts_with("EXDATE"))
-        }) {
+        };
+        if let Some(other) = lines
+            .iter()
+            .find(|l| !matches!(l.name.as_str(), "DTSTART" | "RRULE" | "EXDATE"))
+        {
             return Err(format!(
-                "only DTSTART, RRULE and EXDATE lines are accepted, not `{other}`"
+                "only DTSTART, RRULE and EXDATE lines are accepted, not {}",
+                other.name
             ));
         }
-        let start = lines
-            .iter()
-            .find(|l| l.starts_with("DTSTART"))
-            .copied()
-            .unwrap_or_default();
-        if !start.starts_with("DTSTART;TZID=") {
+        start.only_zone_and_date_time()?;
+        let Some(zone) = start.param("TZID") else {
             return Err(
                 "DTSTART must name its time zone: DTSTART;TZID=Asia/Shanghai:20261201T090000"
                     .into(),
             );
-        }
-        let rule = rules[0].to_ascii_uppercase();
-        if ["HOURLY", "MINUTELY", "SECONDLY"]
-            .iter()
-            .any(|f| rule.contains(&format!("FREQ={f}")))
-        {
+        };
+        if start.value.ends_with(['Z', 'z']) {
             return Err(
-                "visits repeat daily at most: FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY".into(),
+                "DTSTART with TZID is a local time: drop the Z (or the TZID, to give UTC)".into(),
             );
         }
-        let text = lines.join("\n");
+        if start.value.as_str() < EARLIEST_START {
+            return Err("DTSTART must be in 1900 or later".into());
+        }
+        if !rule.params.is_empty() {
+            return Err("RRULE takes no parameters".into());
+        }
+        let rule_value = rule.value.to_ascii_uppercase();
+        check_rule(&rule_value)?;
+        let mut canonical = vec![
+            format!("DTSTART;TZID={zone}:{}", start.value),
+            format!("RRULE:{rule_value}"),
+        ];
+        for exdate in named("EXDATE") {
+            exdate.only_zone_and_date_time()?;
+            let values: Vec<&str> = exdate.value.split(',').map(str::trim).collect();
+            let utc = values.iter().filter(|v| v.ends_with(['Z', 'z'])).count();
+            canonical.push(match (exdate.param("TZID"), utc) {
+                (Some(zone), 0) => format!("EXDATE;TZID={zone}:{}", values.join(",")),
+                (None, 0) => format!("EXDATE;TZID={zone}:{}", values.join(",")),
+                (None, n) if n == values.len() => {
+                    format!("EXDATE:{}", values.join(",").to_ascii_uppercase())
+                }
+                _ => {
+                    return Err(
+                        "an EXDATE line is either local times (in its TZID, or DTSTART's) or \
+                         all UTC (ending in Z)"
+                            .into(),
+                    );
+                }
+            });
+        }
+        let text = canonical.join("\n");
         let set: RRuleSet = text.parse().map_err(|e: rrule::RRuleError| e.to_string())?;
         if matches!(set.get_dt_start().timezone(), Tz::Local(_)) {
             return Err("DTSTART must name an IANA time zone".into());
@@ -276,6 +406,114 @@ mod tests {
             let refusal = Recurrence::parse(text).unwrap_err();
             assert!(refusal.contains(why), "{text}: {refusal}");
         }
+    }
+
+    #[test]
+    fn rfc_5545_spellings_are_read_and_stored_in_one_form() {
+        let r = Recurrence::parse(
+            "dtstart;value=date-time;tzid=Asia/Shanghai:20261201T090000\n\
+             rrule:freq=weekly;byday=mo,th;count=4\n\
+             exdate:20261203T090000",
+        )
+        .unwrap();
+        assert_eq!(
+            r.text(),
+            "DTSTART;TZID=Asia/Shanghai:20261201T090000\nRRULE:FREQ=WEEKLY;BYDAY=MO,TH;COUNT=4\n\
+             EXDATE;TZID=Asia/Shanghai:20261203T090000"
+        );
+        // An EXDATE naming no zone is DTSTART's local time, on any machine: 09:00 Shanghai is
+        // 01:00 UTC, and Thursday 3 December is gone.
+        assert_eq!(
+            all(&r),
+            [
+                utc(2026, 12, 7, 1, 0),
+                utc(2026, 12, 10, 1, 0),
+                utc(2026, 12, 14, 1, 0)
+            ]
+        );
+        let utc_exdate = Recurrence::parse(
+            "DTSTART;TZID=Asia/Shanghai:20261201T090000\nRRULE:FREQ=DAILY;COUNT=3\n\
+             EXDATE:20261202T010000Z",
+        )
+        .unwrap();
+        assert_eq!(
+            all(&utc_exdate),
+            [utc(2026, 12, 1, 1, 0), utc(2026, 12, 3, 1, 0)]
+        );
+    }
+
+    #[test]
+    fn what_rfc_5545_forbids_or_a_plan_cannot_be_is_refused() {
+        for (text, why) in [
+            (
+                "DTSTART;TZID=Asia/Shanghai:20261201T090000\nRRULE:FREQ=WEEKLY;BYDAY=+1TU",
+                "numbered BYDAY",
+            ),
+            (
+                "DTSTART;TZID=Asia/Shanghai:20261201T090000\nRRULE:FREQ=DAILY;BYDAY=-1TH",
+                "numbered BYDAY",
+            ),
+            (
+                "DTSTART;TZID=Asia/Shanghai:20261201T090000Z\nRRULE:FREQ=DAILY",
+                "drop the Z",
+            ),
+            (
+                "DTSTART;TZID=Asia/Shanghai:20261201T090000\nRRULE:FREQ=DAILY;BYHOUR=9,14",
+                "one visit a day",
+            ),
+            (
+                "DTSTART;TZID=Asia/Shanghai:20261201T090000\nRRULE:FREQ=DAILY;BYMINUTE=0,30",
+                "one visit a day",
+            ),
+            (
+                "DTSTART;VALUE=DATE;TZID=Asia/Shanghai:20261201\nRRULE:FREQ=DAILY",
+                "DATE-TIME",
+            ),
+            (
+                "DTSTART;TZID=Asia/Shanghai:18991231T090000\nRRULE:FREQ=DAILY",
+                "1900",
+            ),
+            (
+                "DTSTART;TZID=Asia/Shanghai:20261201T090000\nRRULE:FREQ=DAILY\n\
+                 EXDATE:20261202T090000,20261203T010000Z",
+                "all UTC",
+            ),
+        ] {
+            let refusal = Recurrence::parse(text).unwrap_err();
+            assert!(refusal.contains(why), "{text}: {refusal}");
+        }
+        let monthly =
+            "DTSTART;TZID=Asia/Shanghai:20261201T090000\nRRULE:FREQ=MONTHLY;BYDAY=-1FR;COUNT=2";
+        assert_eq!(
+            all(&Recurrence::parse(monthly).unwrap()),
+            [utc(2026, 12, 25, 1, 0), utc(2027, 1, 29, 1, 0)]
+        );
+    }
+
+    /// A rule from long ago plans exactly what it has in the horizon, checked against an
+    /// independent computation: every local day at 09:00 in the zone.
+    #[test]
+    fn a_start_decades_ago_still_plans_every_occurrence_in_the_horizon() {
+        use chrono::{Duration, NaiveTime};
+        let zone: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        let r = Recurrence::parse("DTSTART;TZID=Europe/Berlin:19970902T090000\nRRULE:FREQ=DAILY")
+            .unwrap();
+        let (from, to) = (utc(2026, 12, 7, 12, 0), utc(2027, 6, 5, 12, 0));
+        let mut expected = Vec::new();
+        let mut day = from.with_timezone(&zone).date_naive();
+        while let Some(at) = zone
+            .from_local_datetime(&day.and_time(NaiveTime::from_hms_opt(9, 0, 0).unwrap()))
+            .single()
+            .map(|t| t.with_timezone(&Utc))
+            .filter(|t| *t < to)
+        {
+            if at >= from {
+                expected.push(at);
+            }
+            day += Duration::days(1);
+        }
+        assert_eq!(expected.len(), 180);
+        assert_eq!(r.between(from, to, 400), expected);
     }
 
     #[test]
