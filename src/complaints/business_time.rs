@@ -32,19 +32,48 @@ pub struct Calendar {
 const HORIZON_DAYS: i64 = 25 * 366;
 
 impl Calendar {
-    /// The working intervals of one local date, as instants. A local time that does not
-    /// exist (inside a spring-forward gap) moves to the gap's end; one that exists twice
-    /// (autumn) is its first occurrence.
-    fn day(&self, date: NaiveDate) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-        if self.holidays.contains(&date) {
-            return Vec::new();
-        }
+    /// The working intervals that start on local `date`, as instants, holidays not yet taken
+    /// out (an interval may run past midnight, for days when every hour counts). A local time
+    /// that does not exist (inside a spring-forward gap) moves to the gap's end; one that
+    /// exists twice (autumn) is its first occurrence.
+    fn starting_on(&self, date: NaiveDate) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> {
         let weekday = date.weekday().num_days_from_monday() as usize;
         self.week[weekday]
             .iter()
-            .map(|&(start, end)| (self.instant(date, start), self.instant(date, end)))
+            .map(move |&(start, end)| (self.instant(date, start), self.instant(date, end)))
             .filter(|(start, end)| start < end)
-            .collect()
+    }
+
+    /// `[from, to)` without the holidays it crosses. A holiday removes the working time that
+    /// falls on that date in the calendar's zone, from its local midnight to the next, whatever
+    /// day the interval started on: a night shift from 22:00 into a holiday keeps its two
+    /// hours before midnight; one from a holiday into a working day keeps the hours after.
+    fn without_holidays(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        let mut pieces = Vec::new();
+        let mut cursor = from;
+        let mut date = from.with_timezone(&self.time_zone).date_naive();
+        let last = to.with_timezone(&self.time_zone).date_naive();
+        while date <= last {
+            if self.holidays.contains(&date) {
+                let (holiday_from, holiday_to) = (
+                    self.instant(date, 0),
+                    self.instant(date + Duration::days(1), 0),
+                );
+                if holiday_from > cursor {
+                    pieces.push((cursor, holiday_from.min(to)));
+                }
+                cursor = cursor.max(holiday_to);
+            }
+            date += Duration::days(1);
+        }
+        if cursor < to {
+            pieces.push((cursor, to));
+        }
+        pieces
     }
 
     /// The instant of `minutes` after local midnight of `date` (1440 is the next midnight).
@@ -69,7 +98,8 @@ impl Calendar {
         // counts), so one that began on an earlier date may still be open at `start`.
         let first = start.with_timezone(&self.time_zone).date_naive() - Duration::days(7);
         (0..HORIZON_DAYS)
-            .flat_map(move |n| self.day(first + Duration::days(n)))
+            .flat_map(move |n| self.starting_on(first + Duration::days(n)))
+            .flat_map(move |(from, to)| self.without_holidays(from, to))
             .filter(move |(_, end)| *end > start)
             .map(move |(from, to)| (from.max(start), to))
     }
@@ -325,5 +355,192 @@ mod tests {
             Counting::Business(&never).due(at("2026-11-30T08:00:00Z"), 60, &[]),
             None
         );
+    }
+
+    /// A holiday after a night shift keeps the shift's hours before midnight, and a 24×7
+    /// week with one holiday loses exactly that day.
+    #[test]
+    fn a_holiday_removes_exactly_its_own_date() {
+        let night = (22 * 60, 30 * 60);
+        let shifts = Calendar {
+            time_zone: Tz::UTC,
+            week: std::array::from_fn(|_| vec![night]),
+            holidays: ["2026-12-08".parse().unwrap()].into(),
+        };
+        // Monday 7th 22:00: two hours before the holiday, then Tuesday 22:00 (a holiday shift
+        // starting then runs into Wednesday, which counts from midnight).
+        let start = at("2026-12-07T22:00:00Z");
+        let counting = Counting::Business(&shifts);
+        assert_eq!(
+            counting.due(start, 2 * 3600, &[]),
+            Some(at("2026-12-08T00:00:00Z"))
+        );
+        assert_eq!(
+            counting.due(start, 3 * 3600, &[]),
+            Some(at("2026-12-09T01:00:00Z"))
+        );
+        let always = Calendar {
+            time_zone: "Europe/Berlin".parse().unwrap(),
+            week: [
+                vec![(0, 7 * 24 * 60)],
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+            ],
+            holidays: ["2026-12-07".parse().unwrap()].into(),
+        };
+        // Monday the 7th is off (23:00 UTC on the 6th to 23:00 on the 7th); the rest of the
+        // week counts.
+        let counting = Counting::Business(&always);
+        let start = at("2026-12-06T22:00:00Z");
+        assert_eq!(
+            counting.due(start, 3600, &[]),
+            Some(at("2026-12-06T23:00:00Z"))
+        );
+        assert_eq!(
+            counting.due(start, 3601, &[]),
+            Some(at("2026-12-07T23:00:01Z"))
+        );
+        assert_eq!(
+            counting.elapsed(start, at("2026-12-09T23:00:00Z"), &[]),
+            3600 + 2 * 24 * 3600
+        );
+    }
+
+    /// A small deterministic generator for the property test (no dependency for it).
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// A random calendar: disjoint intervals over the week on half-hour marks (some crossing
+    /// midnight, the last perhaps wrapping into Monday), as `calendars` stores them, and a few
+    /// holidays around the dates tested.
+    fn random_calendar(random: &mut Random) -> Calendar {
+        const WEEK: u64 = 7 * 48;
+        let zones = [
+            "UTC",
+            "Europe/Berlin",
+            "America/New_York",
+            "Asia/Shanghai",
+            "Australia/Sydney",
+        ];
+        let mut marks: Vec<u64> = (0..2 * (1 + random.below(4)))
+            .map(|_| random.below(WEEK))
+            .collect();
+        marks.sort_unstable();
+        marks.dedup();
+        if marks.len() % 2 == 1 {
+            marks.pop();
+        }
+        let mut spans: Vec<(u64, u64)> = marks.chunks(2).map(|p| (p[0], p[1])).collect();
+        if random.below(3) == 0
+            && let (Some(first), Some(last)) = (spans.first().copied(), spans.last_mut())
+        {
+            // Wrap past Sunday midnight, stopping short of Monday's first interval.
+            last.1 = WEEK + random.below(first.0.max(1));
+        }
+        if random.below(8) == 0 {
+            spans = vec![(0, WEEK)];
+        }
+        let mut week: [Vec<(u32, u32)>; 7] = Default::default();
+        for (start, end) in spans.into_iter().filter(|(s, e)| s < e) {
+            let (day, at) = ((start / 48) as usize, (start % 48) as u32 * 30);
+            week[day].push((at, at + (end - start) as u32 * 30));
+        }
+        let holidays = (0..random.below(6))
+            .map(|_| {
+                NaiveDate::from_ymd_opt(2027, 3, 1).unwrap()
+                    + Duration::days(random.below(280) as i64)
+            })
+            .collect();
+        Calendar {
+            time_zone: zones[random.below(zones.len() as u64) as usize]
+                .parse()
+                .unwrap(),
+            week,
+            holidays,
+        }
+    }
+
+    /// The first instant whose local time is `minutes` after `date`'s midnight or later.
+    fn local(zone: Tz, date: NaiveDate, minutes: u32) -> DateTime<Utc> {
+        let mut wanted = date.and_time(NaiveTime::MIN) + Duration::minutes(minutes.into());
+        loop {
+            if let Some(t) = zone.from_local_datetime(&wanted).earliest() {
+                return t.with_timezone(&Utc);
+            }
+            wanted += Duration::minutes(1);
+        }
+    }
+
+    /// Whether the minute from `t` is working time, by the definition: inside an interval
+    /// of its own local date or one of the week before, on a date that is no holiday.
+    fn works(calendar: &Calendar, t: DateTime<Utc>) -> bool {
+        let date = t.with_timezone(&calendar.time_zone).date_naive();
+        !calendar.holidays.contains(&date)
+            && (0..=7).any(|back| {
+                let day = date - Duration::days(back);
+                calendar.week[day.weekday().num_days_from_monday() as usize]
+                    .iter()
+                    .any(|&(s, e)| {
+                        local(calendar.time_zone, day, s) <= t
+                            && t < local(calendar.time_zone, day, e)
+                    })
+            })
+    }
+
+    /// The due time minute by minute: the end of the `target`th working minute from `start`.
+    fn due_by_minutes(calendar: &Calendar, start: DateTime<Utc>, target: i64) -> DateTime<Utc> {
+        let (mut t, mut counted) = (start, 0);
+        loop {
+            if works(calendar, t) {
+                counted += 1;
+                if counted == target {
+                    return t + Duration::minutes(1);
+                }
+            }
+            t += Duration::minutes(1);
+        }
+    }
+
+    /// The due-time arithmetic against the minute-by-minute definition on random calendars
+    /// (zones with and without DST, shifts across midnight, 24×7 weeks, holidays), starts
+    /// (on minute marks, around both DST changes) and targets.
+    #[test]
+    fn due_times_match_a_minute_by_minute_count_on_random_calendars() {
+        let mut random = Random(0x9e37_79b9_7f4a_7c15);
+        let mut checked = 0;
+        while checked < 150 {
+            let calendar = random_calendar(&mut random);
+            if calendar.week.iter().all(Vec::is_empty) {
+                continue;
+            }
+            let start =
+                at("2027-03-01T00:00:00Z") + Duration::minutes(random.below(280 * 24 * 60) as i64);
+            let target = 1 + random.below(24 * 60) as i64;
+            let expected = due_by_minutes(&calendar, start, target);
+            let counting = Counting::Business(&calendar);
+            assert_eq!(
+                counting.due(start, target * 60, &[]),
+                Some(expected),
+                "{calendar:?} from {start} for {target} minutes"
+            );
+            assert_eq!(counting.elapsed(start, expected, &[]), target * 60);
+            checked += 1;
+        }
     }
 }
