@@ -110,9 +110,9 @@ pub struct CustomerFields {
     pub referred_by: Field<CustomerId>,
     /// With `external_ref`: the customer's id in another system (unique together).
     #[schema(nullable)]
-    pub source: Field<Text<0, 50>>,
+    pub source: Field<SourceName>,
     #[schema(nullable)]
-    pub external_ref: Field<Text<0, 200>>,
+    pub external_ref: Field<ExternalRef>,
     #[schema(value_type = Option<ConsentChanges>)]
     pub consents: Field<ConsentChanges>,
 }
@@ -248,17 +248,33 @@ pub struct BatchItem;
 
 impl PartialSchema for BatchItem {
     fn schema() -> RefOr<Schema> {
-        // `CustomerFields` itself, with `source` and `external_ref` required and not null: an
-        // `allOf` of the fields (where both may be null) and a branch saying they are strings
-        // asks generators to merge `null | string` with `string`, which openapi-python-client
-        // refuses (it then drops the operation).
+        // `CustomerFields` itself, with `source` and `external_ref` required, not null and
+        // not blank: an `allOf` of the fields (where both may be null) and a branch saying
+        // they are strings asks generators to merge `null | string` with `string`, which
+        // openapi-python-client refuses (it then drops the operation).
         let RefOr::T(Schema::Object(mut fields)) = CustomerFields::schema() else {
             return fields_with([with_reference().into(), churn_rule()]);
         };
-        for name in ["source", "external_ref"] {
-            if let Some(property) = fields.properties.get_mut(name) {
-                *property = not_null(property.clone());
+        let not_blank = |schema: RefOr<Schema>, description: &str| match schema {
+            RefOr::T(Schema::Object(mut text)) => {
+                text.pattern = Some(NOT_BLANK.into());
+                text.description = Some(description.into());
+                RefOr::T(Schema::Object(text))
             }
+            other => other,
+        };
+        let reference = [
+            (
+                "source",
+                not_blank(SourceName::schema(), "The system the customer comes from."),
+            ),
+            (
+                "external_ref",
+                not_blank(ExternalRef::schema(), "The customer's id in that system."),
+            ),
+        ];
+        for (name, schema) in reference {
+            fields.properties.insert(name.to_owned(), schema);
             if !fields.required.iter().any(|r| r == name) {
                 fields.required.push(name.to_owned());
             }
@@ -270,24 +286,12 @@ impl PartialSchema for BatchItem {
     }
 }
 
-/// A property's schema without its `null` branch: `oneOf [X, null]` becomes `X`.
-fn not_null(property: RefOr<Schema>) -> RefOr<Schema> {
-    let RefOr::T(Schema::OneOf(one_of)) = &property else {
-        return property;
-    };
-    let is_null = |item: &&RefOr<Schema>| matches!(item, RefOr::T(Schema::Object(o)) if o.schema_type == Type::Null.into());
-    match one_of
-        .items
-        .iter()
-        .filter(|item| !is_null(item))
-        .collect::<Vec<_>>()[..]
-    {
-        [only] => only.clone(),
-        _ => property,
-    }
-}
-
 fields_schema!(BatchItem);
+
+/// A customer's `source`: the system it comes from (with `external_ref`).
+pub type SourceName = Text<0, 50>;
+/// A customer's `external_ref`: its id in its `source`.
+pub type ExternalRef = Text<0, 200>;
 
 /// The largest attribute number, in either sign: exact in a double, readable back from
 /// PostgreSQL's `jsonb`, and safe in JavaScript clients.
