@@ -5,7 +5,7 @@
 //! and an offer not accepted in time moves on (`jobs`). Checking in twice earns once.
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,7 @@ use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::{ClubEventId, TierId};
+use crate::kit::input::ensure_within;
 use crate::kit::input::{Items, Text, Whole};
 use crate::kit::write::{self, Action, Writer, created_in, current};
 use crate::text_enum;
@@ -117,12 +118,31 @@ pub struct EventPatch {
     pub attendance_points: Option<Whole<0, 1_000_000>>,
 }
 
+/// The longest a club event may last.
+const LONGEST_EVENT_DAYS: i64 = 31;
+
+/// `422` naming the field unless the event's times make one: the start within a year back
+/// and five years ahead, the end after it and at most a month later.
 fn ensure_times(event: &EventRow) -> ApiResult<()> {
+    let now = Utc::now();
+    ensure_within(
+        "starts_at",
+        event.starts_at,
+        now - Duration::days(366),
+        now + Duration::days(5 * 366),
+    )?;
     if event.ends_at <= event.starts_at {
         return Err(ApiError::invalid(
             "ends_at",
             "range",
             "must be after starts_at",
+        ));
+    }
+    if event.ends_at - event.starts_at > Duration::days(LONGEST_EVENT_DAYS) {
+        return Err(ApiError::invalid(
+            "ends_at",
+            "range",
+            format!("an event lasts at most {LONGEST_EVENT_DAYS} days"),
         ));
     }
     Ok(())

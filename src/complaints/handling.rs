@@ -33,7 +33,7 @@ use crate::http::etag::IfMatch;
 use crate::http::json::Field;
 use crate::kit::audit::Subject;
 use crate::kit::ids::{AnswerId, CalendarId, ComplaintId, CustomerId, OrderId, UserId};
-use crate::kit::input::{CLOCK_SKEW_MINUTES, present};
+use crate::kit::input::{ensure_within, happened_by, present};
 use crate::kit::registry::{PointsGrant, Registry};
 use crate::kit::workflow::ensure_move;
 use crate::kit::write::{self, Action, Occurrence, Versioned, Writer};
@@ -174,13 +174,13 @@ pub async fn open(
 ) -> ApiResult<ComplaintRecord> {
     let now = Utc::now();
     let received_at = b.received_at.unwrap_or(now);
-    if received_at > now + Duration::minutes(CLOCK_SKEW_MINUTES) {
-        return Err(ApiError::invalid(
-            "received_at",
-            "range",
-            "cannot be in the future",
-        ));
-    }
+    // A complaint logged late was received within the year, not further back.
+    ensure_within(
+        "received_at",
+        received_at,
+        now - Duration::days(366),
+        happened_by(),
+    )?;
 
     let customer = customers::find_referenced(conn, b.customer_id).await?;
     if let Some(order) = b.order_id {

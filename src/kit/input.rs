@@ -707,6 +707,31 @@ impl Validate for TimeZoneName {
 /// this many minutes ahead.
 pub const CLOCK_SKEW_MINUTES: i64 = 5;
 
+/// `422` naming `field` unless the time a client sent lies in `[earliest, latest]`: every
+/// client time has a sane range, so no duration derived from it runs to millennia.
+pub fn ensure_within(
+    field: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    earliest: chrono::DateTime<chrono::Utc>,
+    latest: chrono::DateTime<chrono::Utc>,
+) -> crate::error::ApiResult<()> {
+    if (earliest..=latest).contains(&at) {
+        return Ok(());
+    }
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    Err(crate::error::ApiError::invalid(
+        field,
+        "range",
+        format!("must be between {} and {}", stamp(earliest), stamp(latest)),
+    ))
+}
+
+/// The latest time a client may send for something that has happened: now, give or take
+/// the clocks' skew.
+pub fn happened_by() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() + chrono::Duration::minutes(CLOCK_SKEW_MINUTES)
+}
+
 /// A span of whole days written `14d` (1 to 366): how far ahead a list looks (`within=14d`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Days(pub u16);

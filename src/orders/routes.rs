@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, patch, post, web};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,11 @@ use crate::http::etag::{IfMatch, created, versioned};
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
+use crate::kit::input::{ensure_within, happened_by};
 use uuid::Uuid;
+
+/// 1900-01-01T00:00:00Z, the earliest `ordered_at` accepted, in seconds since the epoch.
+const EARLIEST_ORDER_SECONDS: i64 = -2_208_988_800;
 
 use crate::kit::ids::{CustomerId, OrderId};
 use crate::kit::input::{Currency, Email, Items, Phone, Text, Whole, present};
@@ -287,13 +291,9 @@ async fn record(
     }
     // Bounded by the line limits (500 × 100,000 × 10^10 < 2^63), so it cannot overflow.
     let subtotal: i64 = order.lines.iter().map(NewOrderLine::amount_minor).sum();
-    if order.ordered_at > Utc::now() + Duration::minutes(5) {
-        return Err(ApiError::invalid(
-            "ordered_at",
-            "range",
-            "cannot be in the future",
-        ));
-    }
+    // History imported from a shop goes back decades, not centuries: 1900-01-01 at the earliest.
+    let earliest = DateTime::from_timestamp(EARLIEST_ORDER_SECONDS, 0).unwrap_or_default();
+    ensure_within("ordered_at", order.ordered_at, earliest, happened_by())?;
     let customer = resolve_customer(conn, writer, order.customer).await?;
     let status = order.status.unwrap_or(OrderStatus::Placed);
     let currency = order.currency.into_inner();

@@ -38,6 +38,21 @@ async fn send(
     client.send(method, &path, Some(&body), &[]).await
 }
 
+/// A member of a club that earns a point per yuan spent: the member's id and customer's id.
+async fn member_earning_per_yuan(manager: &Client<'_>) -> (String, String) {
+    manager
+        .create(
+            "/api/v1/club/rules",
+            &json!({"name": "Per yuan", "kind": "purchase"}),
+        )
+        .await;
+    let enrolled = member(manager).await;
+    (
+        id_of(&enrolled),
+        enrolled["customer_id"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// What remains of the lot an earning made.
 async fn remaining_of(app: &TestApp, entry: &Value) -> i64 {
     app.count(&format!(
@@ -820,17 +835,7 @@ async fn one_expiry_run_writes_one_entry_per_member_however_its_lots_are_batched
 async fn the_ledger_lists_entries_in_the_order_they_took_effect_and_balances_chain() {
     let app = TestApp::spawn().await;
     let manager = app.client(Role::Manager).await;
-    manager
-        .create(
-            "/api/v1/club/rules",
-            &json!({"name": "Per yuan", "kind": "purchase"}),
-        )
-        .await;
-    let enrolled = member(&manager).await;
-    let (id, customer) = (
-        id_of(&enrolled),
-        enrolled["customer_id"].as_str().unwrap().to_owned(),
-    );
+    let (id, customer) = member_earning_per_yuan(&manager).await;
     earn(&manager, &id, 500).await;
     let mut orders = Vec::new();
     for i in 0..3 {
@@ -888,17 +893,7 @@ async fn the_ledger_lists_entries_in_the_order_they_took_effect_and_balances_cha
 async fn parallel_earn_redeem_expire_and_refund_on_one_member_keep_the_ledger_whole() {
     let app = TestApp::spawn().await;
     let manager = app.client(Role::Manager).await;
-    manager
-        .create(
-            "/api/v1/club/rules",
-            &json!({"name": "Per yuan", "kind": "purchase"}),
-        )
-        .await;
-    let enrolled = member(&manager).await;
-    let (id, customer) = (
-        id_of(&enrolled),
-        enrolled["customer_id"].as_str().unwrap().to_owned(),
-    );
+    let (id, customer) = member_earning_per_yuan(&manager).await;
     let mut orders = Vec::new();
     for i in 0..4 {
         orders.push(id_of(

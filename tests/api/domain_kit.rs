@@ -554,3 +554,69 @@ async fn timeline_entries_and_export_sections_match_the_document() {
     extra["surprise"] = json!([]);
     assert!(crate::kit::conforms(&doc, &schema, &extra, "export").is_err());
 }
+
+#[actix_web::test]
+async fn every_time_a_client_sends_has_a_sane_range() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let customer = id_of(&manager.customer(json!({})).await);
+    let order = |ordered_at: &str| {
+        json!({"source": "shop", "external_id": format!("R-{ordered_at}"), "customer": {"id": customer},
+            "status": "paid", "currency": "CNY", "total_minor": 100, "ordered_at": ordered_at,
+            "lines": [{"sku": "S", "name": "Item", "quantity": 1, "unit_price_minor": 100}]})
+    };
+    let complaint = |received_at: &str| {
+        json!({"customer_id": customer, "channel": "phone", "category": "delivery",
+            "severity": "low", "subject": "Late", "description": "Late", "received_at": received_at})
+    };
+    let event = |starts_at: &str, ends_at: &str| {
+        json!({"title": "Open day", "kind": "factory_visit", "starts_at": starts_at,
+            "ends_at": ends_at, "place": "Hall", "capacity": 10})
+    };
+    for (path, body, field) in [
+        (
+            "/api/v1/orders",
+            order("0001-01-01T00:00:00Z"),
+            "ordered_at",
+        ),
+        (
+            "/api/v1/orders",
+            order("2999-01-01T00:00:00Z"),
+            "ordered_at",
+        ),
+        (
+            "/api/v1/complaints",
+            complaint("0001-01-01T00:00:00Z"),
+            "received_at",
+        ),
+        (
+            "/api/v1/club/events",
+            event("0001-01-01T00:00:00Z", "0001-01-02T00:00:00Z"),
+            "starts_at",
+        ),
+        (
+            "/api/v1/club/events",
+            event("2027-03-06T01:00:00Z", "2037-03-06T01:00:00Z"),
+            "ends_at",
+        ),
+    ] {
+        let refused = manager.post(path, &body).await;
+        assert_eq!(refused.status, 422, "{path} {body}: {}", refused.text);
+        assert_eq!(refused.error_fields(), [field], "{path} {body}");
+    }
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    manager
+        .create("/api/v1/orders", &order("1999-05-01T10:00:00Z"))
+        .await;
+    manager
+        .create("/api/v1/complaints", &complaint(&yesterday))
+        .await;
+    let start = chrono::Utc::now() + chrono::Duration::days(30);
+    let end = start + chrono::Duration::hours(5);
+    manager
+        .create(
+            "/api/v1/club/events",
+            &event(&start.to_rfc3339(), &end.to_rfc3339()),
+        )
+        .await;
+}
