@@ -463,31 +463,37 @@ async fn update(
     let (id, next) = (OrderId::from(*id), body.0.status);
     let saved = conn
         .transaction::<_, ApiError, _>(async move |conn| {
-            let current: write::Locked<OrderRecord> =
-                write::lock(conn, &writer, id, &if_match).await?;
-            let status = current.row().row.status;
-            if status == next {
-                return Ok(current.to_change());
+            let (saved, moved) = write::change(
+                conn,
+                &writer,
+                id,
+                &if_match,
+                STATUS_CHANGED,
+                async |conn, changed: &mut OrderRecord| {
+                    let status = changed.row.status;
+                    if status == next {
+                        return Ok(None);
+                    }
+                    if !status.may_become(next) {
+                        return Err(ApiError::Conflict(format!(
+                            "an order that is {status} cannot become {next}"
+                        )));
+                    }
+                    // The customer is locked after the order, before the save, as every
+                    // order write does.
+                    let customer = customers::lock_row(conn, changed.row.customer_id).await?;
+                    changed.row.status = next;
+                    Ok(Some((customer, status)))
+                },
+            )
+            .await?;
+            // In the same transaction: the figures and the other domains follow the move.
+            if let Some((customer, was)) = moved {
+                recompute_figures(conn, &writer, customer).await?;
+                registry
+                    .order_changed(conn, &writer, &saved.facts(), was.counted(), next.counted())
+                    .await?;
             }
-            if !status.may_become(next) {
-                return Err(ApiError::Conflict(format!(
-                    "an order that is {status} cannot become {next}"
-                )));
-            }
-            let customer = customers::lock_row(conn, current.row().row.customer_id).await?;
-            let mut changed = current.to_change();
-            changed.row.status = next;
-            let saved = write::save(conn, &writer, current, changed, STATUS_CHANGED).await?;
-            recompute_figures(conn, &writer, customer).await?;
-            registry
-                .order_changed(
-                    conn,
-                    &writer,
-                    &saved.facts(),
-                    status.counted(),
-                    next.counted(),
-                )
-                .await?;
             Ok(saved)
         })
         .await?;

@@ -300,16 +300,25 @@ async fn update(
     let writer = Writer::of(&caller.principal);
     let saved = conn
         .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<Cadence>(conn, &writer, tier, &if_match).await?;
-            let mut after = locked.to_change();
-            after.interval_days = p
-                .interval_days
-                .map_or(after.interval_days, |d| d.get() as i32);
-            after.tolerance_days = p
-                .tolerance_days
-                .map_or(after.tolerance_days, |d| d.get() as i32);
-            after.radius_m = p.radius_m.map_or(after.radius_m, |d| d.get() as i32);
-            let saved = write::save(conn, &writer, locked, after, Action::UPDATED).await?;
+            let (saved, ()) = write::change(
+                conn,
+                &writer,
+                tier,
+                &if_match,
+                Action::UPDATED,
+                async |_, after: &mut Cadence| {
+                    after.interval_days = p
+                        .interval_days
+                        .map_or(after.interval_days, |d| d.get() as i32);
+                    after.tolerance_days = p
+                        .tolerance_days
+                        .map_or(after.tolerance_days, |d| d.get() as i32);
+                    after.radius_m = p.radius_m.map_or(after.radius_m, |d| d.get() as i32);
+                    Ok(())
+                },
+            )
+            .await?;
+            // In the same transaction: the tier's customers get their new due dates.
             let mut query = customer_cards::table
                 .select(customer_cards::id)
                 .into_boxed();
