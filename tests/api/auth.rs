@@ -90,33 +90,15 @@ async fn login_refresh_logout_and_reuse_detection() {
 async fn wrong_credentials_and_inactive_users_cannot_log_in() {
     let app = TestApp::spawn().await;
     let (id, email) = app.create_user(Role::Agent).await;
-    let wrong = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({"email": email, "password": "not the password"}),
-        )
-        .await;
+    let wrong = app.sign_in(&email, "not the password").await;
     assert_eq!(wrong.status, 401);
-    let unknown = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({"email": "nobody@example.com", "password": PASSWORD}),
-        )
-        .await;
+    let unknown = app.sign_in("nobody@example.com", PASSWORD).await;
     assert_eq!(unknown.status, 401);
     assert_eq!(
         wrong.body["detail"], unknown.body["detail"],
         "no hint about which accounts exist"
     );
-    let upper = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({"email": email.to_uppercase(), "password": PASSWORD}),
-        )
-        .await;
+    let upper = app.sign_in(&email.to_uppercase(), PASSWORD).await;
     assert_eq!(upper.status, 200, "e-mail is case-insensitive");
 
     let admin = app.admin_token().await;
@@ -128,13 +110,7 @@ async fn wrong_credentials_and_inactive_users_cannot_log_in() {
         )
         .await;
     assert_eq!(deactivated.status, 200);
-    let inactive = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
+    let inactive = app.sign_in(&email, PASSWORD).await;
     assert_eq!(inactive.status, 401);
 }
 
@@ -275,13 +251,7 @@ async fn login_is_throttled_per_email() {
             .unwrap()
             >= 1
     );
-    let other = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({"email": "x@example.com", "password": "p"}),
-        )
-        .await;
+    let other = app.sign_in("x@example.com", "p").await;
     assert_eq!(other.status, 401, "another address is not throttled");
 }
 

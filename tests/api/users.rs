@@ -295,21 +295,9 @@ async fn users_change_their_own_profile_and_password_with_the_current_one() {
         )
         .await;
     assert_eq!(refresh.status, 401, "{}", refresh.text);
-    let old = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
+    let old = app.sign_in(&email, PASSWORD).await;
     assert_eq!(old.status, 401);
-    let new = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({"email": email, "password": "a-new-password-1"}),
-        )
-        .await;
+    let new = app.sign_in(&email, "a-new-password-1").await;
     assert_eq!(new.status, 200, "{}", new.text);
 
     // An API key has no profile.
