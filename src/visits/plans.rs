@@ -573,12 +573,23 @@ async fn update(
     let id = PlanId::from(*id);
     let saved = conn
         .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<PlanRow>(conn, &writer, id, &if_match).await?;
-            let mut after = patched(conn, locked.to_change(), p).await?;
             let now = Utc::now();
-            after.materialised_until = None;
-            withdraw(conn, &writer, locked.row(), now).await?;
-            let mut saved = write::save(conn, &writer, locked, after, Action::UPDATED).await?;
+            let (mut saved, ()) = write::change(
+                conn,
+                &writer,
+                id,
+                &if_match,
+                Action::UPDATED,
+                async |conn, after: &mut PlanRow| {
+                    let before = after.clone();
+                    *after = patched(conn, before.clone(), p).await?;
+                    after.materialised_until = None;
+                    // The old series' untouched future occurrences go; they are planned anew
+                    // below, from the changed series.
+                    withdraw(conn, &writer, &before, now).await
+                },
+            )
+            .await?;
             materialise(
                 conn,
                 &writer,
@@ -619,19 +630,28 @@ async fn split(
     let id = PlanId::from(*id);
     let saved = conn
         .transaction::<_, ApiError, _>(async move |conn| {
-            let locked = write::lock::<PlanRow>(conn, &writer, id, &if_match).await?;
-            let (old, new) = locked.row().recurrence()?.split(from).ok_or_else(|| {
-                ApiError::rule(
-                    "from",
-                    "no_occurrence",
-                    "no occurrence after the first starts at this time",
-                )
-            })?;
             let now = Utc::now();
-            withdraw(conn, &writer, locked.row(), from).await?;
-            let mut ended = locked.to_change();
-            ended.recurrence = old.text().to_owned();
-            let ended = write::save(conn, &writer, locked, ended, Action::UPDATED).await?;
+            // The old series ends before `from`; its untouched occurrences from there go.
+            let (ended, new) = write::change(
+                conn,
+                &writer,
+                id,
+                &if_match,
+                Action::UPDATED,
+                async |conn, ended: &mut PlanRow| {
+                    let (old, new) = ended.recurrence()?.split(from).ok_or_else(|| {
+                        ApiError::rule(
+                            "from",
+                            "no_occurrence",
+                            "no occurrence after the first starts at this time",
+                        )
+                    })?;
+                    withdraw(conn, &writer, ended, from).await?;
+                    ended.recurrence = old.text().to_owned();
+                    Ok(new)
+                },
+            )
+            .await?;
             let mut next = ended.clone();
             next.id = PlanId::new();
             next.recurrence = new.text().to_owned();
