@@ -23,7 +23,7 @@ use super::{MemberRow, MemberStatus};
 use crate::auth::{Authorized, ClubManage, ClubRead, ClubWrite, ensure_not_agent};
 use crate::customers::api as customers;
 use crate::db::DbConn;
-use crate::db::keyset::{older_than, ordered, past};
+use crate::db::keyset::{older_than, page_in};
 use crate::db::schema::{club_members, club_tier_changes, points_entries};
 use crate::db::shared_reads::{QUEUE_FOR_COMPOUND_READS, SharedRead};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -218,23 +218,15 @@ async fn list(
 ) -> ApiResult<web::Json<Page<Member>>> {
     let sort = filters.sort.unwrap_or_default();
     let window = page.window::<MemberCursor>()?;
-    let mut query = ordered(
+    let mut query = page_in(
         club_members::table
             .select(MemberRow::as_select())
             .limit(window.fetch())
             .into_boxed(),
-        club_members::created_at,
-        club_members::id,
+        (club_members::created_at, club_members::id),
+        window.after_in(sort)?,
         sort.direction(),
     );
-    if let Some(after) = window.after_in(sort)? {
-        query = query.filter(past(
-            club_members::created_at,
-            club_members::id,
-            after,
-            sort.direction(),
-        ));
-    }
     if let Some(status) = filters.status {
         query = query.filter(club_members::status.eq(status));
     }

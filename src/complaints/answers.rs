@@ -16,7 +16,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::auth::{Authorized, ComplaintsManage, ComplaintsRead};
-use crate::db::keyset::{ordered, past};
+use crate::db::keyset::page_in;
 use crate::db::schema::{answer_uses, answers};
 use crate::db::{DbConn, like_pattern};
 use crate::error::ApiResult;
@@ -235,24 +235,16 @@ async fn list(
 ) -> ApiResult<web::Json<Page<Answer>>> {
     let sort = filters.sort.unwrap_or_default();
     let window = page.window::<AnswerCursor>()?;
-    let mut query = ordered(
+    let mut query = page_in(
         answers::table
             .filter(answers::deleted_at.is_null())
             .select(AnswerRow::as_select())
             .limit(window.fetch())
             .into_boxed(),
-        answers::created_at,
-        answers::id,
+        (answers::created_at, answers::id),
+        window.after_in(sort)?.map(|(at, id)| (at, id.get())),
         sort.direction(),
     );
-    if let Some((at, id)) = window.after_in(sort)? {
-        query = query.filter(past(
-            answers::created_at,
-            answers::id,
-            (at, id.get()),
-            sort.direction(),
-        ));
-    }
     if let Some(q) = search_term(filters.q.as_deref())? {
         query = query.filter(answers::search.like(like_pattern(q)));
     }

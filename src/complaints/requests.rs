@@ -10,7 +10,7 @@ use super::{
     Category, Channel, CompensationKind, ComplaintRow, ResolutionType, RootCause, Severity, Status,
     Visibility,
 };
-use crate::db::keyset::{ordered, past};
+use crate::db::keyset::page_in;
 use crate::db::like_pattern;
 use crate::db::schema::complaints;
 use crate::error::ApiResult;
@@ -325,23 +325,15 @@ pub fn list_query(
     now: DateTime<Utc>,
 ) -> ApiResult<ListQuery> {
     let direction = f.sort.unwrap_or_default().direction();
-    let mut query = ordered(
+    let mut query = page_in(
         complaints::table
             .select(ComplaintRow::as_select())
             .limit(limit)
             .into_boxed(),
-        complaints::created_at,
-        complaints::id,
+        (complaints::created_at, complaints::id),
+        after.map(|(at, id)| (at, id.get())),
         direction,
     );
-    if let Some((at, id)) = after {
-        query = query.filter(past(
-            complaints::created_at,
-            complaints::id,
-            (at, id.get()),
-            direction,
-        ));
-    }
     if let Some(status) = f.status {
         query = query.filter(complaints::status.eq(status));
     }

@@ -13,7 +13,7 @@ use diesel::expression::{AppearsOnTable, Expression, ValidGrouping, is_aggregate
 use diesel::helper_types::{Asc, Desc};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::query_dsl::methods::OrderDsl;
+use diesel::query_dsl::methods;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{Bool, SqlType, Timestamptz, Uuid as SqlUuid};
 use diesel::{ExpressionMethods, QueryResult};
@@ -75,17 +75,31 @@ where
     past(time, id, cursor, Direction::Descending)
 }
 
-/// `query` ordered by `(key, id)` in `direction`: the order [`past`] pages through, for lists
-/// whose direction the client picks (`?sort=field` or `?sort=-field`).
-pub fn ordered<Q, C, I>(query: Q, key: C, id: I, direction: Direction) -> Q
+/// One page of a list ordered by `(key, id)` in `direction`, which the client picks
+/// (`?sort=field` or `?sort=-field`): `query` in that order, and past `after` (the key and
+/// id of the last row served) when a page follows another.
+pub fn page_in<Q, C, I, K, ST>(
+    query: Q,
+    (key, id): (C, I),
+    after: Option<(K, Uuid)>,
+    direction: Direction,
+) -> Q
 where
-    C: ExpressionMethods,
-    I: ExpressionMethods,
-    Q: OrderDsl<(Asc<C>, Asc<I>), Output = Q> + OrderDsl<(Desc<C>, Desc<I>), Output = Q>,
+    C: ExpressionMethods + Expression<SqlType = ST> + Copy,
+    I: ExpressionMethods + Expression<SqlType = SqlUuid> + Copy,
+    ST: SqlType,
+    K: ToSql<ST, Pg>,
+    Q: methods::OrderDsl<(Asc<C>, Asc<I>), Output = Q>
+        + methods::OrderDsl<(Desc<C>, Desc<I>), Output = Q>
+        + methods::FilterDsl<Past<C, I, K, ST>, Output = Q>,
 {
-    match direction {
-        Direction::Ascending => OrderDsl::order(query, (key.asc(), id.asc())),
-        Direction::Descending => OrderDsl::order(query, (key.desc(), id.desc())),
+    let query = match direction {
+        Direction::Ascending => methods::OrderDsl::order(query, (key.asc(), id.asc())),
+        Direction::Descending => methods::OrderDsl::order(query, (key.desc(), id.desc())),
+    };
+    match after {
+        Some(after) => methods::FilterDsl::filter(query, past(key, id, after, direction)),
+        None => query,
     }
 }
 

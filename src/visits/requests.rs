@@ -11,7 +11,7 @@ use crate::complaints::api::{
     Category, Channel, Description as ComplaintDescription, Severity,
     SubjectLine as ComplaintSubject,
 };
-use crate::db::keyset::{ordered, past};
+use crate::db::keyset::page_in;
 use crate::db::schema::visits;
 use crate::http::json::Field;
 use crate::http::sorting::{ScheduleOrder, SortOrder};
@@ -230,23 +230,15 @@ pub fn list_query(
     diesel::pg::Pg,
 > {
     let direction = f.sort.unwrap_or_default().direction();
-    let mut query = ordered(
+    let mut query = page_in(
         visits::table
             .select(VisitRow::as_select())
             .limit(limit)
             .into_boxed(),
-        visits::scheduled_start,
-        visits::id,
+        (visits::scheduled_start, visits::id),
+        after.map(|(at, id)| (at, id.get())),
         direction,
     );
-    if let Some((at, id)) = after {
-        query = query.filter(past(
-            visits::scheduled_start,
-            visits::id,
-            (at, id.get()),
-            direction,
-        ));
-    }
     if let Some(owner) = f.owner_id {
         query = query.filter(visits::owner_id.eq(owner));
     }
