@@ -163,13 +163,36 @@ fn churn_rule() -> Schema {
         .into()
 }
 
-/// Both of `source` and `external_ref`, as texts (their limits are `CustomerFields`').
+/// `source` and `external_ref` as a request naming the customer sends them: texts within
+/// `CustomerFields`' limits, not blank.
+fn reference_properties() -> [(&'static str, RefOr<Schema>); 2] {
+    let not_blank = |schema: RefOr<Schema>, description: &str| match schema {
+        RefOr::T(Schema::Object(mut text)) => {
+            text.pattern = Some(NOT_BLANK.into());
+            text.description = Some(description.into());
+            RefOr::T(Schema::Object(text))
+        }
+        other => other,
+    };
+    [
+        (
+            "source",
+            not_blank(SourceName::schema(), "The system the customer comes from."),
+        ),
+        (
+            "external_ref",
+            not_blank(ExternalRef::schema(), "The customer's id in that system."),
+        ),
+    ]
+}
+
+/// Both of `source` and `external_ref`, required.
 fn with_reference() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .property("source", string().pattern(Some(NOT_BLANK)))
-        .property("external_ref", string().pattern(Some(NOT_BLANK)))
-        .required("source")
-        .required("external_ref")
+    reference_properties()
+        .into_iter()
+        .fold(ObjectBuilder::new(), |object, (name, schema)| {
+            object.property(name, schema).required(name)
+        })
 }
 
 /// `CustomerFields` with further rules between fields, as one kind of request sends them.
@@ -255,25 +278,7 @@ impl PartialSchema for BatchItem {
         let RefOr::T(Schema::Object(mut fields)) = CustomerFields::schema() else {
             return fields_with([with_reference().into(), churn_rule()]);
         };
-        let not_blank = |schema: RefOr<Schema>, description: &str| match schema {
-            RefOr::T(Schema::Object(mut text)) => {
-                text.pattern = Some(NOT_BLANK.into());
-                text.description = Some(description.into());
-                RefOr::T(Schema::Object(text))
-            }
-            other => other,
-        };
-        let reference = [
-            (
-                "source",
-                not_blank(SourceName::schema(), "The system the customer comes from."),
-            ),
-            (
-                "external_ref",
-                not_blank(ExternalRef::schema(), "The customer's id in that system."),
-            ),
-        ];
-        for (name, schema) in reference {
+        for (name, schema) in reference_properties() {
             fields.properties.insert(name.to_owned(), schema);
             if !fields.required.iter().any(|r| r == name) {
                 fields.required.push(name.to_owned());
