@@ -86,7 +86,7 @@ pub struct Settings {
     pub log_format: LogFormat,
 
     /// Database connections for requests, shared out among the HTTP workers (each gets its own
-    /// pool of at least 2); start-up, probes, housekeeping and the background jobs use 3 more, and reads by id share
+    /// pool of at least 2); start-up, probes, housekeeping and the background jobs and the webhook worker use 7 more, and reads by id share
     /// one more. Fewer is faster while queries are short (measured in docs/performance.md);
     /// raise it for long requests (exports) or a larger database server.
     #[arg(long, env = "RAPPORT_DB_POOL_SIZE", default_value_t = 8, global = true)]
@@ -144,6 +144,46 @@ pub struct Settings {
     /// How far ahead the occurrences of recurring visit plans are kept planned.
     #[arg(long, env = "RAPPORT_VISIT_HORIZON_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u16).range(1..=366), global = true)]
     pub visit_horizon_days: u16,
+
+    /// The waits before each retry of a webhook delivery, comma-separated (jittered by up to
+    /// a tenth either way); the delivery fails after the last.
+    #[arg(
+        long,
+        env = "RAPPORT_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,10h,10h",
+        value_delimiter = ',',
+        value_parser = parse_duration,
+        global = true
+    )]
+    pub webhook_retry_schedule: Vec<Duration>,
+
+    /// A webhook endpoint that has failed for this long without a success is disabled.
+    #[arg(long, env = "RAPPORT_WEBHOOK_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration, global = true)]
+    pub webhook_disable_after: Duration,
+
+    /// Allow webhook URLs on loopback, private, link-local and other special-purpose addresses
+    /// (development and private networks only).
+    #[arg(
+        long,
+        env = "RAPPORT_WEBHOOK_ALLOW_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub webhook_allow_private: bool,
+
+    /// Connect and total timeout of one webhook delivery attempt.
+    #[arg(long, env = "RAPPORT_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = parse_duration, global = true)]
+    pub webhook_timeout: Duration,
+
+    /// Webhook delivery attempts in flight at once, per instance.
+    #[arg(
+        long,
+        env = "RAPPORT_WEBHOOK_CONCURRENCY",
+        default_value_t = 64,
+        global = true
+    )]
+    pub webhook_concurrency: usize,
 }
 
 impl Settings {
@@ -213,5 +253,13 @@ mod tests {
         assert_eq!(s.access_token_ttl, Duration::from_secs(900));
         assert_eq!(s.refresh_token_ttl, Duration::from_secs(30 * 86_400));
         assert_eq!(s.max_body_bytes, 1 << 20);
+        assert_eq!(s.webhook_retry_schedule.len(), 8);
+        let total: Duration = s.webhook_retry_schedule.iter().sum();
+        assert!(
+            total > Duration::from_secs(24 * 3600),
+            "retries span more than a day"
+        );
+        assert_eq!(s.webhook_disable_after, Duration::from_secs(5 * 86_400));
+        assert!(!s.webhook_allow_private);
     }
 }

@@ -85,7 +85,8 @@ async fn readyz(
     Ok(web::Json(ProbeStatus { status: "ready" }))
 }
 
-/// Prometheus metrics: requests and latency by route and status, pool usage.
+/// Prometheus metrics: requests and latency by route and status, pool usage, the change
+/// feed's lag.
 #[utoipa::path(
     tag = "operations",
     security(()),
@@ -93,7 +94,11 @@ async fn readyz(
 )]
 #[get("/metrics")]
 async fn metrics(metrics: web::Data<Metrics>, pool: web::Data<Pool>) -> HttpResponse {
+    let lag = match pool.get().await {
+        Ok(mut conn) => crate::changes::lag_seconds(&mut conn).await.ok(),
+        Err(_) => None,
+    };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render(&pool))
+        .body(metrics.render(&pool, lag))
 }

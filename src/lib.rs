@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod changes;
 pub mod club;
 pub mod complaints;
 pub mod config;
@@ -22,3 +23,4 @@ pub mod telemetry;
 pub mod text_enum;
 pub mod users;
 pub mod visits;
+pub mod webhooks;

@@ -40,6 +40,9 @@ enum Command {
     /// Run the club's jobs once (expire lapsed points on two connections, review tiers, move
     /// waitlist offers on, pay birthday bonuses) and exit (the server does this every minute).
     ClubJobs,
+    /// Run the background work of an instance (escalations, visit and club jobs, webhook
+    /// deliveries) without serving HTTP, beside the API instances on `DATABASE_URL`.
+    Worker,
     /// Print the OpenAPI document.
     Openapi,
     /// Exit 0 when the server at RAPPORT_LISTEN answers `/healthz` (for container health checks).
@@ -138,6 +141,7 @@ async fn main() -> ExitCode {
         Command::Escalate => escalate(&cli.settings).await,
         Command::VisitJobs => visit_jobs(&cli.settings).await,
         Command::ClubJobs => club_jobs(&cli.settings).await,
+        Command::Worker => server::work(cli.settings).await,
         Command::Openapi => {
             print!("{}", openapi::document_json());
             Ok(())

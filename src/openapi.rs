@@ -54,6 +54,8 @@ pagination; errors are RFC 9457 problem documents. Every response carries `X-Req
         (name = "club-referrals", description = "Members refer customers; the referrer earns when the referred customer's first order is paid"),
         (name = "club-settings", description = "The club's policies: points expiry, tier window, waitlist offer time, downgrade notice (managers)"),
         (name = "analytics", description = "Reports"),
+        (name = "webhooks", description = "Standard Webhooks deliveries of every change: subscriptions, secret rotation, the delivery log (admins, keys with `webhooks:manage`). The document's `webhooks` lists every event type with its body"),
+        (name = "changes", description = "The change feed: every create, update and delete in commit order, with a cursor to resume (managers, admins, keys with `changes:read`)"),
         (name = "operations", description = "Probes and metrics"),
     ),
     // `OrderCustomer` is reshaped by hand (`orders::routes::order_customer_schema`); listing it
@@ -86,7 +88,9 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
             .configure(crate::club::configure)
             .configure(crate::auth::routes::configure)
             .configure(crate::users::routes::configure)
-            .configure(crate::api_keys::configure),
+            .configure(crate::api_keys::configure)
+            .configure(crate::webhooks::routes::configure)
+            .configure(crate::changes::configure),
     );
 }
 
@@ -109,10 +113,15 @@ pub fn document() -> utoipa::openapi::OpenApi {
             ))
             .build(),
     ]);
+    let (webhooks, event_schemas) = crate::domains::catalogue().webhooks_document();
+    doc.webhooks = Some(webhooks);
     if let Some(components) = doc.components.as_mut() {
         components.schemas.extend(crate::kit::documents::components(
             &crate::domains::registry(),
         ));
+        for (name, schema) in event_schemas {
+            components.schemas.entry(name).or_insert(schema);
+        }
     }
     drop_unused_schemas(through_json(doc, |value| {
         reference_page_rows(value);

@@ -6,11 +6,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-/// `bytes` random bytes from the OS, base64url-encoded without padding.
-pub fn random_token(bytes: usize) -> String {
+/// `bytes` random bytes from the OS.
+pub fn random_bytes(bytes: usize) -> Vec<u8> {
     let mut buf = vec![0u8; bytes];
     OsRng.fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
+    buf
+}
+
+/// `bytes` random bytes from the OS, base64url-encoded without padding.
+pub fn random_token(bytes: usize) -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes(bytes))
 }
 
 /// SHA-256 of a secret, as stored in the database.

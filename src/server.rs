@@ -26,16 +26,20 @@ use crate::http::metrics::Metrics;
 use crate::http::observe::observe;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::security::security_headers;
+use crate::kit::event_types::Catalogue;
 use crate::kit::registry::Registry;
 use crate::openapi;
 use crate::secrets;
+use crate::webhooks::WebhookSettings;
+use crate::webhooks::delivery::Deliverer;
 
 /// Batch endpoints accept bodies this many times the standard limit.
 const LARGE_BODY_FACTOR: usize = 8;
 
 /// Connections of the shared pool that start-up, probes, housekeeping and the background jobs
-/// use (the escalation and club jobs take two each, the visit jobs one); requests use their worker's pool.
-const BACKGROUND_POOL_SIZE: usize = 5;
+/// use (the escalation and club jobs take two each, the visit jobs one, the webhook worker
+/// two: its passes and its recorder); requests use their worker's pool.
+const BACKGROUND_POOL_SIZE: usize = 7;
 
 /// Everything the workers share.
 #[derive(Clone)]
@@ -49,6 +53,9 @@ pub struct Context {
     limits: web::Data<BodyLimits>,
     routes: web::Data<RouteTable>,
     registry: web::Data<Registry>,
+    /// Every event type, for subscriptions and the change feed.
+    catalogue: web::Data<Catalogue>,
+    webhooks: web::Data<WebhookSettings>,
     visits: web::Data<crate::visits::VisitSettings>,
     /// The club's tiers and settings as member reads see them.
     club_rules: web::Data<crate::club::cache::RulesCache>,
@@ -78,6 +85,8 @@ impl Context {
     /// Shared state from settings, a pool and the token-signing secret.
     pub fn new(settings: &Settings, pool: Pool, jwt_secret: &[u8]) -> Self {
         let doc = openapi::document();
+        let catalogue = crate::domains::catalogue();
+        crate::kit::outbox::declare(&catalogue);
         let club_rules_changes =
             std::sync::Arc::new(crate::club::settings::RulesChanges::default());
         Self {
@@ -103,6 +112,8 @@ impl Context {
             }),
             routes: web::Data::new(RouteTable::from_openapi(&doc)),
             registry: web::Data::new(crate::domains::registry()),
+            catalogue: web::Data::new(catalogue),
+            webhooks: web::Data::new(WebhookSettings::from(settings)),
             visits: web::Data::new(crate::visits::VisitSettings::from(settings)),
             club_rules: web::Data::new(crate::club::cache::RulesCache::new(
                 club_rules_changes.clone(),
@@ -121,6 +132,14 @@ impl Context {
             worker_pools: None,
             shared_reads: None,
         }
+    }
+
+    /// The webhook delivery worker this instance runs.
+    pub fn deliverer(&self) -> Result<Deliverer, String> {
+        Deliverer::new(
+            self.webhooks.get_ref().clone(),
+            self.catalogue.get_ref().clone(),
+        )
     }
 
     /// Every domain's hooks into the customer.
@@ -242,6 +261,8 @@ fn build_app(
         .app_data(ctx.limits.clone())
         .app_data(ctx.routes.clone())
         .app_data(ctx.registry.clone())
+        .app_data(ctx.catalogue.clone())
+        .app_data(ctx.webhooks.clone())
         .app_data(ctx.visits.clone())
         .app_data(ctx.club_rules.clone())
         .app_data(ctx.club_rules_changes.clone())
@@ -308,6 +329,22 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
 
     actix_web::rt::spawn(start_up(context.clone(), url, settings.clone()));
     actix_web::rt::spawn(housekeeping(context.clone()));
+    spawn_background_work(&context)?;
+    let result = server.await.map_err(|e| e.to_string());
+    tracing::info!("HTTP server stopped");
+    if let Some(cluster) = cluster {
+        tokio::task::spawn_blocking(move || cluster.stop())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        tracing::info!("embedded PostgreSQL stopped");
+    }
+    result
+}
+
+/// The work every instance shares through the database once it is started: the escalation,
+/// visit and club jobs, and webhook delivery.
+fn spawn_background_work(context: &Context) -> Result<(), String> {
     actix_web::rt::spawn(periodic(
         context.clone(),
         "escalations",
@@ -322,16 +359,39 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         move |pool| visit_jobs(pool, visits),
     ));
     actix_web::rt::spawn(periodic(context.clone(), "club", CLUB_TICK, club_jobs));
-    let result = server.await.map_err(|e| e.to_string());
-    tracing::info!("HTTP server stopped");
-    if let Some(cluster) = cluster {
-        tokio::task::spawn_blocking(move || cluster.stop())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        tracing::info!("embedded PostgreSQL stopped");
+    let deliverer = context.deliverer()?;
+    let readiness = context.readiness.clone();
+    actix_web::rt::spawn(deliverer.run(context.pool.get_ref().clone(), move || {
+        readiness.is_started()
+    }));
+    Ok(())
+}
+
+/// The `worker` command: the background work of an instance (jobs and webhook delivery)
+/// without serving HTTP, beside the API instances on their database, until SIGTERM/SIGINT.
+pub async fn work(settings: Settings) -> Result<(), String> {
+    let url = settings.database_url.clone().ok_or(
+        "rapport worker shares the API's database: set DATABASE_URL (the embedded cluster belongs to one process)",
+    )?;
+    db::run_migrations(&url).await?;
+    let pool = db::build_pool(
+        &url,
+        BACKGROUND_POOL_SIZE,
+        settings.db_pool_timeout,
+        settings.db_statement_timeout,
+    )?;
+    let context = Context::new(&settings, pool, jwt_secret(&settings)?.as_bytes());
+    context.mark_started();
+    spawn_background_work(&context)?;
+    tracing::info!("worker running: jobs and webhook deliveries");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
     }
-    result
+    tracing::info!("worker stopped");
+    Ok(())
 }
 
 /// Migrates (retrying while the database is away) and creates the bootstrap admin.

@@ -95,6 +95,24 @@ impl Versioned for ApiKeyRow {
     }
 }
 
+/// The events API keys record: kept inside (the audit log), never delivered.
+pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
+    use crate::kit::event_types::EventType;
+    use crate::kit::schema_part::SchemaPart;
+    vec![
+        EventType::internal(
+            "api_key.created",
+            "An API key was created.",
+            SchemaPart::of::<ApiKey>(),
+        ),
+        EventType::internal(
+            "api_key.revoked",
+            "An API key was revoked.",
+            SchemaPart::of::<ApiKey>(),
+        ),
+    ]
+}
+
 /// A revocation.
 const REVOKED: Action = Action::named("revoked", "revoked");
 

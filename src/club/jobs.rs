@@ -17,6 +17,7 @@ use crate::customers::api::customer_cards;
 use crate::db::schema::{club_members, club_rules, points_entries};
 use crate::error::{ApiError, ApiResult};
 use crate::kit::audit::Subject;
+use crate::kit::ids::MemberId;
 use crate::kit::write::{Occurrence, Writer};
 
 diesel::joinable!(club_members -> customer_cards (customer_id));
@@ -145,6 +146,20 @@ async fn lock_reviews(
         .await?)
 }
 
+/// The data of `member.tier_downgrade_pending`: what the member still needs to keep the tier.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DowngradeNotice {
+    pub member_id: MemberId,
+    /// When the tier is reviewed.
+    pub review_at: DateTime<Utc>,
+    pub tier: tiers::TierSummary,
+    /// The tier the member goes down to if nothing changes.
+    pub would_become: tiers::TierSummary,
+    /// How much more of the metric keeps the tier.
+    pub still_needed: i64,
+    pub metric: tiers::Metric,
+}
+
 /// Announces, `downgrade_notice_days` before a review, the members who would go down a tier
 /// if the review were now (`member.tier_downgrade_pending`), once per review.
 async fn notice_downgrades(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> ApiResult<usize> {
@@ -171,11 +186,15 @@ async fn notice_downgrades(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> 
             if shortfall == 0 {
                 continue;
             }
-            let data = json!({
-                "member_id": member.id, "review_at": review, "tier": current.summary(),
-                "would_become": lower.summary(), "still_needed": shortfall,
-                "metric": current.qualification_metric,
-            });
+            let data = serde_json::to_value(DowngradeNotice {
+                member_id: member.id,
+                review_at: review,
+                tier: current.summary(),
+                would_become: lower.summary(),
+                still_needed: shortfall,
+                metric: current.qualification_metric,
+            })
+            .unwrap_or_default();
             Occurrence {
                 subject: Subject {
                     entity_type: "member",

@@ -70,9 +70,11 @@ text_enum! {
 }
 
 /// A membership row. Its balances are not stored: [`ledger::Balances`] derives them from
-/// the lots and `owed`.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+/// the lots and `owed`. Its events carry it as `Membership` (the balances move by
+/// `points.changed`).
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, ToSchema)]
 #[diesel(table_name = club_members)]
+#[schema(as = Membership)]
 pub struct MemberRow {
     pub id: MemberId,
     pub customer_id: CustomerId,
@@ -195,6 +197,83 @@ impl Versioned for MemberRow {
             .get_result(conn)
             .await?)
     }
+}
+
+/// The events the club records.
+pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
+    use crate::kit::event_types::EventType;
+    let membership = SchemaPart::of::<MemberRow>;
+    let mut types = vec![
+        EventType::new(
+            "member.enrolled",
+            "A customer joined the club.",
+            membership(),
+        ),
+        EventType::new(
+            "member.updated",
+            "A membership changed (status, a merge).",
+            membership(),
+        ),
+        EventType::new(
+            "member.tier_changed",
+            "A member moved to another tier (qualified, reviewed or set by staff).",
+            membership(),
+        ),
+        EventType::new(
+            "member.tier_kept",
+            "A tier review kept the member's tier for another period.",
+            membership(),
+        ),
+        EventType::new(
+            "member.tier_downgrade_pending",
+            "A tier review is near and the member would go down a tier if it were now.",
+            SchemaPart::of::<jobs::DowngradeNotice>(),
+        ),
+        EventType::new(
+            "points.changed",
+            "A ledger entry moved a member's points (earned, redeemed, adjusted, expired, reversed).",
+            SchemaPart::of::<ledger::Entry>(),
+        ),
+        EventType::new(
+            "referral.created",
+            "A member referred a customer.",
+            SchemaPart::of::<referrals::Referral>(),
+        ),
+        EventType::new(
+            "referral.rewarded",
+            "A referred customer's first paid order earned the referrer's bonus.",
+            SchemaPart::of::<referrals::Referral>(),
+        ),
+        EventType::new(
+            "club_settings.updated",
+            "The club's policies changed.",
+            SchemaPart::of::<settings::SettingsRow>(),
+        ),
+    ];
+    types.extend(seats::RegistrationStatus::ALL.iter().map(|status| {
+        EventType::new(
+            format!("registration.{}", status.as_str()),
+            format!("An event registration became `{}`.", status.as_str()),
+            SchemaPart::of::<seats::Registration>(),
+        )
+    }));
+    types.extend(EventType::lifecycle::<tiers::Tier>(
+        "club_tier",
+        "club tier",
+    ));
+    types.extend(EventType::lifecycle::<rules::Rule>(
+        "club_rule",
+        "earning rule",
+    ));
+    types.extend(EventType::lifecycle::<rewards::Reward>(
+        "club_reward",
+        "reward",
+    ));
+    types.extend(EventType::lifecycle::<events::EventRow>(
+        "club_event",
+        "club event",
+    ));
+    types
 }
 
 /// The club on the customer: the membership and its ledger on the timeline and in the

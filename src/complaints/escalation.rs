@@ -8,10 +8,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::sla::{Recipient, StepKind};
+use crate::auth::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::kit::audit::{Actor, Subject};
 use crate::kit::ids::{CustomerId, UserId};
@@ -122,6 +125,35 @@ pub async fn fire_batch(
 
 /// What a fired step's event says: the complaint, the clock and its due time, the level,
 /// and who is told (`user_ids` of the assignee or their manager; `role` for a whole role).
+/// Who a fired step tells.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Notified {
+    pub recipient: Recipient,
+    /// The role told, when the recipient is a whole role.
+    pub role: Option<Role>,
+    /// The users told, when the recipient is the assignee or their manager.
+    pub user_ids: Vec<UserId>,
+}
+
+/// The data of a fired SLA step (`complaint.sla_warning`, `complaint.sla_breached`,
+/// `complaint.escalated`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepFired {
+    pub complaint_id: Uuid,
+    /// The clock: `response` or `resolution`.
+    #[schema(example = "resolution")]
+    pub metric: String,
+    /// The step's place in the policy's ladder.
+    pub step: i32,
+    /// The escalation level it raises the complaint to.
+    pub level: i32,
+    /// When the clock's target is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// When the step was due to fire.
+    pub fire_at: DateTime<Utc>,
+    pub notify: Notified,
+}
+
 fn event_data(d: &Due) -> Value {
     let recipient: Recipient =
         serde_json::from_value(d.notify.clone()).unwrap_or(Recipient::Assignee);
@@ -130,16 +162,20 @@ fn event_data(d: &Due) -> Value {
         Recipient::Manager => d.manager_id.into_iter().collect(),
         Recipient::Admins | Recipient::Managers => Vec::new(),
     };
-    let told = json!({"recipient": recipient, "role": recipient.role(), "user_ids": user_ids});
-    json!({
-        "complaint_id": d.complaint_id,
-        "metric": d.metric,
-        "step": d.step,
-        "level": d.level,
-        "due_at": d.due_at,
-        "fire_at": d.fire_at,
-        "notify": told,
+    serde_json::to_value(StepFired {
+        complaint_id: d.complaint_id,
+        metric: d.metric.clone(),
+        step: d.step,
+        level: d.level,
+        due_at: d.due_at,
+        fire_at: d.fire_at,
+        notify: Notified {
+            recipient,
+            role: recipient.role(),
+            user_ids,
+        },
     })
+    .unwrap_or_default()
 }
 
 /// Fires every step due at `now` on all these connections at once (each takes its batches

@@ -239,3 +239,69 @@ pub fn customer_hooks() -> CustomerHooks {
         ..CustomerHooks::new("complaints", &["complaints"], Erase::Step(erase))
     }
 }
+
+/// The events the complaint system records.
+pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
+    use crate::kit::event_types::EventType;
+    let complaint = SchemaPart::of::<super::Complaint>;
+    let mut types = vec![
+        EventType::new(
+            "complaint.created",
+            "A complaint was logged (from any window).",
+            complaint(),
+        ),
+        EventType::new(
+            "complaint.updated",
+            "A complaint's details, assignee or first response changed.",
+            complaint(),
+        ),
+        EventType::new(
+            "complaint.status_changed",
+            "A complaint moved in its workflow.",
+            complaint(),
+        ),
+        EventType::new(
+            "complaint.resolved",
+            "A complaint was resolved, with its resolution and any compensation.",
+            complaint(),
+        ),
+        EventType::new(
+            "complaint.satisfaction_recorded",
+            "The customer's satisfaction with the handling was recorded.",
+            complaint(),
+        ),
+        EventType::new(
+            "complaint.commented",
+            "A comment was added (internal or public).",
+            SchemaPart::of::<super::Comment>(),
+        ),
+        EventType::new(
+            "complaint.sla_warning",
+            "A complaint's SLA clock is close to its target.",
+            SchemaPart::of::<super::escalation::StepFired>(),
+        ),
+        EventType::new(
+            "complaint.sla_breached",
+            "A complaint's SLA clock passed its target.",
+            SchemaPart::of::<super::escalation::StepFired>(),
+        ),
+        EventType::new(
+            "complaint.escalated",
+            "A step of a complaint's escalation ladder fired.",
+            SchemaPart::of::<super::escalation::StepFired>(),
+        ),
+    ];
+    types.extend(EventType::lifecycle::<super::answers::Answer>(
+        "answer",
+        "standard answer",
+    ));
+    types.extend(EventType::lifecycle::<super::policies::SlaPolicy>(
+        "complaint_sla_policy",
+        "SLA policy",
+    ));
+    types.extend(EventType::lifecycle::<super::calendars::BusinessCalendar>(
+        "business_calendar",
+        "business calendar",
+    ));
+    types
+}

@@ -16,7 +16,7 @@ pub mod requests;
 pub mod routes;
 pub mod sla;
 
-pub use hooks::{ComplaintExport, ComplaintSummary, ExportedComment, customer_hooks};
+pub use hooks::{ComplaintExport, ComplaintSummary, ExportedComment, customer_hooks, event_types};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

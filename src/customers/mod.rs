@@ -368,3 +368,29 @@ impl From<CustomerRow> for Customer {
         }
     }
 }
+
+/// The events the customer file records.
+pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
+    use crate::kit::event_types::EventType;
+    use crate::kit::schema_part::SchemaPart;
+    let customer = SchemaPart::of::<Customer>;
+    let mut types = EventType::lifecycle::<Customer>("customer", "customer");
+    types.extend([
+        EventType::new(
+            "customer.tier_changed",
+            "A customer's value tier changed (also announced as `customer.updated`).",
+            customer(),
+        ),
+        EventType::new(
+            "customer.merged",
+            "A duplicate was merged into this customer (the duplicate's `customer.deleted` comes in the same transaction).",
+            customer(),
+        ),
+        EventType::new(
+            "customer.erased",
+            "A customer's personal data was erased (right to erasure); earlier events about them are redacted.",
+            customer(),
+        ),
+    ]);
+    types
+}

@@ -47,6 +47,14 @@ impl Versioned for CustomerRow {
 
     crate::versioned_columns!(id: id, version: version, updated_at: updated_at);
 
+    fn also_announces(&self, before: &Self) -> Vec<&'static str> {
+        if self.tier == before.tier {
+            Vec::new()
+        } else {
+            vec!["tier_changed"]
+        }
+    }
+
     fn customer_id(&self) -> Option<CustomerId> {
         Some(self.id)
     }

@@ -657,6 +657,47 @@ diesel::joinable!(api_keys -> users (created_by));
 diesel::joinable!(customers -> users (owner_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(orders -> customers (customer_id));
+diesel::table! {
+    webhooks (id) {
+        id -> Uuid,
+        url -> Text,
+        description -> Nullable<Text>,
+        event_types -> Array<Text>,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamptz>,
+        active -> Bool,
+        disabled_reason -> Nullable<Text>,
+        failing_since -> Nullable<Timestamptz>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Uuid,
+        webhook_id -> Uuid,
+        event_id -> Uuid,
+        event_type -> Text,
+        status -> Text,
+        retries -> Int4,
+        attempts -> Jsonb,
+        next_attempt_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_dispatch (singleton) {
+        singleton -> Bool,
+        last_txid -> Int8,
+        last_seq -> Int8,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(complaints -> customers (customer_id));
 diesel::joinable!(complaint_clocks -> complaints (complaint_id));
@@ -675,6 +716,8 @@ diesel::joinable!(points_lots -> club_members (member_id));
 diesel::joinable!(club_registrations -> club_events (event_id));
 diesel::joinable!(club_registrations -> club_members (member_id));
 diesel::joinable!(club_reward_redemptions -> club_rewards (reward_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(webhook_deliveries -> events (event_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     answer_uses,
@@ -715,4 +758,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     visit_plans,
     visit_targets,
     visits,
+    webhook_deliveries,
+    webhook_dispatch,
+    webhooks,
 );

@@ -37,6 +37,7 @@ pub struct Metrics {
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiting: Gauge,
+    feed_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -69,6 +70,12 @@ impl Default for Metrics {
             "Requests waiting for a connection",
             pool_waiting.clone(),
         );
+        let feed_lag = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "change_feed_lag_seconds",
+            "Age of the oldest transaction still running: how far the change feed and webhook fan-out are held back",
+            feed_lag.clone(),
+        );
         Self {
             registry,
             requests,
@@ -76,6 +83,7 @@ impl Default for Metrics {
             pool_size,
             pool_available,
             pool_waiting,
+            feed_lag,
         }
     }
 }
@@ -99,8 +107,12 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The text exposition, with pool gauges read now.
-    pub fn render(&self, pool: &Pool) -> String {
+    /// The text exposition, with pool gauges read now and the feed's lag as last measured
+    /// (`None` keeps the previous reading).
+    pub fn render(&self, pool: &Pool, feed_lag_seconds: Option<f64>) -> String {
+        if let Some(lag) = feed_lag_seconds {
+            self.feed_lag.set(lag);
+        }
         let status = pool.status();
         self.pool_size.set(status.size as i64);
         self.pool_available.set(status.available as i64);

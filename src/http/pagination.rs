@@ -131,11 +131,11 @@ impl<T> Page<T> {
     }
 }
 
-fn encode_cursor<K: Serialize>(key: &K) -> String {
+pub fn encode_cursor<K: Serialize>(key: &K) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
 }
 
-fn decode_cursor<K: DeserializeOwned>(cursor: &str) -> ApiResult<K> {
+pub fn decode_cursor<K: DeserializeOwned>(cursor: &str) -> ApiResult<K> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()

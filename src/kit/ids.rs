@@ -198,6 +198,16 @@ crate::typed_id! {
     pub struct ReferralId;
 }
 
+crate::typed_id! {
+    /// A webhook subscription's id.
+    pub struct WebhookId;
+}
+
+crate::typed_id! {
+    /// A webhook delivery's id.
+    pub struct DeliveryId;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod documents;
+pub mod event_types;
 pub mod ids;
 pub mod input;
 mod money;

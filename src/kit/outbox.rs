@@ -3,6 +3,9 @@
 //! no event, and a committed change always has its event: webhook delivery and the change
 //! feed read this table as a transactional outbox, in commit order (`docs/architecture.md`).
 
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Jsonb, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -11,6 +14,7 @@ use uuid::Uuid;
 
 use crate::db::prepared::Cached;
 use crate::kit::audit::{Actor, Subject};
+use crate::kit::event_types::Catalogue;
 use crate::kit::ids::CustomerId;
 
 /// One domain event about to be recorded in the outbox.
@@ -22,6 +26,25 @@ pub struct Message {
     pub actor: Actor,
     /// The resource after the change as the API shows it; for a deletion `{"id": ...}`.
     pub data: Value,
+}
+
+/// The catalogued type names, once the app is built: debug builds refuse to record any other
+/// (a type no subscription could ask for and the document does not describe), so the test
+/// suite finds an event a domain forgot to declare.
+static DECLARED: OnceLock<HashSet<String>> = OnceLock::new();
+
+/// Declares the catalogue the outbox records (the app does it where it is built).
+pub fn declare(catalogue: &Catalogue) {
+    let _ = DECLARED.set(catalogue.all().iter().map(|t| t.name.clone()).collect());
+}
+
+fn ensure_declared(event_type: &str) {
+    if let Some(declared) = DECLARED.get() {
+        assert!(
+            declared.contains(event_type),
+            "event type `{event_type}` is not in the catalogue: declare it in its domain's `event_types()`"
+        );
+    }
 }
 
 /// Records an event in the caller's transaction.
@@ -59,6 +82,9 @@ pub async fn record_many(conn: &mut AsyncPgConnection, all: Vec<Message>) -> Que
         Vec::with_capacity(n),
     );
     for event in all {
+        if cfg!(debug_assertions) {
+            ensure_declared(&event.event_type);
+        }
         let (actor_type, actor_id) = event.actor.parts();
         ids.push(Uuid::now_v7());
         types.push(event.event_type);

@@ -31,7 +31,7 @@ impl Role {
     pub fn grants(self, access: Access) -> bool {
         match (self, access) {
             (Self::Admin, _) => true,
-            (_, Access::AdminOnly) => false,
+            (_, Access::AdminOnly | Access::AdminOrKey(_)) => false,
             (Self::Manager, Access::Scope(_)) => true,
             (Self::Agent, Access::Scope(scope)) => AGENT_SCOPES.contains(&scope),
         }
@@ -73,8 +73,12 @@ pub enum Scope {
     ClubManage,
     #[serde(rename = "analytics:read")]
     AnalyticsRead,
+    /// Subscribe webhooks and read their delivery logs.
     #[serde(rename = "webhooks:manage")]
     WebhooksManage,
+    /// Read the change feed.
+    #[serde(rename = "changes:read")]
+    ChangesRead,
 }
 
 impl Scope {
@@ -120,6 +124,8 @@ pub enum Access {
     AdminOnly,
     /// A role that grants the scope, or an API key holding it.
     Scope(Scope),
+    /// Admins, or an API key holding the scope (an integration's own set-up).
+    AdminOrKey(Scope),
 }
 
 /// The authenticated caller.
@@ -137,7 +143,9 @@ impl Principal {
         match (self, access) {
             (Self::User { role, .. }, access) => role.grants(access),
             (Self::ApiKey { .. }, Access::AdminOnly) => false,
-            (Self::ApiKey { scopes, .. }, Access::Scope(scope)) => scopes.contains(&scope),
+            (Self::ApiKey { scopes, .. }, Access::Scope(scope) | Access::AdminOrKey(scope)) => {
+                scopes.contains(&scope)
+            }
         }
     }
 
@@ -288,6 +296,10 @@ requirements! {
     ClubManage => Access::Scope(Scope::ClubManage);
     /// Reports.
     AnalyticsRead => Access::Scope(Scope::AnalyticsRead);
+    /// Webhook subscriptions and their delivery logs (admins, keys with `webhooks:manage`).
+    WebhooksManage => Access::AdminOrKey(Scope::WebhooksManage);
+    /// The change feed (managers, admins, keys with `changes:read`).
+    ChangesRead => Access::Scope(Scope::ChangesRead);
 }
 
 /// `403` for agents on a route their scopes open but their role does not (`what`: "write
@@ -309,10 +321,17 @@ mod tests {
     fn role_table() {
         let admin_only = Access::AdminOnly;
         let read = Access::Scope(Scope::CustomersRead);
-        let hooks = Access::Scope(Scope::WebhooksManage);
+        let hooks = Access::AdminOrKey(Scope::WebhooksManage);
+        let feed = Access::Scope(Scope::ChangesRead);
         assert!(Role::Admin.grants(admin_only));
         assert!(!Role::Manager.grants(admin_only));
-        assert!(Role::Manager.grants(hooks));
+        assert!(Role::Admin.grants(hooks));
+        assert!(
+            !Role::Manager.grants(hooks),
+            "webhooks are an admin's or a key's"
+        );
+        assert!(Role::Manager.grants(feed));
+        assert!(!Role::Agent.grants(feed));
         assert!(Role::Agent.grants(read));
         assert!(!Role::Agent.grants(hooks));
         assert!(!Role::Agent.grants(admin_only));
@@ -327,6 +346,12 @@ mod tests {
         assert!(key.may(Access::Scope(Scope::CustomersRead)));
         assert!(!key.may(Access::Scope(Scope::CustomersWrite)));
         assert!(!key.may(Access::AdminOnly));
+        let hooks = Principal::ApiKey {
+            id: ApiKeyId::new(),
+            scopes: vec![Scope::WebhooksManage],
+        };
+        assert!(hooks.may(Access::AdminOrKey(Scope::WebhooksManage)));
+        assert!(!key.may(Access::AdminOrKey(Scope::WebhooksManage)));
     }
 
     #[test]

@@ -147,6 +147,12 @@ pub trait Versioned: Serialize + Clone + Sized {
     fn view(&self) -> Value {
         serde_json::to_value(self).unwrap_or_default()
     }
+    /// Further events a change announces beside its action's, by the second half of their
+    /// type (`customer.tier_changed` when the tier moved), with the same data; the change's
+    /// one audit entry covers them.
+    fn also_announces(&self, _before: &Self) -> Vec<&'static str> {
+        Vec::new()
+    }
     /// The row as the audit log compares it (by default its serialised form).
     fn audited(&self) -> Value {
         serde_json::to_value(self).unwrap_or_default()
@@ -238,6 +244,17 @@ pub async fn save<T: Versioned>(
     after.stamp(before.row.version() + 1, Utc::now());
     let saved = after.update(conn).await?;
     record(conn, writer, &saved, action, changes).await?;
+    let also: Vec<Message> = saved
+        .also_announces(&before.row)
+        .into_iter()
+        .map(|event| Message {
+            event_type: format!("{}.{event}", T::KIND),
+            subject: subject(&saved),
+            actor: writer.actor(),
+            data: saved.view(),
+        })
+        .collect();
+    outbox::record_many(conn, also).await?;
     Ok(saved)
 }
 

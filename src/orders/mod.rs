@@ -430,6 +430,23 @@ fn export<'c>(
     })
 }
 
+/// The events orders record.
+pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
+    use crate::kit::event_types::EventType;
+    vec![
+        EventType::new(
+            "order.created",
+            "An order was recorded (by a shop or staff).",
+            SchemaPart::of::<Order>(),
+        ),
+        EventType::new(
+            "order.updated",
+            "An order's status changed.",
+            SchemaPart::of::<Order>(),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::OrderStatus::*;

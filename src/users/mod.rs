@@ -238,3 +238,21 @@ pub async fn bootstrap_admin(
     create_user(conn, &Writer::system(), new).await?;
     Ok(true)
 }
+
+/// The events staff accounts record: kept inside (the audit log), never delivered.
+pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
+    use crate::kit::event_types::EventType;
+    use crate::kit::schema_part::SchemaPart;
+    vec![
+        EventType::internal(
+            "user.created",
+            "A staff user was created.",
+            SchemaPart::of::<User>(),
+        ),
+        EventType::internal(
+            "user.updated",
+            "A staff user was changed.",
+            SchemaPart::of::<User>(),
+        ),
+    ]
+}

@@ -192,3 +192,66 @@ const ERASED_FIELDS: &[&str] = &[
     "follow_ups",
     "title",
 ];
+
+/// The events the visit system records.
+pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
+    use crate::kit::event_types::EventType;
+    let visit = SchemaPart::of::<super::Visit>;
+    let mut types = vec![
+        EventType::new(
+            "visit.planned",
+            "A visit was planned (by hand or from a recurring plan).",
+            visit(),
+        ),
+        EventType::new("visit.updated", "A visit's details changed.", visit()),
+        EventType::new(
+            "visit.confirmed",
+            "The customer confirmed an appointment.",
+            visit(),
+        ),
+        EventType::new(
+            "visit.checked_in",
+            "The visitor checked in on site.",
+            visit(),
+        ),
+        EventType::new("visit.checked_out", "The visitor checked out.", visit()),
+        EventType::new(
+            "visit.completed",
+            "A visit was completed, with its outcome and follow-ups.",
+            visit(),
+        ),
+        EventType::new("visit.cancelled", "A visit was cancelled.", visit()),
+        EventType::new("visit.no_show", "The customer was not there.", visit()),
+        EventType::new(
+            "visit.rescheduled",
+            "A visit was moved to another time.",
+            visit(),
+        ),
+        EventType::new(
+            "visit.missed",
+            "A planned visit passed without a check-in.",
+            visit(),
+        ),
+        EventType::deleted(
+            "visit.deleted",
+            "A planned occurrence of a recurring plan was withdrawn with its plan.",
+        ),
+    ];
+    types.extend(EventType::lifecycle::<super::plans::Plan>(
+        "visit_plan",
+        "recurring visit plan",
+    ));
+    types.extend(EventType::lifecycle::<super::cadences::Cadence>(
+        "visit_cadence",
+        "revisit cadence",
+    ));
+    types.extend(EventType::lifecycle::<super::cadences::CadenceOverride>(
+        "visit_cadence_override",
+        "customer's own revisit cadence",
+    ));
+    types.extend(EventType::lifecycle::<super::targets::Target>(
+        "visit_target",
+        "visit target",
+    ));
+    types
+}

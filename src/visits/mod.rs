@@ -17,7 +17,7 @@ pub mod routes;
 pub mod steps;
 pub mod targets;
 
-pub use hooks::{VisitSummary, customer_hooks};
+pub use hooks::{VisitSummary, customer_hooks, event_types};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;

@@ -167,6 +167,38 @@ impl TestApp {
         rows.into_iter().map(|r| (r.event_type, r.data)).collect()
     }
 
+    /// One pass of the webhook worker at `now`: fan out every committed event, attempt
+    /// every delivery due, record the attempts.
+    pub async fn deliver(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> rapport::webhooks::delivery::Pass {
+        self.context
+            .deliverer()
+            .unwrap()
+            .run_once(self.context.pool(), now)
+            .await
+            .unwrap()
+    }
+
+    /// Waits (up to 30 s) until every event committed so far is below the feed's bound. The
+    /// bound is the cluster's oldest running transaction, so a test running beside this one
+    /// can hold it back for a moment.
+    pub async fn settle_feed(&self) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self
+            .count(
+                "SELECT count(*) AS count FROM events \
+                 WHERE txid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+            )
+            .await
+            > 0
+            && std::time::Instant::now() < until
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// How many events there are in all.
     pub async fn event_count(&self) -> i64 {
         self.count("SELECT count(*) AS count FROM events").await
