@@ -225,7 +225,14 @@ pub fn limit(given: Option<i64>) -> ApiResult<i64> {
 
 /// Read the change feed: every create, update and delete, in commit order. Keep
 /// `next_cursor` and pass it as `since` to resume; an empty page still moves it on.
-#[utoipa::path(tag = "changes", params(FeedParams), responses((status = 200, body = ChangePage)))]
+#[utoipa::path(
+    tag = "changes",
+    params(FeedParams),
+    responses(
+        (status = 200, body = ChangePage),
+        (status = 422, description = "`types` names an unknown event type", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 #[get("/changes")]
 async fn list(
     _: Authorized<ChangesRead>,

@@ -178,7 +178,7 @@ impl Deliverer {
                 return Ok(None);
             };
             #[derive(QueryableByName)]
-            struct NewEvent {
+            struct Committed {
                 #[diesel(sql_type = SqlUuid)]
                 id: Uuid,
                 #[diesel(sql_type = Text)]
@@ -190,7 +190,7 @@ impl Deliverer {
                 #[diesel(sql_type = BigInt)]
                 seq: i64,
             }
-            let events: Vec<NewEvent> = sql_query(
+            let events: Vec<Committed> = sql_query(
                 "SELECT id, type AS event_type, occurred_at, txid, seq FROM events \
                  WHERE (txid, seq) > ($1, $2) \
                    AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
