@@ -41,7 +41,8 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at)
     WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_log_idx ON webhook_deliveries (webhook_id, created_at, id);
+-- The delivery log, newest first (ids are UUID v7: time-ordered).
+CREATE INDEX webhook_deliveries_log_idx ON webhook_deliveries (webhook_id, id);
 CREATE INDEX webhook_deliveries_age_idx ON webhook_deliveries (created_at);
 
 -- How far the outbox has been fanned out to subscriptions, in commit order (txid, seq). One

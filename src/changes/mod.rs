@@ -37,7 +37,7 @@ pub type Position = (i64, i64);
 pub struct FeedParams {
     /// Where to resume: a `next_cursor` (or an entry's `cursor`); `now` starts at the end,
     /// so that only changes from here on come; none starts at the beginning.
-    #[param(example = "now")]
+    #[param(format = "cursor", example = "now")]
     pub since: Option<String>,
     /// Comma-separated event types, `points.*` naming a family (default: every type).
     #[param(example = "customer.*,order.created")]

@@ -11,6 +11,20 @@ use serde_json::{Value, json};
 use crate::common::{JWT_SECRET, TestApp};
 use crate::receiver::Receiver;
 
+/// `rapport <args>` on the test's database, delivering to private addresses (the receiver's).
+fn rapport(app: &TestApp, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .args(args)
+        .args(["--webhook-allow-private", "true"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("RAPPORT_JWT_SECRET", JWT_SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rapport")
+}
+
 /// A `rapport serve` process on the test's database, stopped when dropped.
 struct Instance {
     child: Child,
@@ -32,16 +46,18 @@ impl Instance {
             .unwrap()
             .port();
         let listen = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_rapport"))
-            .args(["serve", "--listen", &listen, "--workers", "1"])
-            .args(["--webhook-allow-private", "true", "--db-pool-size", "2"])
-            .env("DATABASE_URL", &app.database_url)
-            .env("RAPPORT_JWT_SECRET", JWT_SECRET)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start rapport");
+        let child = rapport(
+            app,
+            &[
+                "serve",
+                "--listen",
+                &listen,
+                "--workers",
+                "1",
+                "--db-pool-size",
+                "2",
+            ],
+        );
         let instance = Self {
             child,
             base: format!("http://{listen}"),
@@ -141,4 +157,24 @@ async fn two_instances_deliver_each_event_once_and_serve_the_same_feed() {
         feed_one["data"], feed_two["data"],
         "the feed read from either is the same"
     );
+}
+
+#[actix_web::test]
+async fn a_worker_process_delivers_for_the_api_beside_it() {
+    let app = TestApp::spawn_with(&["--webhook-allow-private", "true"]).await;
+    let admin = app.client(Role::Admin).await;
+    let receiver = Receiver::start();
+    admin
+        .create(
+            "/api/v1/webhooks",
+            &json!({"url": receiver.url("/ok"), "event_types": ["customer.created"]}),
+        )
+        .await;
+    let mut worker = rapport(&app, &["worker"]);
+    let customer = admin.customer(json!({})).await;
+    let got = receiver.wait_for("/ok", 1, Duration::from_secs(30)).await;
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(got.len(), 1, "the worker delivered");
+    assert_eq!(got[0].json()["data"]["id"], customer["id"]);
 }
