@@ -49,6 +49,10 @@ pub struct Settings {
     #[arg(long, env = "RAPPORT_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_duration, global = true)]
     pub access_token_ttl: Duration,
 
+    /// Lifetime of member tokens (`POST /member-tokens`), which a customer's app uses on `/me`.
+    #[arg(long, env = "RAPPORT_MEMBER_TOKEN_TTL", default_value = "1h", value_parser = parse_duration, global = true)]
+    pub member_token_ttl: Duration,
+
     /// Lifetime of refresh tokens (e.g. `30d`).
     #[arg(long, env = "RAPPORT_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration, global = true)]
     pub refresh_token_ttl: Duration,

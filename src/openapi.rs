@@ -54,6 +54,7 @@ pagination; errors are RFC 9457 problem documents. Every response carries `X-Req
         (name = "club-referrals", description = "Members refer customers; the referrer earns when the referred customer's first order is paid"),
         (name = "club-settings", description = "The club's policies: points expiry, tier window, waitlist offer time, downgrade notice (managers)"),
         (name = "analytics", description = "Reports"),
+        (name = "members", description = "A customer's own app: member tokens (`POST /member-tokens`, for an app's backend) and `/me`, the member's own profile"),
         (name = "webhooks", description = "Standard Webhooks deliveries of every change: subscriptions, secret rotation, the delivery log (admins, keys with `webhooks:manage`). The document's `webhooks` lists every event type with its body"),
         (name = "changes", description = "The change feed: every create, update and delete in commit order, with a cursor to resume (managers, admins, keys with `changes:read`)"),
         (name = "operations", description = "Probes and metrics"),
@@ -89,6 +90,7 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
             .configure(crate::auth::routes::configure)
             .configure(crate::users::routes::configure)
             .configure(crate::api_keys::configure)
+            .configure(crate::customers::me::configure)
             .configure(crate::webhooks::routes::configure)
             .configure(crate::changes::configure),
     );

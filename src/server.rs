@@ -95,6 +95,7 @@ impl Context {
                 jwt_secret,
                 settings.access_token_ttl,
                 settings.refresh_token_ttl,
+                settings.member_token_ttl,
             )),
             limiter: web::Data::new(RateLimiter::new(
                 settings.rate_limit_per_minute,

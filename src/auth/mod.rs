@@ -57,9 +57,14 @@ pub struct AuthState {
 
 impl AuthState {
     /// State for the given signing secret and token lifetimes.
-    pub fn new(secret: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Self {
+    pub fn new(
+        secret: &[u8],
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+        member_ttl: Duration,
+    ) -> Self {
         Self {
-            keys: TokenKeys::new(secret, access_ttl),
+            keys: TokenKeys::new(secret, access_ttl, member_ttl),
             refresh_ttl,
             users: TtlCache::new(CREDENTIAL_CACHE_TTL),
             api_keys: TtlCache::new(CREDENTIAL_CACHE_TTL),
@@ -92,9 +97,14 @@ impl AuthState {
                 scopes: grant.scopes,
             });
         }
-        let id = self.keys.subject(token).ok_or_else(rejected)?;
-        let role = self.current_role(pool, id).await?.ok_or_else(rejected)?;
-        Ok(Principal::User { id, role })
+        if let Some(id) = self.keys.subject(token) {
+            let role = self.current_role(pool, id).await?.ok_or_else(rejected)?;
+            return Ok(Principal::User { id, role });
+        }
+        // A member token: whether its customer is still there (not deleted, merged away or
+        // erased) is checked by every `/me` handler as it reads them, so it stops at once.
+        let customer = self.keys.member_subject(token).ok_or_else(rejected)?;
+        Ok(Principal::Member { customer })
     }
 
     /// The user's role if the user exists and is active.

@@ -281,6 +281,11 @@ async fn me(principal: Principal, mut conn: DbConn) -> ApiResult<HttpResponse> {
                 .await?;
             (Me::ApiKey { id, name, scopes }, version)
         }
+        Principal::Member { .. } => {
+            return Err(ApiError::Forbidden(
+                "a member token is for `/me` only".into(),
+            ));
+        }
     };
     Ok(versioned(StatusCode::OK, &me, version))
 }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod csv;
 pub mod fields;
+pub mod me;
 pub mod merging;
 pub mod personal_data;
 pub mod queries;

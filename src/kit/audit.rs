@@ -19,6 +19,8 @@ use crate::db::schema::audit_log;
 pub enum Actor {
     User(UserId),
     ApiKey(ApiKeyId),
+    /// A customer through their app (a member token).
+    Member(CustomerId),
     /// The command line (CSV import, seeding) or the server itself.
     System,
 }
@@ -28,6 +30,7 @@ impl From<&Principal> for Actor {
         match principal {
             Principal::User { id, .. } => Self::User(*id),
             Principal::ApiKey { id, .. } => Self::ApiKey(*id),
+            Principal::Member { customer } => Self::Member(*customer),
         }
     }
 }
@@ -38,6 +41,7 @@ impl Actor {
         match self {
             Self::User(id) => ("user", Some(id.get())),
             Self::ApiKey(id) => ("api_key", Some(id.get())),
+            Self::Member(id) => ("member", Some(id.get())),
             Self::System => ("system", None),
         }
     }

@@ -11,7 +11,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ids::{ApiKeyId, UserId};
+use super::ids::{ApiKeyId, CustomerId, UserId};
 use crate::error::{ApiError, ApiResult};
 
 crate::text_enum! {
@@ -79,6 +79,9 @@ pub enum Scope {
     /// Read the change feed.
     #[serde(rename = "changes:read")]
     ChangesRead,
+    /// Exchange member tokens for customers (a shop's or app's backend).
+    #[serde(rename = "members:token")]
+    MembersToken,
 }
 
 impl Scope {
@@ -135,6 +138,9 @@ pub enum Principal {
     User { id: UserId, role: Role },
     /// An integration's API key, with its scopes.
     ApiKey { id: ApiKeyId, scopes: Vec<Scope> },
+    /// A customer using a shop's or brand's app with a member token: only `/me` routes,
+    /// and only their own data there ([`Me`]).
+    Member { customer: CustomerId },
 }
 
 impl Principal {
@@ -146,6 +152,8 @@ impl Principal {
             (Self::ApiKey { scopes, .. }, Access::Scope(scope) | Access::AdminOrKey(scope)) => {
                 scopes.contains(&scope)
             }
+            // No staff route is a member's.
+            (Self::Member { .. }, _) => false,
         }
     }
 
@@ -154,6 +162,7 @@ impl Principal {
         match self {
             Self::User { id, .. } => format!("user:{id}"),
             Self::ApiKey { id, .. } => format!("key:{id}"),
+            Self::Member { customer } => format!("member:{customer}"),
         }
     }
 
@@ -161,7 +170,7 @@ impl Principal {
     pub fn user_id(&self) -> Option<UserId> {
         match self {
             Self::User { id, .. } => Some(*id),
-            Self::ApiKey { .. } => None,
+            Self::ApiKey { .. } | Self::Member { .. } => None,
         }
     }
 }
@@ -252,6 +261,34 @@ impl<R: Requirement> FromRequest for Authorized<R> {
     }
 }
 
+/// The member behind a `/me` request: the customer a member token names. Staff tokens and
+/// API keys get `403` (a staff member acts on a customer through the staff routes).
+pub struct Me {
+    pub customer: CustomerId,
+    /// The caller, for the write path.
+    pub principal: Principal,
+}
+
+impl FromRequest for Me {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let result = Principal::from_request(req, payload)
+            .into_inner()
+            .and_then(|principal| match principal {
+                Principal::Member { customer } => Ok(Self {
+                    customer,
+                    principal,
+                }),
+                _ => Err(ApiError::Forbidden(
+                    "`/me` is a member's: exchange a member token at `POST /member-tokens`".into(),
+                )),
+            });
+        ready(result)
+    }
+}
+
 macro_rules! requirements {
     ($($(#[$doc:meta])* $name:ident => $access:expr;)*) => {$(
         $(#[$doc])*
@@ -300,6 +337,8 @@ requirements! {
     WebhooksManage => Access::AdminOrKey(Scope::WebhooksManage);
     /// The change feed (managers, admins, keys with `changes:read`).
     ChangesRead => Access::Scope(Scope::ChangesRead);
+    /// Member tokens for a customer's app (managers, admins, keys with `members:token`).
+    MemberTokens => Access::Scope(Scope::MembersToken);
 }
 
 /// `403` for agents on a route their scopes open but their role does not (`what`: "write

@@ -14,6 +14,7 @@ mod domain_kit;
 mod faults;
 mod http;
 mod instances;
+mod members;
 mod operations;
 mod orders;
 mod owasp;

@@ -1,0 +1,229 @@
+//! Members: the token exchange and `/me`, against OWASP API1 (object level), API3 (property
+//! level) and API5 (function level) with two members and staff.
+
+use chrono::Utc;
+use rapport::auth::Role;
+use serde_json::{Value, json};
+
+use crate::common::{JWT_SECRET, TestApp};
+use crate::kit::{Client, id_of};
+
+/// A member token for a customer, exchanged by an app's backend key.
+async fn member_token(backend: &Client<'_>, customer: &str) -> String {
+    let res = backend
+        .post("/api/v1/member-tokens", &json!({"customer_id": customer}))
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    assert_eq!(res.body["token_type"], "Bearer");
+    assert_eq!(res.body["expires_in"], 3600);
+    res.body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A token signed with the server's secret, with these claims.
+fn signed(claims: Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("rapport-hs256-1".into());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[actix_web::test]
+async fn apps_exchange_member_tokens_and_only_members_use_me() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let backend = app.key_client(&["members:token"]).await;
+    let ada = manager
+        .customer(json!({"emails": ["ada@example.com"], "tags": ["vip"], "tier": "key", "notes": "prefers mornings"}))
+        .await;
+    let token = member_token(&backend, &id_of(&ada)).await;
+    member_token(&manager, &id_of(&ada)).await;
+
+    // Who may exchange: keys with `members:token`, managers, admins; not agents or other keys.
+    let body = json!({"customer_id": id_of(&ada)});
+    for caller in [
+        app.client(Role::Agent).await,
+        app.key_client(&["customers:read"]).await,
+    ] {
+        assert_eq!(
+            caller.post("/api/v1/member-tokens", &body).await.status,
+            403
+        );
+    }
+    let unknown = backend
+        .post(
+            "/api/v1/member-tokens",
+            &json!({"customer_id": uuid::Uuid::now_v7()}),
+        )
+        .await;
+    assert_eq!(unknown.status, 409, "{}", unknown.text);
+    assert_eq!(unknown.error_fields(), ["customer_id"]);
+    let extra = backend
+        .post(
+            "/api/v1/member-tokens",
+            &json!({"customer_id": id_of(&ada), "role": "admin"}),
+        )
+        .await;
+    assert_eq!(extra.status, 422);
+
+    // API5: a member token opens no staff route; staff credentials open no `/me`.
+    for path in [
+        "/api/v1/customers",
+        &format!("/api/v1/customers/{}", id_of(&ada)),
+        "/api/v1/auth/me",
+        "/api/v1/changes",
+    ] {
+        assert_eq!(app.get(path, Some(&token)).await.status, 403, "{path}");
+    }
+    assert_eq!(manager.get("/api/v1/me").await.status, 403);
+    assert_eq!(backend.get("/api/v1/me").await.status, 403);
+    assert_eq!(app.get("/api/v1/me", None).await.status, 401);
+
+    // Forged, expired and wrong-audience tokens are 401.
+    let now = Utc::now().timestamp();
+    let claims = |aud: &str, typ: &str, exp: i64| {
+        json!({"iss": "rapport", "aud": aud, "typ": typ, "sub": id_of(&ada), "iat": now - 7200,
+               "nbf": now - 7200, "exp": exp, "jti": uuid::Uuid::now_v7()})
+    };
+    let mut forged = token.clone();
+    forged.pop();
+    for bad in [
+        forged,
+        signed(claims("rapport-member", "member", now - 3600)),
+        signed(claims("rapport-api", "member", now + 3600)),
+        signed(claims("rapport-member", "access", now + 3600)),
+    ] {
+        assert_eq!(app.get("/api/v1/me", Some(&bad)).await.status, 401);
+    }
+
+    // API3: the member's own profile, without the staff's view of them.
+    let me = app.get("/api/v1/me", Some(&token)).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.body["id"], ada["id"]);
+    assert_eq!(me.body["emails"], json!(["ada@example.com"]));
+    for hidden in [
+        "owner_id",
+        "tags",
+        "tier",
+        "level",
+        "notes",
+        "attributes",
+        "lifecycle_stage",
+        "total_spent",
+    ] {
+        assert!(me.body.get(hidden).is_none(), "{hidden} shows");
+    }
+    let changed = app
+        .patch(
+            "/api/v1/me",
+            Some(&token),
+            &json!({"phones": ["+86 138 0013 8000"], "consents": {"sms": true}}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(changed.body["phones"], json!(["+8613800138000"]));
+    assert_eq!(changed.body["consents"]["sms"]["granted"], true);
+    for staff_only in [
+        json!({"tier": "ordinary"}),
+        json!({"tags": []}),
+        json!({"owner_id": null}),
+        json!({"notes": "x"}),
+    ] {
+        let refused = app.patch("/api/v1/me", Some(&token), &staff_only).await;
+        assert_eq!(refused.status, 422, "{staff_only}: {}", refused.text);
+    }
+    let stale = app
+        .request(
+            "PATCH",
+            "/api/v1/me",
+            Some(&token),
+            Some(&json!({"given_name": "Ada"})),
+            &[("If-Match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(stale.status, 412);
+    let staff_view = manager
+        .get(&format!("/api/v1/customers/{}", id_of(&ada)))
+        .await;
+    assert_eq!(
+        staff_view.body["tier"], "key",
+        "the tier stayed the staff's"
+    );
+    assert_eq!(staff_view.body["tags"], json!(["vip"]));
+    let actors = app
+        .count(&format!(
+            "SELECT count(*) AS count FROM audit_log WHERE entity_id = '{}' AND actor_type = 'member' AND actor_id = '{}'",
+            id_of(&ada),
+            id_of(&ada)
+        ))
+        .await;
+    assert_eq!(actors, 1, "the change is the member's in the audit log");
+
+    // API1: a second member sees only themselves.
+    let grace = manager
+        .customer(json!({"emails": ["grace@example.com"]}))
+        .await;
+    let grace_token = member_token(&backend, &id_of(&grace)).await;
+    let hers = app.get("/api/v1/me", Some(&grace_token)).await;
+    assert_eq!(hers.body["id"], grace["id"]);
+    assert!(!hers.text.contains("ada@example.com"));
+}
+
+#[actix_web::test]
+async fn tokens_stop_when_their_customer_is_deleted_merged_away_or_erased() {
+    let app = TestApp::spawn().await;
+    let admin = app.client(Role::Admin).await;
+    let backend = app.key_client(&["members:token"]).await;
+    let deleted = admin.customer(json!({})).await;
+    let merged = admin.customer(json!({})).await;
+    let survivor = admin.customer(json!({})).await;
+    let erased = admin.customer(json!({})).await;
+    let mut tokens = Vec::new();
+    for customer in [&deleted, &merged, &erased] {
+        let token = member_token(&backend, &id_of(customer)).await;
+        assert_eq!(app.get("/api/v1/me", Some(&token)).await.status, 200);
+        tokens.push(token);
+    }
+    assert_eq!(
+        admin
+            .delete(&format!("/api/v1/customers/{}", id_of(&deleted)))
+            .await
+            .status,
+        204
+    );
+    let merge = admin
+        .post(
+            "/api/v1/customers/merge",
+            &json!({"survivor_id": id_of(&survivor), "duplicate_id": id_of(&merged)}),
+        )
+        .await;
+    assert!(merge.status < 300, "{}", merge.text);
+    let erase = admin
+        .post(
+            &format!("/api/v1/customers/{}/erase", id_of(&erased)),
+            &json!({}),
+        )
+        .await;
+    assert!(erase.status < 300, "{}", erase.text);
+    for token in &tokens {
+        assert_eq!(app.get("/api/v1/me", Some(token)).await.status, 401);
+        assert_eq!(
+            app.patch("/api/v1/me", Some(token), &json!({"given_name": "X"}))
+                .await
+                .status,
+            401
+        );
+    }
+    for customer in [&deleted, &merged, &erased] {
+        let refused = backend
+            .post(
+                "/api/v1/member-tokens",
+                &json!({"customer_id": id_of(customer)}),
+            )
+            .await;
+        assert_eq!(refused.status, 409, "no new token either");
+    }
+}
