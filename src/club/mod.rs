@@ -8,6 +8,7 @@ pub mod cache;
 pub mod events;
 pub mod jobs;
 pub mod ledger;
+pub mod me;
 pub mod members;
 pub mod referrals;
 pub mod registrations;
@@ -62,6 +63,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     events::configure(cfg);
     registrations::configure(cfg);
     referrals::configure(cfg);
+    me::configure(cfg);
 }
 
 text_enum! {

@@ -11,6 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::json::{Field, Validated};
 use crate::kit::write::{self, Action, Writer};
 
+pub use super::me::current as member_customer;
 pub use super::queries::{find_live, lock_live, lock_row};
 pub use super::{Address, CustomerRow, Level, Tier};
 

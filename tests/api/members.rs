@@ -227,3 +227,56 @@ async fn tokens_stop_when_their_customer_is_deleted_merged_away_or_erased() {
         assert_eq!(refused.status, 409, "no new token either");
     }
 }
+
+#[actix_web::test]
+async fn members_read_their_own_points_without_who_wrote_them() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let backend = app.key_client(&["members:token"]).await;
+    let (ada, grace) = (
+        manager.customer(json!({})).await,
+        manager.customer(json!({})).await,
+    );
+    let member = manager
+        .create("/api/v1/club/members", &json!({"customer_id": id_of(&ada)}))
+        .await;
+    let points = format!("/api/v1/club/members/{}/points", id_of(&member));
+    for (kind, n, reason) in [("earn", 300, "Welcome gift"), ("redeem", 120, "Till 4")] {
+        let res = manager
+            .post(
+                &points,
+                &json!({"kind": kind, "points": n, "reason": reason}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.text);
+    }
+    let token = member_token(&backend, &id_of(&ada)).await;
+    let mine = app.get("/api/v1/me/points", Some(&token)).await;
+    assert_eq!(mine.status, 200, "{}", mine.text);
+    assert_eq!(mine.body["balances"]["balance"], 180);
+    let entries = mine.body["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["kind"], "redeem", "newest first");
+    assert_eq!(entries[0]["points"], -120);
+    for hidden in ["actor", "member_id", "rule_id", "lots", "reference"] {
+        assert!(entries[0].get(hidden).is_none(), "{hidden} shows");
+    }
+    // Paging, and the other member's own (empty) view.
+    let first = app.get("/api/v1/me/points?limit=1", Some(&token)).await;
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let second = app
+        .get(
+            &format!("/api/v1/me/points?limit=1&cursor={cursor}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(second.body["data"][0]["kind"], "earn");
+    let not_in_club = member_token(&backend, &id_of(&grace)).await;
+    assert_eq!(
+        app.get("/api/v1/me/points", Some(&not_in_club))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(manager.get("/api/v1/me/points").await.status, 403);
+}
