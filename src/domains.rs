@@ -3,7 +3,7 @@
 //! document composes its timeline and export schemas; every domain's tables; every event
 //! type. A new domain adds its line to each list that concerns it.
 
-use crate::kit::event_types::Catalogue;
+use crate::kit::event_types::{Catalogue, EventType};
 use crate::kit::registry::Registry;
 
 /// Every domain that holds data about a customer, with its hooks: a new domain adds its
@@ -18,22 +18,26 @@ pub fn registry() -> Registry {
     ])
 }
 
-/// Every event type the outbox records, from every domain: what webhooks may subscribe to,
-/// what the change feed names, and the document's `webhooks`.
+/// Every event type the outbox records, from every domain, with the schema of its data:
+/// the document's `webhooks`.
+pub fn event_types() -> Vec<EventType> {
+    [
+        crate::customers::event_types(),
+        crate::orders::event_types(),
+        crate::complaints::event_types(),
+        crate::visits::event_types(),
+        crate::club::event_types(),
+        crate::webhooks::event_types(),
+        crate::users::event_types(),
+        crate::api_keys::event_types(),
+    ]
+    .concat()
+}
+
+/// The names of every event type: what webhooks may subscribe to, what the change feed
+/// names, what the outbox may record.
 pub fn catalogue() -> Catalogue {
-    Catalogue::new(
-        [
-            crate::customers::event_types(),
-            crate::orders::event_types(),
-            crate::complaints::event_types(),
-            crate::visits::event_types(),
-            crate::club::event_types(),
-            crate::webhooks::event_types(),
-            crate::users::event_types(),
-            crate::api_keys::event_types(),
-        ]
-        .concat(),
-    )
+    Catalogue::new(&event_types())
 }
 
 /// Every domain folder of `src/` with the tables it owns (the kit owns the rest: users, keys,

@@ -91,6 +91,7 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
             .configure(crate::users::routes::configure)
             .configure(crate::api_keys::configure)
             .configure(crate::customers::me::configure)
+            .configure(crate::complaints::me::configure)
             .configure(crate::webhooks::routes::configure)
             .configure(crate::changes::configure),
     );
@@ -115,7 +116,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
             ))
             .build(),
     ]);
-    let (webhooks, event_schemas) = crate::domains::catalogue().webhooks_document();
+    let (webhooks, event_schemas) =
+        crate::kit::event_types::webhooks_document(&crate::domains::event_types());
     doc.webhooks = Some(webhooks);
     if let Some(components) = doc.components.as_mut() {
         components.schemas.extend(crate::kit::documents::components(

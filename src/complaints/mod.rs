@@ -11,6 +11,7 @@ pub mod calendars;
 pub mod escalation;
 pub mod handling;
 mod hooks;
+pub mod me;
 pub mod policies;
 pub mod requests;
 pub mod routes;

@@ -89,10 +89,13 @@ impl EventType {
     }
 }
 
-/// Every event type, public or not.
+/// The names of every event type and whether each goes out: what the server checks
+/// subscriptions, the feed and the outbox against at run time. The schemas stay with the
+/// [`EventType`] list, which only the document reads ([`webhooks_document`]).
 #[derive(Clone)]
 pub struct Catalogue {
-    types: Vec<EventType>,
+    /// `(name, public)`, by name.
+    types: Vec<(String, bool)>,
 }
 
 /// A pattern that names no public type.
@@ -104,22 +107,30 @@ pub struct UnknownType {
 }
 
 impl Catalogue {
-    /// The catalogue, sorted by name; a name declared twice keeps its first declaration.
-    pub fn new(mut types: Vec<EventType>) -> Self {
+    /// The catalogue of these types, by name; a name declared twice keeps its first
+    /// declaration.
+    pub fn new(types: &[EventType]) -> Self {
         let mut seen = BTreeSet::new();
-        types.retain(|t| seen.insert(t.name.clone()));
-        types.sort_by(|a, b| a.name.cmp(&b.name));
-        Self { types }
+        let mut names: Vec<(String, bool)> = types
+            .iter()
+            .filter(|t| seen.insert(t.name.clone()))
+            .map(|t| (t.name.clone(), t.public))
+            .collect();
+        names.sort();
+        Self { types: names }
     }
 
-    /// Every type, public or not, by name.
-    pub fn all(&self) -> &[EventType] {
-        &self.types
+    /// Every type's name, public or not.
+    pub fn all(&self) -> impl Iterator<Item = &str> {
+        self.types.iter().map(|(name, _)| name.as_str())
     }
 
-    /// The types delivered and shown in the feed, by name.
-    pub fn public(&self) -> impl Iterator<Item = &EventType> {
-        self.types.iter().filter(|t| t.public)
+    /// The names of the types delivered and shown in the feed.
+    pub fn public(&self) -> impl Iterator<Item = &str> {
+        self.types
+            .iter()
+            .filter(|(_, public)| *public)
+            .map(|(name, _)| name.as_str())
     }
 
     /// Whether `pattern` (`points.*`, `order.created`) names this type.
@@ -134,7 +145,7 @@ impl Catalogue {
     /// `order.created` a type), and returns them in a canonical order, without repeats.
     pub fn patterns(&self, given: &[String]) -> Result<Vec<String>, UnknownType> {
         for (index, pattern) in given.iter().enumerate() {
-            if !self.public().any(|t| Self::matches(pattern, &t.name)) {
+            if !self.public().any(|t| Self::matches(pattern, t)) {
                 return Err(UnknownType {
                     index,
                     pattern: pattern.clone(),
@@ -148,14 +159,14 @@ impl Catalogue {
     /// The public types the patterns name (every public type when there are none).
     pub fn expand(&self, patterns: &[String]) -> Vec<String> {
         self.public()
-            .filter(|t| patterns.is_empty() || patterns.iter().any(|p| Self::matches(p, &t.name)))
-            .map(|t| t.name.clone())
+            .filter(|t| patterns.is_empty() || patterns.iter().any(|p| Self::matches(p, t)))
+            .map(str::to_owned)
             .collect()
     }
 
     /// Whether an event of this type goes to a subscription with these patterns.
     pub fn wanted(&self, patterns: &[String], name: &str) -> bool {
-        self.public().any(|t| t.name == name)
+        self.public().any(|t| t == name)
             && (patterns.is_empty() || patterns.iter().any(|p| Self::matches(p, name)))
     }
 }
@@ -183,50 +194,52 @@ fn header(name: &str, description: &str) -> Parameter {
         .build()
 }
 
-impl Catalogue {
-    /// The document's `webhooks`: one `POST` per public type, whose body is the delivery
-    /// envelope `{id, type, created_at, data}` with that type's `data`, and the envelope
-    /// schemas with every component they name.
-    pub fn webhooks_document(&self) -> (Paths, Vec<(String, RefOr<Schema>)>) {
-        let mut paths = PathsBuilder::new();
-        let mut components = Vec::new();
-        for event in self.public() {
-            let name = envelope_name(&event.name);
-            let envelope = ObjectBuilder::new()
-                .description(Some(format!(
-                    "A `{}` delivery. {}",
-                    event.name, event.about
-                )))
-                .property(
-                    "id",
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
-                        .description(Some(
-                            "The event's id, also sent as `webhook-id`: the same on every attempt.",
-                        )),
-                )
-                .property(
-                    "type",
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .enum_values(Some([event.name.as_str()])),
-                )
-                .property(
-                    "created_at",
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-                        .description(Some("When the change happened.")),
-                )
-                .property("data", event.data.schema.clone())
-                .required("id")
-                .required("type")
-                .required("created_at")
-                .required("data");
-            components.push((name.clone(), envelope.into()));
-            components.extend(event.data.components.iter().cloned());
-            let operation = OperationBuilder::new()
+/// The document's `webhooks`: one `POST` per public type, whose body is the delivery
+/// envelope `{id, type, created_at, data}` with that type's `data`, and the envelope schemas
+/// with every component they name.
+pub fn webhooks_document(types: &[EventType]) -> (Paths, Vec<(String, RefOr<Schema>)>) {
+    let mut paths = PathsBuilder::new();
+    let mut components = Vec::new();
+    let mut public: Vec<&EventType> = types.iter().filter(|t| t.public).collect();
+    public.sort_by(|a, b| a.name.cmp(&b.name));
+    public.dedup_by(|a, b| a.name == b.name);
+    for event in public {
+        let name = envelope_name(&event.name);
+        let envelope = ObjectBuilder::new()
+            .description(Some(format!(
+                "A `{}` delivery. {}",
+                event.name, event.about
+            )))
+            .property(
+                "id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                    .description(Some(
+                        "The event's id, also sent as `webhook-id`: the same on every attempt.",
+                    )),
+            )
+            .property(
+                "type",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([event.name.as_str()])),
+            )
+            .property(
+                "created_at",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                    .description(Some("When the change happened.")),
+            )
+            .property("data", event.data.schema.clone())
+            .required("id")
+            .required("type")
+            .required("created_at")
+            .required("data");
+        components.push((name.clone(), envelope.into()));
+        components.extend(event.data.components.iter().cloned());
+        let operation = OperationBuilder::new()
                 .operation_id(Some(format!("on_{}", event.name.replace('.', "_"))))
                 .summary(Some(event.name.clone()))
                 .description(Some(event.about.clone()))
@@ -259,13 +272,12 @@ impl Catalogue {
                     "410",
                     ResponseBuilder::new().description("The endpoint is gone: the subscription is disabled at once."),
                 );
-            paths = paths.path(
-                event.name.clone(),
-                PathItem::new(HttpMethod::Post, operation),
-            );
-        }
-        (paths.build(), components)
+        paths = paths.path(
+            event.name.clone(),
+            PathItem::new(HttpMethod::Post, operation),
+        );
     }
+    (paths.build(), components)
 }
 
 #[cfg(test)]
@@ -278,13 +290,17 @@ mod tests {
         id: u32,
     }
 
-    fn catalogue() -> Catalogue {
-        Catalogue::new(vec![
+    fn types() -> Vec<EventType> {
+        vec![
             EventType::new("points.changed", "", SchemaPart::of::<Thing>()),
             EventType::new("order.created", "", SchemaPart::of::<Thing>()),
             EventType::new("order.updated", "", SchemaPart::of::<Thing>()),
             EventType::internal("user.created", "", SchemaPart::of::<Thing>()),
-        ])
+        ]
+    }
+
+    fn catalogue() -> Catalogue {
+        Catalogue::new(&types())
     }
 
     #[test]
@@ -294,7 +310,7 @@ mod tests {
             envelope_name("complaint.sla_breached"),
             "ComplaintSlaBreachedEvent"
         );
-        let (paths, components) = catalogue().webhooks_document();
+        let (paths, components) = webhooks_document(&types());
         assert_eq!(paths.paths.len(), 3, "public types only");
         assert!(components.iter().any(|(n, _)| n == "OrderCreatedEvent"));
     }

@@ -35,7 +35,7 @@ static DECLARED: OnceLock<HashSet<String>> = OnceLock::new();
 
 /// Declares the catalogue the outbox records (the app does it where it is built).
 pub fn declare(catalogue: &Catalogue) {
-    let _ = DECLARED.set(catalogue.all().iter().map(|t| t.name.clone()).collect());
+    let _ = DECLARED.set(catalogue.all().map(str::to_owned).collect());
 }
 
 fn ensure_declared(event_type: &str) {

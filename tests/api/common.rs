@@ -292,20 +292,25 @@ impl TestApp {
         };
         let res = Response::read(res.expect("request failed")).await;
         if res.status == 201 {
-            Box::pin(self.location_resolves(&res)).await;
+            Box::pin(self.location_resolves(&res, token)).await;
         }
         res
     }
 
-    /// Every `Location` a create sends names something that exists: an admin reads it.
-    async fn location_resolves(&self, created: &Response) {
+    /// Every `Location` a create sends names something that exists: an admin reads it (a
+    /// member's own `/me/...` resource, the member who made it).
+    async fn location_resolves(&self, created: &Response, caller: Option<&str>) {
         let Some(location) = created.header("location") else {
             return;
         };
-        let token = self
-            .location_reader
-            .get_or_init(|| async { self.admin_token().await })
-            .await;
+        let token = match caller.filter(|_| location.starts_with("/api/v1/me/")) {
+            Some(member) => member,
+            None => {
+                self.location_reader
+                    .get_or_init(|| async { self.admin_token().await })
+                    .await
+            }
+        };
         let read = self.get(location, Some(token)).await;
         assert_eq!(
             read.status, 200,

@@ -280,3 +280,100 @@ async fn members_read_their_own_points_without_who_wrote_them() {
     );
     assert_eq!(manager.get("/api/v1/me/points").await.status, 403);
 }
+
+#[actix_web::test]
+async fn members_file_and_follow_their_own_complaints_and_see_public_comments_only() {
+    let app = TestApp::spawn().await;
+    let manager = app.client(Role::Manager).await;
+    let backend = app.key_client(&["members:token"]).await;
+    let (ada, grace) = (
+        manager.customer(json!({})).await,
+        manager.customer(json!({})).await,
+    );
+    let (ada_token, grace_token) = (
+        member_token(&backend, &id_of(&ada)).await,
+        member_token(&backend, &id_of(&grace)).await,
+    );
+    let order = manager.order(&id_of(&ada), "M-1", 4200).await;
+    let filed = app
+        .post(
+            "/api/v1/me/complaints",
+            Some(&ada_token),
+            &json!({"category": "product_quality", "subject": "Sole came off",
+                    "description": "After a week.", "order_id": id_of(&order)}),
+        )
+        .await;
+    assert_eq!(filed.status, 201, "{}", filed.text);
+    let id = id_of(&filed.body);
+    assert_eq!(filed.body["status"], "received");
+    for hidden in [
+        "assignee_id",
+        "severity",
+        "sla_policy",
+        "sla",
+        "channel",
+        "customer_tier",
+    ] {
+        assert!(filed.body.get(hidden).is_none(), "{hidden} shows");
+    }
+    // Staff see it as any complaint: from the app, medium until triaged, by the member.
+    let staff = manager.get(&format!("/api/v1/complaints/{id}")).await;
+    assert_eq!(staff.body["channel"], "mobile_app");
+    assert_eq!(staff.body["severity"], "medium");
+    let created = crate::kit::conformance::write_emitted(&app, &id, "complaint.created").await;
+    assert_eq!(created["customer_id"], ada["id"]);
+    for (visibility, body) in [
+        ("public", "We are sending a new pair."),
+        ("internal", "Batch 7 again, check supplier"),
+    ] {
+        let res = manager
+            .post(
+                &format!("/api/v1/complaints/{id}/comments"),
+                &json!({"visibility": visibility, "body": body}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.text);
+    }
+    let detail = app
+        .get(&format!("/api/v1/me/complaints/{id}"), Some(&ada_token))
+        .await;
+    assert_eq!(detail.status, 200, "{}", detail.text);
+    let comments = detail.body["comments"].as_array().unwrap();
+    assert_eq!(comments.len(), 1, "public comments only");
+    assert_eq!(comments[0]["body"], "We are sending a new pair.");
+    assert_eq!(comments[0]["yours"], false);
+    assert!(!detail.text.contains("supplier"));
+
+    // API1: another member's complaint is 404, never 403; their list is their own.
+    let theirs = app
+        .get(&format!("/api/v1/me/complaints/{id}"), Some(&grace_token))
+        .await;
+    assert_eq!(theirs.status, 404);
+    let list = app.get("/api/v1/me/complaints", Some(&grace_token)).await;
+    assert_eq!(list.body["data"], json!([]));
+    let mine = app.get("/api/v1/me/complaints", Some(&ada_token)).await;
+    assert_eq!(mine.body["data"][0]["id"], id.as_str());
+    // Another customer's order is refused as any reference to it would be.
+    let other_order = manager.order(&id_of(&grace), "M-2", 100).await;
+    let refused = app
+        .post(
+            "/api/v1/me/complaints",
+            Some(&ada_token),
+            &json!({"category": "product_quality", "subject": "x", "description": "y",
+                    "order_id": id_of(&other_order)}),
+        )
+        .await;
+    assert!(
+        refused.status == 409 || refused.status == 422,
+        "{}",
+        refused.text
+    );
+    let severity = app
+        .post(
+            "/api/v1/me/complaints",
+            Some(&ada_token),
+            &json!({"category": "product_quality", "subject": "x", "description": "y", "severity": "critical"}),
+        )
+        .await;
+    assert_eq!(severity.status, 422, "severity is the staff's");
+}
