@@ -6,19 +6,17 @@ use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::MemberRow;
 use super::ledger::{self, Balances, EntryKind, EntryRow};
 use crate::auth::Me;
 use crate::customers::api as customers;
 use crate::db::DbConn;
-use crate::db::keyset::older_than;
-use crate::db::schema::{club_members, points_entries};
+use crate::db::schema::club_members;
 use crate::error::{ApiError, ApiResult};
-use crate::http::pagination::{Page, PageParams};
+use crate::http::pagination::PageParams;
 use crate::http::query::Query;
 use crate::kit::ids::EntryId;
 
@@ -68,9 +66,6 @@ pub struct MemberPoints {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct EntryCursor(DateTime<Utc>, Uuid);
-
 /// The member's balances and points ledger (`404` for a customer who is not in the club).
 #[utoipa::path(tag = "members", params(PageParams), responses((status = 200, body = MemberPoints)))]
 #[get("/me/points")]
@@ -88,23 +83,8 @@ async fn points(
         .optional()?
         .ok_or_else(|| ApiError::NotFound("you are not a member of the club".into()))?;
     let balances = ledger::balances(&mut conn, &member, Utc::now()).await?;
-    let window = page.window::<EntryCursor>()?;
-    let mut query = points_entries::table
-        .filter(points_entries::member_id.eq(member.id))
-        .select(EntryRow::as_select())
-        .order((points_entries::created_at.desc(), points_entries::id.desc()))
-        .limit(window.fetch())
-        .into_boxed();
-    if let Some(EntryCursor(at, id)) = window.after {
-        query = query.filter(older_than(
-            points_entries::created_at,
-            points_entries::id,
-            (at, id),
-        ));
-    }
-    let rows = query.load(&mut conn).await?;
-    let page: Page<MemberEntry> = window
-        .page(rows, |e| EntryCursor(e.created_at, e.id.get()))
+    let page = super::members::ledger_page(&mut conn, member.id, &page, None)
+        .await?
         .map(MemberEntry::from);
     Ok(web::Json(MemberPoints {
         balances,

@@ -349,9 +349,21 @@ async fn points_list(
     filters: Query<EntryFilters>,
 ) -> ApiResult<web::Json<Page<Entry>>> {
     let member = find(&conn, MemberId::from(*id)).await?;
+    let page = ledger_page(&mut conn, member.id, &page, filters.kind).await?;
+    Ok(web::Json(page.map(Entry::from)))
+}
+
+/// A page of a member's ledger, newest first (of one kind, if given): the staff's and the
+/// member's own view of it read the same rows.
+pub(super) async fn ledger_page(
+    conn: &mut AsyncPgConnection,
+    member: MemberId,
+    page: &PageParams,
+    kind: Option<EntryKind>,
+) -> ApiResult<Page<EntryRow>> {
     let window = page.window::<EntryCursor>()?;
     let mut query = points_entries::table
-        .filter(points_entries::member_id.eq(member.id))
+        .filter(points_entries::member_id.eq(member))
         .select(EntryRow::as_select())
         .order((points_entries::created_at.desc(), points_entries::id.desc()))
         .limit(window.fetch())
@@ -363,15 +375,11 @@ async fn points_list(
             (at, id),
         ));
     }
-    if let Some(kind) = filters.kind {
+    if let Some(kind) = kind {
         query = query.filter(points_entries::kind.eq(kind));
     }
-    let rows = query.load(&mut conn).await?;
-    Ok(web::Json(
-        window
-            .page(rows, |e| EntryCursor(e.created_at, e.id.get()))
-            .map(Entry::from),
-    ))
+    let rows = query.load(conn).await?;
+    Ok(window.page(rows, |e| EntryCursor(e.created_at, e.id.get())))
 }
 
 crate::text_enum! {
