@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
 
-use super::requests::{Description, NewComplaint, SubjectLine};
+use super::requests::{Description, NewComment, NewComplaint, NewRating, SubjectLine};
 use super::{
     Category, Channel, Comment, ComplaintRow, CustomerStatus, Severity, Visibility, handling,
 };
@@ -22,13 +22,15 @@ use crate::db::DbConn;
 use crate::db::keyset::older_than;
 use crate::db::schema::{complaint_comments, complaints};
 use crate::error::{ApiError, ApiResult};
+use crate::http::etag::IfMatch;
 use crate::http::json::ValidJson;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::query::Query;
 use crate::kit::ids::{ComplaintId, OrderId};
+use crate::kit::input::Text;
 use crate::kit::write::Writer;
 
-crate::routes!(list, file, get_one);
+crate::routes!(list, file, get_one, comment, rate);
 
 /// A complaint as the customer who made it sees it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -173,6 +175,79 @@ async fn file(
         }))
 }
 
+/// Body of `POST /me/complaints/{id}/comments`: a member's comments are always public.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMemberComment {
+    #[validate(nested)]
+    pub body: Text<1, 10000>,
+}
+
+/// The member's own complaint, by id: `404` for anyone else's (no existence leak).
+async fn own(
+    conn: &mut diesel_async::AsyncPgConnection,
+    me: &Me,
+    id: Uuid,
+) -> ApiResult<ComplaintRow> {
+    customers::member_customer(conn, me).await?;
+    complaints::table
+        .find(ComplaintId::from(id))
+        .filter(complaints::customer_id.eq(me.customer))
+        .select(ComplaintRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| ApiError::NotFound("no such complaint".into()))
+}
+
+/// Add a comment to the member's complaint (public: the company sees it beside its own).
+#[utoipa::path(tag = "members", request_body = NewMemberComment, responses((status = 201, description = "Added", body = MemberComment)))]
+#[post("/me/complaints/{id}/comments")]
+async fn comment(
+    me: Me,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+    body: ValidJson<NewMemberComment>,
+) -> ApiResult<HttpResponse> {
+    let row = own(&mut conn, &me, *id).await?;
+    let new = NewComment {
+        visibility: Visibility::Public,
+        body: body.0.body,
+        answer_id: None,
+    };
+    let writer = Writer::of(&me.principal);
+    let saved = handling::comment(&mut conn, &writer, row.id, &IfMatch::Absent, new).await?;
+    Ok(HttpResponse::Created().json(MemberComment {
+        id: saved.id,
+        yours: true,
+        body: saved.body,
+        created_at: saved.created_at,
+    }))
+}
+
+/// Rate how the complaint was handled: once per resolution cycle, after it is resolved (a
+/// reopen starts a new cycle).
+#[utoipa::path(
+    tag = "members",
+    request_body(content = NewRating, example = json!({"rating": 5, "comment": "Quick and friendly"})),
+    responses(
+        (status = 201, description = "Recorded", body = super::Satisfaction),
+        (status = 409, description = "Not resolved yet, or this cycle is already rated", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/me/complaints/{id}/satisfaction")]
+async fn rate(
+    me: Me,
+    mut conn: DbConn,
+    id: web::Path<Uuid>,
+    body: ValidJson<NewRating>,
+) -> ApiResult<HttpResponse> {
+    let row = own(&mut conn, &me, *id).await?;
+    let writer = Writer::of(&me.principal);
+    let stored = handling::rate(&mut conn, &writer, row.id, &IfMatch::Absent, body.0).await?;
+    Ok(HttpResponse::Created().json(stored))
+}
+
 /// One of the member's complaints with its public comments (`404` for anyone else's).
 #[utoipa::path(tag = "members", responses((status = 200, body = MemberComplaintDetail)))]
 #[get("/me/complaints/{id}")]
@@ -181,15 +256,7 @@ async fn get_one(
     mut conn: DbConn,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<MemberComplaintDetail>> {
-    customers::member_customer(&conn, &me).await?;
-    let row: ComplaintRow = complaints::table
-        .find(ComplaintId::from(*id))
-        .filter(complaints::customer_id.eq(me.customer))
-        .select(ComplaintRow::as_select())
-        .first(&mut conn)
-        .await
-        .optional()?
-        .ok_or_else(|| ApiError::NotFound("no such complaint".into()))?;
+    let row = own(&mut conn, &me, *id).await?;
     let comments: Vec<Comment> = complaint_comments::table
         .filter(complaint_comments::complaint_id.eq(row.id))
         .filter(complaint_comments::visibility.eq(Visibility::Public))

@@ -376,4 +376,89 @@ async fn members_file_and_follow_their_own_complaints_and_see_public_comments_on
         )
         .await;
     assert_eq!(severity.status, 422, "severity is the staff's");
+
+    // The member comments (always public) and rates once per cycle, after the resolution.
+    let said = app
+        .post(
+            &format!("/api/v1/me/complaints/{id}/comments"),
+            Some(&ada_token),
+            &json!({"body": "Thank you, size 42 please."}),
+        )
+        .await;
+    assert_eq!(said.status, 201, "{}", said.text);
+    assert_eq!(said.body["yours"], true);
+    let on_staff_side = manager
+        .get(&format!("/api/v1/complaints/{id}/comments"))
+        .await;
+    let theirs_seen = on_staff_side.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["body"] == "Thank you, size 42 please.")
+        .unwrap()
+        .clone();
+    assert_eq!(theirs_seen["visibility"], "public");
+    assert_eq!(theirs_seen["author_type"], "member");
+    let rating = json!({"rating": 5, "comment": "Quick"});
+    let early = app
+        .post(
+            &format!("/api/v1/me/complaints/{id}/satisfaction"),
+            Some(&ada_token),
+            &rating,
+        )
+        .await;
+    assert_eq!(early.status, 409, "not resolved yet: {}", early.text);
+    for to in ["acknowledged", "in_progress"] {
+        let moved = manager
+            .post(
+                &format!("/api/v1/complaints/{id}/transitions"),
+                &json!({"to": to}),
+            )
+            .await;
+        assert_eq!(moved.status, 200, "{}", moved.text);
+    }
+    let resolved = manager
+        .post(
+            &format!("/api/v1/complaints/{id}/resolve"),
+            &json!({"resolution": {"type": "replace", "description": "New pair sent", "root_cause_category": "supplier",
+                    "root_cause": "Glue batch", "corrective_action": "Incoming checks on glue"}}),
+        )
+        .await;
+    assert_eq!(resolved.status, 200, "{}", resolved.text);
+    let rated = app
+        .post(
+            &format!("/api/v1/me/complaints/{id}/satisfaction"),
+            Some(&ada_token),
+            &rating,
+        )
+        .await;
+    assert_eq!(rated.status, 201, "{}", rated.text);
+    assert_eq!(rated.body["rating"], 5);
+    let again = app
+        .post(
+            &format!("/api/v1/me/complaints/{id}/satisfaction"),
+            Some(&ada_token),
+            &rating,
+        )
+        .await;
+    assert_eq!(again.status, 409, "once per cycle");
+    let not_hers = app
+        .post(
+            &format!("/api/v1/me/complaints/{id}/comments"),
+            Some(&grace_token),
+            &json!({"body": "hi"}),
+        )
+        .await;
+    assert_eq!(not_hers.status, 404);
+    let detail = app
+        .get(&format!("/api/v1/me/complaints/{id}"), Some(&ada_token))
+        .await;
+    assert_eq!(detail.body["status"], "resolved");
+    assert!(
+        detail.body["comments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["yours"] == true)
+    );
 }
