@@ -201,10 +201,18 @@ async fn update_me(
     if_match: IfMatch,
     body: ValidJson<ProfilePatch>,
 ) -> ApiResult<HttpResponse> {
-    let Some(id) = principal.user_id() else {
-        return Err(ApiError::Forbidden(
-            "an API key has no profile; its name and scopes are an admin's to change".into(),
-        ));
+    let id = match principal {
+        Principal::User { id, .. } => id,
+        Principal::ApiKey { .. } => {
+            return Err(ApiError::Forbidden(
+                "an API key has no profile; its name and scopes are an admin's to change".into(),
+            ));
+        }
+        Principal::Member { .. } => {
+            return Err(ApiError::Forbidden(
+                "a member changes their profile with `PATCH /me`".into(),
+            ));
+        }
     };
     let ProfilePatch {
         time_zone,

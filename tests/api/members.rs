@@ -78,6 +78,19 @@ async fn apps_exchange_member_tokens_and_only_members_use_me() {
     ] {
         assert_eq!(app.get(path, Some(&token)).await.status, 403, "{path}");
     }
+    let staff_profile = app
+        .patch(
+            "/api/v1/auth/me",
+            Some(&token),
+            &json!({"display_name": "Ada"}),
+        )
+        .await;
+    assert_eq!(staff_profile.status, 403);
+    assert!(
+        staff_profile.text.contains("PATCH /me"),
+        "{}",
+        staff_profile.text
+    );
     assert_eq!(manager.get("/api/v1/me").await.status, 403);
     assert_eq!(backend.get("/api/v1/me").await.status, 403);
     assert_eq!(app.get("/api/v1/me", None).await.status, 401);
