@@ -71,15 +71,10 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<Url, String> {
     if parsed.fragment().is_some() {
         return Err("a URL with a fragment (`#...`) is not sent as written".into());
     }
-    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
+    if parsed.host_str().is_none_or(str::is_empty) {
         return Err("the URL has no host".into());
-    };
-    let literal: Option<IpAddr> = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok();
-    if let (Some(ip), false) = (literal, allow_private)
+    }
+    if let (Some(ip), false) = (literal_ip(&parsed), allow_private)
         && let Some(why) = refused(ip)
     {
         return Err(format!(
@@ -87,6 +82,16 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<Url, String> {
         ));
     }
     Ok(parsed)
+}
+
+/// The address a URL names literally (`http://10.0.0.8/`, `http://[::1]/`), if it does; a
+/// name is resolved instead ([`resolve`]).
+pub fn literal_ip(url: &Url) -> Option<IpAddr> {
+    url.host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// The addresses of `host`, each checked: an error when it resolves to nothing or to any

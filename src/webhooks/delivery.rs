@@ -350,13 +350,12 @@ impl Deliverer {
         .map_err(|e| e.to_string())?;
         let now = Utc::now();
         let webhook_id = claimed.event_id.to_string();
-        let mut secrets = vec![claimed.secret.as_str()];
-        if let (Some(previous), Some(until)) =
-            (&claimed.previous_secret, claimed.previous_secret_until)
-            && until > now
-        {
-            secrets.push(previous);
-        }
+        let secrets = signing::signing_secrets(
+            &claimed.secret,
+            claimed.previous_secret.as_deref(),
+            claimed.previous_secret_until,
+            now,
+        );
         let signature = signing::signature(&secrets, &webhook_id, now.timestamp(), &body);
         let mut response = self
             .client

@@ -119,17 +119,6 @@ impl WebhookRow {
             updated_at: self.updated_at,
         }
     }
-
-    /// The secrets that sign now: the current one, and the previous one during a rotation.
-    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&str> {
-        let previous = self
-            .previous_secret
-            .as_deref()
-            .filter(|_| self.previous_secret_until.is_some_and(|until| until > now));
-        std::iter::once(self.secret.as_str())
-            .chain(previous)
-            .collect()
-    }
 }
 
 crate::soft_deleted_row! {

@@ -72,15 +72,14 @@ pub struct DeliveryFilters {
 pub async fn checked_url(url: WebhookUrl, allow_private: bool) -> ApiResult<String> {
     let invalid = |why: String| ApiError::invalid("url", "url", why);
     let parsed = addresses::check_url(url.as_str(), allow_private).map_err(invalid)?;
-    let host = parsed.host_str().unwrap_or_default();
-    let literal = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-        .is_ok();
-    if !allow_private && !literal {
-        let port = parsed.port_or_known_default().unwrap_or(443);
-        addresses::resolve(host, port).await.map_err(invalid)?;
+    if !allow_private && addresses::literal_ip(&parsed).is_none() {
+        let (host, port) = (
+            parsed.host_str().unwrap_or_default(),
+            parsed.port_or_known_default(),
+        );
+        addresses::resolve(host, port.unwrap_or(443))
+            .await
+            .map_err(invalid)?;
     }
     Ok(parsed.to_string())
 }

@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -23,6 +24,18 @@ fn key(secret: &str) -> Vec<u8> {
     STANDARD
         .decode(secret.strip_prefix(PREFIX).unwrap_or(secret))
         .unwrap_or_else(|_| secret.as_bytes().to_vec())
+}
+
+/// The secrets that sign at `now`: the current one, and the previous one until its rotation
+/// overlap ends.
+pub fn signing_secrets<'a>(
+    current: &'a str,
+    previous: Option<&'a str>,
+    previous_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<&'a str> {
+    let previous = previous.filter(|_| previous_until.is_some_and(|until| until > now));
+    std::iter::once(current).chain(previous).collect()
 }
 
 /// The `webhook-signature` header for a message signed with each of `secrets`.
@@ -60,6 +73,18 @@ mod tests {
             ),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
+    }
+
+    #[test]
+    fn the_previous_secret_signs_until_its_overlap_ends() {
+        let now = Utc::now();
+        let later = now + chrono::Duration::hours(1);
+        assert_eq!(
+            signing_secrets("new", Some("old"), Some(later), now),
+            ["new", "old"]
+        );
+        assert_eq!(signing_secrets("new", Some("old"), Some(now), now), ["new"]);
+        assert_eq!(signing_secrets("new", None, None, now), ["new"]);
     }
 
     #[test]
