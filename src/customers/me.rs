@@ -134,15 +134,21 @@ impl Validated for MemberFields {
     }
 }
 
+/// The customer a member acts for, if they may still: live, not merged away, not erased.
+async fn may_be_member(conn: &AsyncPgConnection, id: CustomerId) -> ApiResult<Option<CustomerRow>> {
+    match queries::find_live(conn, id).await {
+        Ok(row) => Ok(Some(row).filter(|row| row.erased_at.is_none())),
+        Err(ApiError::NotFound(_)) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
 /// The member's customer as stored: `401` once they are deleted, merged away or erased, so
 /// their tokens stop working at once.
 pub async fn current(conn: &AsyncPgConnection, me: &Me) -> ApiResult<CustomerRow> {
-    let gone = || ApiError::Unauthorized("the member token's customer is no longer there".into());
-    match queries::find_live(conn, me.customer).await {
-        Ok(row) if row.erased_at.is_none() => Ok(row),
-        Ok(_) | Err(ApiError::NotFound(_)) => Err(gone()),
-        Err(other) => Err(other),
-    }
+    may_be_member(conn, me.customer).await?.ok_or_else(|| {
+        ApiError::Unauthorized("the member token's customer is no longer there".into())
+    })
 }
 
 /// Issue a member token for a customer: the token a shop's or brand's app sends on `/me`.
@@ -163,11 +169,7 @@ async fn issue_token(
     body: ValidJson<MemberTokenRequest>,
 ) -> ApiResult<HttpResponse> {
     let customer = body.0.customer_id;
-    let live = queries::find_live(&conn, customer)
-        .await
-        .ok()
-        .filter(|row| row.erased_at.is_none());
-    if live.is_none() {
+    if may_be_member(&conn, customer).await?.is_none() {
         return Err(ApiError::rule(
             "customer_id",
             "not_found",
