@@ -103,12 +103,12 @@ pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
         EventType::internal(
             "api_key.created",
             "An API key was created.",
-            SchemaPart::of::<ApiKey>(),
+            SchemaPart::of::<ApiKey>,
         ),
         EventType::internal(
             "api_key.revoked",
             "An API key was revoked.",
-            SchemaPart::of::<ApiKey>(),
+            SchemaPart::of::<ApiKey>,
         ),
     ]
 }

@@ -206,57 +206,53 @@ pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
     use crate::kit::event_types::EventType;
     let membership = SchemaPart::of::<MemberRow>;
     let mut types = vec![
-        EventType::new(
-            "member.enrolled",
-            "A customer joined the club.",
-            membership(),
-        ),
+        EventType::new("member.enrolled", "A customer joined the club.", membership),
         EventType::new(
             "member.updated",
             "A membership changed (status, a merge).",
-            membership(),
+            membership,
         ),
         EventType::new(
             "member.tier_changed",
             "A member moved to another tier (qualified, reviewed or set by staff).",
-            membership(),
+            membership,
         ),
         EventType::new(
             "member.tier_kept",
             "A tier review kept the member's tier for another period.",
-            membership(),
+            membership,
         ),
         EventType::new(
             "member.tier_downgrade_pending",
             "A tier review is near and the member would go down a tier if it were now.",
-            SchemaPart::of::<jobs::DowngradeNotice>(),
+            SchemaPart::of::<jobs::DowngradeNotice>,
         ),
         EventType::new(
             "points.changed",
             "A ledger entry moved a member's points (earned, redeemed, adjusted, expired, reversed).",
-            SchemaPart::of::<ledger::Entry>(),
+            SchemaPart::of::<ledger::Entry>,
         ),
         EventType::new(
             "referral.created",
             "A member referred a customer.",
-            SchemaPart::of::<referrals::Referral>(),
+            SchemaPart::of::<referrals::Referral>,
         ),
         EventType::new(
             "referral.rewarded",
             "A referred customer's first paid order earned the referrer's bonus.",
-            SchemaPart::of::<referrals::Referral>(),
+            SchemaPart::of::<referrals::Referral>,
         ),
         EventType::new(
             "club_settings.updated",
             "The club's policies changed.",
-            SchemaPart::of::<settings::SettingsRow>(),
+            SchemaPart::of::<settings::SettingsRow>,
         ),
     ];
     types.extend(seats::RegistrationStatus::ALL.iter().map(|status| {
         EventType::new(
             format!("registration.{}", status.as_str()),
             format!("An event registration became `{}`.", status.as_str()),
-            SchemaPart::of::<seats::Registration>(),
+            SchemaPart::of::<seats::Registration>,
         )
     }));
     types.extend(EventType::lifecycle::<tiers::Tier>(

@@ -248,47 +248,47 @@ pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
         EventType::new(
             "complaint.created",
             "A complaint was logged (from any window).",
-            complaint(),
+            complaint,
         ),
         EventType::new(
             "complaint.updated",
             "A complaint's details, assignee or first response changed.",
-            complaint(),
+            complaint,
         ),
         EventType::new(
             "complaint.status_changed",
             "A complaint moved in its workflow.",
-            complaint(),
+            complaint,
         ),
         EventType::new(
             "complaint.resolved",
             "A complaint was resolved, with its resolution and any compensation.",
-            complaint(),
+            complaint,
         ),
         EventType::new(
             "complaint.satisfaction_recorded",
             "The customer's satisfaction with the handling was recorded.",
-            complaint(),
+            complaint,
         ),
         EventType::new(
             "complaint.commented",
             "A comment was added (internal or public).",
-            SchemaPart::of::<super::Comment>(),
+            SchemaPart::of::<super::Comment>,
         ),
         EventType::new(
             "complaint.sla_warning",
             "A complaint's SLA clock is close to its target.",
-            SchemaPart::of::<super::escalation::StepFired>(),
+            SchemaPart::of::<super::escalation::StepFired>,
         ),
         EventType::new(
             "complaint.sla_breached",
             "A complaint's SLA clock passed its target.",
-            SchemaPart::of::<super::escalation::StepFired>(),
+            SchemaPart::of::<super::escalation::StepFired>,
         ),
         EventType::new(
             "complaint.escalated",
             "A step of a complaint's escalation ladder fired.",
-            SchemaPart::of::<super::escalation::StepFired>(),
+            SchemaPart::of::<super::escalation::StepFired>,
         ),
     ];
     types.extend(EventType::lifecycle::<super::answers::Answer>(

@@ -380,17 +380,17 @@ pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
         EventType::new(
             "customer.tier_changed",
             "A customer's value tier changed (also announced as `customer.updated`).",
-            customer(),
+            customer,
         ),
         EventType::new(
             "customer.merged",
             "A duplicate was merged into this customer (the duplicate's `customer.deleted` comes in the same transaction).",
-            customer(),
+            customer,
         ),
         EventType::new(
             "customer.erased",
             "A customer's personal data was erased (right to erasure); earlier events about them are redacted.",
-            customer(),
+            customer,
         ),
     ]);
     types

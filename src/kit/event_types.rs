@@ -34,8 +34,9 @@ pub struct EventType {
     pub name: String,
     /// What makes it, in a sentence.
     pub about: String,
-    /// The schema of its `data`.
-    pub data: SchemaPart,
+    /// The schema of its `data`, built only when the document is (the server at run time
+    /// needs the names alone).
+    pub data: fn() -> SchemaPart,
     /// Delivered to webhooks and shown in the change feed. Staff accounts, API keys and
     /// webhook subscriptions record events for the record, which stay inside.
     pub public: bool,
@@ -43,7 +44,11 @@ pub struct EventType {
 
 impl EventType {
     /// A type delivered to webhooks and shown in the change feed.
-    pub fn new(name: impl Into<String>, about: impl Into<String>, data: SchemaPart) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        about: impl Into<String>,
+        data: fn() -> SchemaPart,
+    ) -> Self {
         Self {
             name: name.into(),
             about: about.into(),
@@ -53,7 +58,11 @@ impl EventType {
     }
 
     /// A type recorded for the record only (staff accounts, credentials).
-    pub fn internal(name: impl Into<String>, about: impl Into<String>, data: SchemaPart) -> Self {
+    pub fn internal(
+        name: impl Into<String>,
+        about: impl Into<String>,
+        data: fn() -> SchemaPart,
+    ) -> Self {
         Self {
             public: false,
             ..Self::new(name, about, data)
@@ -62,7 +71,7 @@ impl EventType {
 
     /// A deletion, whose `data` is `{"id": ...}`.
     pub fn deleted(name: impl Into<String>, about: impl Into<String>) -> Self {
-        Self::new(name, about, SchemaPart::of::<Deleted>())
+        Self::new(name, about, SchemaPart::of::<Deleted>)
     }
 
     /// `<kind>.created` and `<kind>.updated` with `T` as data, and `<kind>.deleted`: the
@@ -72,12 +81,12 @@ impl EventType {
             Self::new(
                 format!("{kind}.created"),
                 format!("A {what} was created."),
-                SchemaPart::of::<T>(),
+                SchemaPart::of::<T>,
             ),
             Self::new(
                 format!("{kind}.updated"),
                 format!("A {what} was changed."),
-                SchemaPart::of::<T>(),
+                SchemaPart::of::<T>,
             ),
             Self::deleted(format!("{kind}.deleted"), format!("A {what} was deleted.")),
         ]
@@ -205,6 +214,7 @@ pub fn webhooks_document(types: &[EventType]) -> (Paths, Vec<(String, RefOr<Sche
     public.dedup_by(|a, b| a.name == b.name);
     for event in public {
         let name = envelope_name(&event.name);
+        let data = (event.data)();
         let envelope = ObjectBuilder::new()
             .description(Some(format!(
                 "A `{}` delivery. {}",
@@ -232,13 +242,13 @@ pub fn webhooks_document(types: &[EventType]) -> (Paths, Vec<(String, RefOr<Sche
                     .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
                     .description(Some("When the change happened.")),
             )
-            .property("data", event.data.schema.clone())
+            .property("data", data.schema)
             .required("id")
             .required("type")
             .required("created_at")
             .required("data");
         components.push((name.clone(), envelope.into()));
-        components.extend(event.data.components.iter().cloned());
+        components.extend(data.components);
         let operation = OperationBuilder::new()
                 .operation_id(Some(format!("on_{}", event.name.replace('.', "_"))))
                 .summary(Some(event.name.clone()))
@@ -292,10 +302,10 @@ mod tests {
 
     fn types() -> Vec<EventType> {
         vec![
-            EventType::new("points.changed", "", SchemaPart::of::<Thing>()),
-            EventType::new("order.created", "", SchemaPart::of::<Thing>()),
-            EventType::new("order.updated", "", SchemaPart::of::<Thing>()),
-            EventType::internal("user.created", "", SchemaPart::of::<Thing>()),
+            EventType::new("points.changed", "", SchemaPart::of::<Thing>),
+            EventType::new("order.created", "", SchemaPart::of::<Thing>),
+            EventType::new("order.updated", "", SchemaPart::of::<Thing>),
+            EventType::internal("user.created", "", SchemaPart::of::<Thing>),
         ]
     }
 

@@ -437,12 +437,12 @@ pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
         EventType::new(
             "order.created",
             "An order was recorded (by a shop or staff).",
-            SchemaPart::of::<Order>(),
+            SchemaPart::of::<Order>,
         ),
         EventType::new(
             "order.updated",
             "An order's status changed.",
-            SchemaPart::of::<Order>(),
+            SchemaPart::of::<Order>,
         ),
     ]
 }

@@ -247,12 +247,12 @@ pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
         EventType::internal(
             "user.created",
             "A staff user was created.",
-            SchemaPart::of::<User>(),
+            SchemaPart::of::<User>,
         ),
         EventType::internal(
             "user.updated",
             "A staff user was changed.",
-            SchemaPart::of::<User>(),
+            SchemaPart::of::<User>,
         ),
     ]
 }

@@ -140,18 +140,18 @@ pub fn event_types() -> Vec<EventType> {
         EventType::new(
             "webhook.disabled",
             "The server stopped delivering to an endpoint: it answered 410 Gone, or failed for longer than RAPPORT_WEBHOOK_DISABLE_AFTER.",
-            webhook(),
+            webhook,
         ),
-        EventType::internal("webhook.created", "A subscription was made.", webhook()),
+        EventType::internal("webhook.created", "A subscription was made.", webhook),
         EventType::internal(
             "webhook.updated",
             "A subscription was changed, paused or resumed.",
-            webhook(),
+            webhook,
         ),
         EventType::internal(
             "webhook.secret_rotated",
             "A subscription's secret was rotated.",
-            webhook(),
+            webhook,
         ),
         EventType {
             public: false,
