@@ -92,8 +92,10 @@ pub fn configure_routes(cfg: &mut ServiceConfig) {
             .configure(crate::api_keys::configure)
             .configure(crate::customers::me::configure)
             .configure(crate::complaints::me::configure)
+            .configure(crate::visits::me::configure)
             .configure(crate::webhooks::routes::configure)
-            .configure(crate::changes::configure),
+            .configure(crate::changes::configure)
+            .configure(crate::changes::me::configure),
     );
 }
 
@@ -613,8 +615,9 @@ mod tests {
 
     /// A create's `Location` names a resource a client can read: a `201` with a `Location`
     /// has a `GET` beneath its path (`/things` → `/things/{id}`), or, for the one action that
-    /// creates a sibling (`/visit-plans/{id}/split`), at its resource's path. (The tests'
-    /// client also reads every `Location` a `201` sends.)
+    /// creates a sibling (`/visit-plans/{id}/split`) and a member's registration (shown on
+    /// `/me/events/{id}`), at its resource's path. (The tests' client also reads every
+    /// `Location` a `201` sends.)
     #[test]
     fn every_created_location_can_be_read() {
         let doc = serde_json::to_value(super::document()).unwrap();
@@ -643,13 +646,18 @@ mod tests {
                 continue;
             }
             checked += 1;
-            // The actions that create a sibling of the resource they act on.
-            let sibling = (path == "/api/v1/visit-plans/{id}/split")
-                .then(|| {
-                    path.rsplit_once('/')
-                        .map(|(resource, _)| resource.to_owned())
-                })
-                .flatten();
+            // The actions that create a sibling of the resource they act on, and a member's
+            // registration, which shows on the member's view of its event.
+            let sibling = [
+                "/api/v1/visit-plans/{id}/split",
+                "/api/v1/me/events/{id}/registrations",
+            ]
+            .contains(&path.as_str())
+            .then(|| {
+                path.rsplit_once('/')
+                    .map(|(resource, _)| resource.to_owned())
+            })
+            .flatten();
             let found = item_of(path)
                 .or(sibling)
                 .is_some_and(|target| readable(&target));

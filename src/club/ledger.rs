@@ -88,7 +88,7 @@ pub struct LotUse {
 /// Who wrote an entry.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EntryActor {
-    /// `user`, `api_key` or `system`.
+    /// `user`, `api_key`, `member` or `system`.
     #[schema(example = "api_key")]
     pub r#type: String,
     pub id: Option<Uuid>,

@@ -232,6 +232,11 @@ pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
             "A ledger entry moved a member's points (earned, redeemed, adjusted, expired, reversed).",
             SchemaPart::of::<ledger::Entry>,
         ),
+    ]
+    .into_iter()
+    .map(|t| t.for_members(|_, _| Some("/api/v1/me/points".into())))
+    .collect::<Vec<_>>();
+    types.extend([
         EventType::new(
             "referral.created",
             "A member referred a customer.",
@@ -247,13 +252,17 @@ pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
             "The club's policies changed.",
             SchemaPart::of::<settings::SettingsRow>,
         ),
-    ];
+    ]);
     types.extend(seats::RegistrationStatus::ALL.iter().map(|status| {
         EventType::new(
             format!("registration.{}", status.as_str()),
             format!("An event registration became `{}`.", status.as_str()),
             SchemaPart::of::<seats::Registration>,
         )
+        .for_members(|_, registration| {
+            let event = registration["event_id"].as_str()?;
+            Some(format!("/api/v1/me/events/{event}"))
+        })
     }));
     types.extend(EventType::lifecycle::<tiers::Tier>(
         "club_tier",

@@ -72,69 +72,8 @@ async fn register(
     let saved = conn
         .transaction::<_, ApiError, _>(async move |conn| {
             let event = <EventRow as Versioned>::lock(conn, id).await?;
-            let now = Utc::now();
-            if event.ends_at <= now {
-                return Err(ApiError::Conflict("the event is over".into()));
-            }
             let member = MemberRow::lock_referenced(conn, member_id, "member_id").await?;
-            if member.status != MemberStatus::Active {
-                return Err(ApiError::rule(
-                    "member_id",
-                    "not_active",
-                    format!("the membership is {}", member.status),
-                ));
-            }
-            if !event.tiers_invited.is_empty()
-                && !member
-                    .tier_id
-                    .is_some_and(|t| event.tiers_invited.contains(&t))
-            {
-                return Err(ApiError::rule(
-                    "member_id",
-                    "not_invited",
-                    "the member's tier is not invited to this event",
-                ));
-            }
-            let taken = seats_taken(conn, id).await?;
-            let status = if taken < i64::from(event.capacity) {
-                RegistrationStatus::Registered
-            } else {
-                RegistrationStatus::Waitlisted
-            };
-            let rank = Ladder::load(conn)
-                .await?
-                .get(member.tier_id)
-                .map_or(0, |t| t.rank);
-            let registration: Registration = diesel::insert_into(club_registrations::table)
-                .values((
-                    club_registrations::id.eq(RegistrationId::new()),
-                    club_registrations::event_id.eq(id),
-                    club_registrations::member_id.eq(member.id),
-                    club_registrations::status.eq(status),
-                    club_registrations::priority.eq(rank),
-                    club_registrations::created_at.eq(now),
-                    club_registrations::updated_at.eq(now),
-                ))
-                .returning(Registration::as_returning())
-                .get_result(conn)
-                .await
-                .map_err(|e| match ApiError::from(e) {
-                    ApiError::Conflict(_) => ApiError::rule(
-                        "member_id",
-                        "already_registered",
-                        "the member is registered or waitlisted for this event already",
-                    ),
-                    other => other,
-                })?;
-            announce(
-                conn,
-                &writer,
-                &registration,
-                status.as_str(),
-                json!({"status": {"old": null, "new": status}}),
-            )
-            .await?;
-            Ok(registration)
+            seat(conn, &writer, &event, &member, "member_id").await
         })
         .await?;
     let location = format!(
@@ -243,21 +182,7 @@ async fn cancel(
 ) -> ApiResult<web::Json<Registration>> {
     let (event, rid) = path.into_inner();
     let writer = Writer::of(&caller.principal);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            let (event, registration) = lock_registration(conn, event.into(), rid.into()).await?;
-            let next = if registration.status == RegistrationStatus::Waitlisted {
-                RegistrationStatus::Left
-            } else {
-                RegistrationStatus::Cancelled
-            };
-            ensure_move("a registration", registration.status, next)?;
-            let now = Utc::now();
-            let saved = set_status(conn, &writer, &registration, next, None, now).await?;
-            offer_free_seats(conn, &writer, event.id, event.capacity, now).await?;
-            Ok(saved)
-        })
-        .await?;
+    let saved = cancel_registration(&mut conn, &writer, event.into(), rid.into()).await?;
     Ok(web::Json(saved))
 }
 
@@ -278,53 +203,8 @@ async fn accept(
 ) -> ApiResult<web::Json<Registration>> {
     let (event, rid) = path.into_inner();
     let writer = Writer::of(&caller.principal);
-    let saved = conn
-        .transaction::<_, ApiError, _>(async move |conn| {
-            let (event, registration) = lock_registration(conn, event.into(), rid.into()).await?;
-            let now = Utc::now();
-            if registration.status == RegistrationStatus::Offered
-                && registration.offer_expires_at.is_some_and(|at| at <= now)
-            {
-                let expired = set_status(
-                    conn,
-                    &writer,
-                    &registration,
-                    RegistrationStatus::OfferExpired,
-                    None,
-                    now,
-                )
-                .await?;
-                offer_free_seats(conn, &writer, event.id, event.capacity, now).await?;
-                return Ok(Err(expired));
-            }
-            ensure_move(
-                "a registration",
-                registration.status,
-                RegistrationStatus::Registered,
-            )?;
-            set_status(
-                conn,
-                &writer,
-                &registration,
-                RegistrationStatus::Registered,
-                None,
-                now,
-            )
-            .await
-            .map(Ok)
-        })
-        .await?;
-    match saved {
-        Ok(registration) => Ok(web::Json(registration)),
-        // The expiry is committed (the seat moved on); the caller learns it was too late.
-        Err(expired) => Err(ApiError::IllegalMove {
-            detail: format!(
-                "the offer expired at {}; the seat went to the next in line",
-                expired.offer_expires_at.unwrap_or(expired.updated_at)
-            ),
-            allowed: Vec::new(),
-        }),
-    }
+    let saved = accept_offer(&mut conn, &writer, event.into(), rid.into()).await?;
+    Ok(web::Json(saved))
 }
 
 /// Check a registered member in: once, earning the event's attendance points once (a second
@@ -387,4 +267,159 @@ async fn check_in(
         })
         .await?;
     Ok(web::Json(saved))
+}
+
+/// Registers `member` for `event` (both locked by the caller): a seat while there are any,
+/// else the waitlist. A rule broken is a `409` naming `field` (the body's member, or the
+/// member's own event).
+pub(super) async fn seat(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    event: &EventRow,
+    member: &MemberRow,
+    field: &str,
+) -> ApiResult<Registration> {
+    let now = Utc::now();
+    if event.ends_at <= now {
+        return Err(ApiError::Conflict("the event is over".into()));
+    }
+    if member.status != MemberStatus::Active {
+        return Err(ApiError::rule(
+            field,
+            "not_active",
+            format!("the membership is {}", member.status),
+        ));
+    }
+    if !event.tiers_invited.is_empty()
+        && !member
+            .tier_id
+            .is_some_and(|t| event.tiers_invited.contains(&t))
+    {
+        return Err(ApiError::rule(
+            field,
+            "not_invited",
+            "the member's tier is not invited to this event",
+        ));
+    }
+    let taken = seats_taken(conn, event.id).await?;
+    let status = if taken < i64::from(event.capacity) {
+        RegistrationStatus::Registered
+    } else {
+        RegistrationStatus::Waitlisted
+    };
+    let rank = Ladder::load(conn)
+        .await?
+        .get(member.tier_id)
+        .map_or(0, |t| t.rank);
+    let registration: Registration = diesel::insert_into(club_registrations::table)
+        .values((
+            club_registrations::id.eq(RegistrationId::new()),
+            club_registrations::event_id.eq(event.id),
+            club_registrations::member_id.eq(member.id),
+            club_registrations::status.eq(status),
+            club_registrations::priority.eq(rank),
+            club_registrations::created_at.eq(now),
+            club_registrations::updated_at.eq(now),
+        ))
+        .returning(Registration::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Conflict(_) => ApiError::rule(
+                field,
+                "already_registered",
+                "the member is registered or waitlisted for this event already",
+            ),
+            other => other,
+        })?;
+    announce(
+        conn,
+        writer,
+        &registration,
+        status.as_str(),
+        json!({"status": {"old": null, "new": status}}),
+    )
+    .await?;
+    Ok(registration)
+}
+
+/// Cancels a registration in its own transaction: a seat (or an offer) given up goes to the
+/// next in line; a waitlisted member leaves the waitlist.
+pub(super) async fn cancel_registration(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    event: ClubEventId,
+    rid: RegistrationId,
+) -> ApiResult<Registration> {
+    conn.transaction::<_, ApiError, _>(async move |conn| {
+        let (event, registration) = lock_registration(conn, event, rid).await?;
+        let next = if registration.status == RegistrationStatus::Waitlisted {
+            RegistrationStatus::Left
+        } else {
+            RegistrationStatus::Cancelled
+        };
+        ensure_move("a registration", registration.status, next)?;
+        let now = Utc::now();
+        let saved = set_status(conn, writer, &registration, next, None, now).await?;
+        offer_free_seats(conn, writer, event.id, event.capacity, now).await?;
+        Ok(saved)
+    })
+    .await
+}
+
+/// Takes up an offered seat in its own transaction; an offer found expired is committed as
+/// such (the seat moves on) and answered `409`.
+pub(super) async fn accept_offer(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    event: ClubEventId,
+    rid: RegistrationId,
+) -> ApiResult<Registration> {
+    let saved = conn
+        .transaction::<_, ApiError, _>(async move |conn| {
+            let (event, registration) = lock_registration(conn, event, rid).await?;
+            let now = Utc::now();
+            if registration.status == RegistrationStatus::Offered
+                && registration.offer_expires_at.is_some_and(|at| at <= now)
+            {
+                let expired = set_status(
+                    conn,
+                    writer,
+                    &registration,
+                    RegistrationStatus::OfferExpired,
+                    None,
+                    now,
+                )
+                .await?;
+                offer_free_seats(conn, writer, event.id, event.capacity, now).await?;
+                return Ok(Err(expired));
+            }
+            ensure_move(
+                "a registration",
+                registration.status,
+                RegistrationStatus::Registered,
+            )?;
+            set_status(
+                conn,
+                writer,
+                &registration,
+                RegistrationStatus::Registered,
+                None,
+                now,
+            )
+            .await
+            .map(Ok)
+        })
+        .await?;
+    match saved {
+        Ok(registration) => Ok(registration),
+        // The expiry is committed (the seat moved on); the caller learns it was too late.
+        Err(expired) => Err(ApiError::IllegalMove {
+            detail: format!(
+                "the offer expired at {}; the seat went to the next in line",
+                expired.offer_expires_at.unwrap_or(expired.updated_at)
+            ),
+            allowed: Vec::new(),
+        }),
+    }
 }

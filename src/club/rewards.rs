@@ -5,7 +5,7 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -278,70 +278,82 @@ async fn redeem(
     let b = body.0;
     let writer = Writer::of(&caller.principal);
     let id = RewardId::from(*id);
+    let expected = b.expected_balance.map(Whole::get);
     let redemption = conn
         .transaction::<_, ApiError, _>(async move |conn| {
             let member = MemberRow::lock_referenced(conn, b.member_id, "member_id").await?;
-            member.ensure_active()?;
-            let reward = <Reward as Versioned>::lock(conn, id).await?;
-            if !reward.active {
-                return Err(ApiError::Conflict("the reward is not on sale".into()));
-            }
-            if reward.stock == Some(0) {
-                return Err(ApiError::Conflict("the reward is out of stock".into()));
-            }
-            if let Some(limit) = reward.per_member_limit {
-                let taken: i64 = club_reward_redemptions::table
-                    .filter(club_reward_redemptions::reward_id.eq(id))
-                    .filter(club_reward_redemptions::member_id.eq(member.id))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                if taken >= i64::from(limit) {
-                    return Err(ApiError::Conflict(format!(
-                        "the member has redeemed this reward {taken} times, its limit"
-                    )));
-                }
-            }
-            let redemption_id = Uuid::now_v7();
-            let now = Utc::now();
-            let debit = Debit {
-                kind: EntryKind::Redeem,
-                points: reward.points_cost,
-                reason: format!("reward: {}", reward.name),
-                reference: Some(format!("reward-redemption:{redemption_id}")),
-            };
-            let expected = b.expected_balance.map(Whole::get);
-            let entry = ledger::debit(conn, &writer, &member, debit, expected, now)
-                .await?
-                .into_entry();
-            let stock_left: Option<Option<i32>> = diesel::update(club_rewards::table.find(id))
-                .set(club_rewards::stock.eq(club_rewards::stock - 1))
-                .filter(club_rewards::stock.is_not_null())
-                .returning(club_rewards::stock)
-                .get_result(conn)
-                .await
-                .optional()?;
-            diesel::insert_into(club_reward_redemptions::table)
-                .values((
-                    club_reward_redemptions::id.eq(redemption_id),
-                    club_reward_redemptions::reward_id.eq(id),
-                    club_reward_redemptions::member_id.eq(member.id),
-                    club_reward_redemptions::entry_id.eq(entry.id),
-                    club_reward_redemptions::points.eq(reward.points_cost),
-                    club_reward_redemptions::created_at.eq(now),
-                ))
-                .execute(conn)
-                .await?;
-            Ok(Redemption {
-                id: redemption_id,
-                reward_id: id,
-                member_id: member.id,
-                points: reward.points_cost,
-                entry: Entry::from(entry),
-                stock_left: stock_left.flatten(),
-                created_at: now,
-            })
+            redeem_for(conn, &writer, &member, id, expected).await
         })
         .await?;
     Ok(HttpResponse::Created().json(redemption))
+}
+
+/// Redeems reward `id` for `member` (locked by the caller): the points and the stock in the
+/// caller's transaction. Staff name the member; a member's app redeems for its own.
+pub(super) async fn redeem_for(
+    conn: &mut AsyncPgConnection,
+    writer: &Writer,
+    member: &MemberRow,
+    id: RewardId,
+    expected: Option<i64>,
+) -> ApiResult<Redemption> {
+    member.ensure_active()?;
+    let reward = <Reward as Versioned>::lock(conn, id).await?;
+    if !reward.active {
+        return Err(ApiError::Conflict("the reward is not on sale".into()));
+    }
+    if reward.stock == Some(0) {
+        return Err(ApiError::Conflict("the reward is out of stock".into()));
+    }
+    if let Some(limit) = reward.per_member_limit {
+        let taken: i64 = club_reward_redemptions::table
+            .filter(club_reward_redemptions::reward_id.eq(id))
+            .filter(club_reward_redemptions::member_id.eq(member.id))
+            .count()
+            .get_result(conn)
+            .await?;
+        if taken >= i64::from(limit) {
+            return Err(ApiError::Conflict(format!(
+                "the member has redeemed this reward {taken} times, its limit"
+            )));
+        }
+    }
+    let redemption_id = Uuid::now_v7();
+    let now = Utc::now();
+    let debit = Debit {
+        kind: EntryKind::Redeem,
+        points: reward.points_cost,
+        reason: format!("reward: {}", reward.name),
+        reference: Some(format!("reward-redemption:{redemption_id}")),
+    };
+    let entry = ledger::debit(conn, writer, member, debit, expected, now)
+        .await?
+        .into_entry();
+    let stock_left: Option<Option<i32>> = diesel::update(club_rewards::table.find(id))
+        .set(club_rewards::stock.eq(club_rewards::stock - 1))
+        .filter(club_rewards::stock.is_not_null())
+        .returning(club_rewards::stock)
+        .get_result(conn)
+        .await
+        .optional()?;
+    diesel::insert_into(club_reward_redemptions::table)
+        .values((
+            club_reward_redemptions::id.eq(redemption_id),
+            club_reward_redemptions::reward_id.eq(id),
+            club_reward_redemptions::member_id.eq(member.id),
+            club_reward_redemptions::entry_id.eq(entry.id),
+            club_reward_redemptions::points.eq(reward.points_cost),
+            club_reward_redemptions::created_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(Redemption {
+        id: redemption_id,
+        reward_id: id,
+        member_id: member.id,
+        points: reward.points_cost,
+        entry: Entry::from(entry),
+        stock_left: stock_left.flatten(),
+        created_at: now,
+    })
 }

@@ -241,6 +241,16 @@ pub fn customer_hooks() -> CustomerHooks {
 }
 
 /// The events the complaint system records.
+/// The member's view of their complaint, for their feed.
+fn own_complaint(id: uuid::Uuid, _: &serde_json::Value) -> Option<String> {
+    Some(format!("/api/v1/me/complaints/{id}"))
+}
+
+/// A public comment shows in the member's feed; an internal one never does.
+fn public_comment(id: uuid::Uuid, comment: &serde_json::Value) -> Option<String> {
+    (comment["visibility"] == "public").then(|| format!("/api/v1/me/complaints/{id}"))
+}
+
 pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
     use crate::kit::event_types::EventType;
     let complaint = SchemaPart::of::<super::Complaint>;
@@ -249,32 +259,38 @@ pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
             "complaint.created",
             "A complaint was logged (from any window).",
             complaint,
-        ),
+        )
+        .for_members(own_complaint),
         EventType::new(
             "complaint.updated",
             "A complaint's details, assignee or first response changed.",
             complaint,
-        ),
+        )
+        .for_members(own_complaint),
         EventType::new(
             "complaint.status_changed",
             "A complaint moved in its workflow.",
             complaint,
-        ),
+        )
+        .for_members(own_complaint),
         EventType::new(
             "complaint.resolved",
             "A complaint was resolved, with its resolution and any compensation.",
             complaint,
-        ),
+        )
+        .for_members(own_complaint),
         EventType::new(
             "complaint.satisfaction_recorded",
             "The customer's satisfaction with the handling was recorded.",
             complaint,
-        ),
+        )
+        .for_members(own_complaint),
         EventType::new(
             "complaint.commented",
             "A comment was added (internal or public).",
             SchemaPart::of::<super::Comment>,
-        ),
+        )
+        .for_members(public_comment),
         EventType::new(
             "complaint.sla_warning",
             "A complaint's SLA clock is close to its target.",

@@ -30,7 +30,13 @@ use crate::kit::ids::{ComplaintId, OrderId};
 use crate::kit::input::Text;
 use crate::kit::write::Writer;
 
-crate::routes!(list, file, get_one, comment, rate);
+crate::routes!(
+    list_complaints,
+    file_complaint,
+    get_complaint,
+    comment_on_complaint,
+    rate_complaint
+);
 
 /// A complaint as the customer who made it sees it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -108,7 +114,7 @@ struct ComplaintCursor(DateTime<Utc>, Uuid);
 /// The member's complaints, newest first.
 #[utoipa::path(tag = "members", params(PageParams), responses((status = 200, body = Page<MemberComplaint>)))]
 #[get("/me/complaints")]
-async fn list(
+async fn list_complaints(
     me: Me,
     mut conn: DbConn,
     page: Query<PageParams>,
@@ -140,7 +146,7 @@ async fn list(
     responses((status = 201, description = "Filed", body = MemberComplaintDetail, headers(("Location" = String))))
 )]
 #[post("/me/complaints")]
-async fn file(
+async fn file_complaint(
     me: Me,
     mut conn: DbConn,
     body: ValidJson<NewMemberComplaint>,
@@ -203,7 +209,7 @@ async fn own(
 /// Add a comment to the member's complaint (public: the company sees it beside its own).
 #[utoipa::path(tag = "members", request_body = NewMemberComment, responses((status = 201, description = "Added", body = MemberComment)))]
 #[post("/me/complaints/{id}/comments")]
-async fn comment(
+async fn comment_on_complaint(
     me: Me,
     mut conn: DbConn,
     id: web::Path<Uuid>,
@@ -236,7 +242,7 @@ async fn comment(
     )
 )]
 #[post("/me/complaints/{id}/satisfaction")]
-async fn rate(
+async fn rate_complaint(
     me: Me,
     mut conn: DbConn,
     id: web::Path<Uuid>,
@@ -251,7 +257,7 @@ async fn rate(
 /// One of the member's complaints with its public comments (`404` for anyone else's).
 #[utoipa::path(tag = "members", responses((status = 200, body = MemberComplaintDetail)))]
 #[get("/me/complaints/{id}")]
-async fn get_one(
+async fn get_complaint(
     me: Me,
     mut conn: DbConn,
     id: web::Path<Uuid>,

@@ -376,15 +376,20 @@ pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
     use crate::kit::schema_part::SchemaPart;
     let customer = SchemaPart::of::<Customer>;
     let mut types = EventType::lifecycle::<Customer>("customer", "customer");
+    // The member's own profile: created and changed (a merge into it changes it too).
+    for t in types.iter_mut().filter(|t| t.name != "customer.deleted") {
+        *t = t.clone().for_members(|_, _| Some("/api/v1/me".into()));
+    }
     types.extend([
-        EventType::new(
-            "customer.tier_changed",
-            "A customer's value tier changed (also announced as `customer.updated`).",
-            customer,
-        ),
         EventType::new(
             "customer.merged",
             "A duplicate was merged into this customer (the duplicate's `customer.deleted` comes in the same transaction).",
+            customer,
+        )
+        .for_members(|_, _| Some("/api/v1/me".into())),
+        EventType::new(
+            "customer.tier_changed",
+            "A customer's value tier changed (also announced as `customer.updated`).",
             customer,
         ),
         EventType::new(

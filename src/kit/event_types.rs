@@ -27,6 +27,11 @@ pub struct Deleted {
     pub id: Uuid,
 }
 
+/// Where a member's app reads what an event of a type changed: the `/me` path of the
+/// resource from the event's subject and data, or `None` when this event is not the member's
+/// to see (an internal comment). Member feeds carry the path, never the staff's `data`.
+pub type MemberLink = fn(subject_id: Uuid, data: &serde_json::Value) -> Option<String>;
+
 /// One event type.
 #[derive(Clone)]
 pub struct EventType {
@@ -40,6 +45,8 @@ pub struct EventType {
     /// Delivered to webhooks and shown in the change feed. Staff accounts, API keys and
     /// webhook subscriptions record events for the record, which stay inside.
     pub public: bool,
+    /// Shown in the member's own feed (`GET /me/changes`), linked to their view of it.
+    pub member: Option<MemberLink>,
 }
 
 impl EventType {
@@ -54,6 +61,15 @@ impl EventType {
             about: about.into(),
             data,
             public: true,
+            member: None,
+        }
+    }
+
+    /// The same type, shown in the member's feed with the path `link` gives.
+    pub fn for_members(self, link: MemberLink) -> Self {
+        Self {
+            member: Some(link),
+            ..self
         }
     }
 
@@ -105,6 +121,8 @@ impl EventType {
 pub struct Catalogue {
     /// `(name, public)`, by name.
     types: Vec<(String, bool)>,
+    /// The types in members' feeds and where a member reads each, by name.
+    members: Vec<(String, MemberLink)>,
 }
 
 /// A pattern that names no public type.
@@ -126,7 +144,36 @@ impl Catalogue {
             .map(|t| (t.name.clone(), t.public))
             .collect();
         names.sort();
-        Self { types: names }
+        let mut members: Vec<(String, MemberLink)> = types
+            .iter()
+            .filter(|t| t.public)
+            .filter_map(|t| Some((t.name.clone(), t.member?)))
+            .collect();
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        members.dedup_by(|a, b| a.0 == b.0);
+        Self {
+            types: names,
+            members,
+        }
+    }
+
+    /// The names of the types in members' feeds.
+    pub fn member_types(&self) -> Vec<String> {
+        self.members.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Where a member reads what an event of `name` changed (`None`: not theirs to see).
+    pub fn member_link(
+        &self,
+        name: &str,
+        subject_id: Uuid,
+        data: &serde_json::Value,
+    ) -> Option<String> {
+        let index = self
+            .members
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()?;
+        (self.members[index].1)(subject_id, data)
     }
 
     /// Every type's name, public or not.

@@ -232,7 +232,10 @@ pub fn event_types() -> Vec<crate::kit::event_types::EventType> {
             "visit.deleted",
             "A planned occurrence of a recurring plan was withdrawn with its plan.",
         ),
-    ];
+    ]
+    .into_iter()
+    .map(|t| t.for_members(|id, _| Some(format!("/api/v1/me/visits/{id}"))))
+    .collect::<Vec<_>>();
     types.extend(EventType::lifecycle::<super::plans::Plan>(
         "visit_plan",
         "recurring visit plan",

@@ -9,6 +9,7 @@ pub mod cadences;
 pub mod geo;
 mod hooks;
 pub mod jobs;
+pub mod me;
 pub mod planning;
 pub mod plans;
 pub mod recurrence;

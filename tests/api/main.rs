@@ -14,6 +14,8 @@ mod domain_kit;
 mod faults;
 mod http;
 mod instances;
+mod member_club;
+mod member_feed;
 mod members;
 mod operations;
 mod orders;

@@ -9,7 +9,7 @@ use crate::common::{JWT_SECRET, TestApp};
 use crate::kit::{Client, id_of};
 
 /// A member token for a customer, exchanged by an app's backend key.
-async fn member_token(backend: &Client<'_>, customer: &str) -> String {
+pub async fn member_token(backend: &Client<'_>, customer: &str) -> String {
     let res = backend
         .post("/api/v1/member-tokens", &json!({"customer_id": customer}))
         .await;
