@@ -188,6 +188,19 @@ pub struct Settings {
         global = true
     )]
     pub webhook_concurrency: usize,
+
+    /// Whether `serve` runs the background jobs and webhook delivery (`on`, so that one
+    /// process is the whole product); `off` leaves them to `rapport worker` processes beside
+    /// the API instances. Accepts on/off, true/false, yes/no, 1/0.
+    #[arg(
+        long,
+        env = "RAPPORT_JOBS",
+        default_value = "on",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub jobs: bool,
 }
 
 impl Settings {
@@ -265,5 +278,17 @@ mod tests {
         );
         assert_eq!(s.webhook_disable_after, Duration::from_secs(5 * 86_400));
         assert!(!s.webhook_allow_private);
+        assert!(s.jobs, "one process is the whole product by default");
+    }
+
+    #[test]
+    fn jobs_switch_off_in_the_words_operators_use() {
+        for off in ["off", "false", "no", "0"] {
+            let s = Settings::from_args(["--jwt-secret", "x", "--jobs", off]).unwrap();
+            assert!(!s.jobs, "{off}");
+        }
+        let s = Settings::from_args(["--jwt-secret", "x", "--jobs", "on"]).unwrap();
+        assert!(s.jobs);
+        assert!(Settings::from_args(["--jwt-secret", "x", "--jobs", "maybe"]).is_err());
     }
 }

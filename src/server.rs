@@ -330,7 +330,11 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
 
     actix_web::rt::spawn(start_up(context.clone(), url, settings.clone()));
     actix_web::rt::spawn(housekeeping(context.clone()));
-    spawn_background_work(&context)?;
+    if settings.jobs {
+        spawn_background_work(&context)?;
+    } else {
+        tracing::info!("background jobs off (RAPPORT_JOBS=off): a `rapport worker` runs them");
+    }
     let result = server.await.map_err(|e| e.to_string());
     tracing::info!("HTTP server stopped");
     if let Some(cluster) = cluster {

@@ -16,6 +16,7 @@ use super::queries;
 use super::{Address, Consents, CustomerRow, Gender};
 use crate::auth::{AuthState, Authorized, Me, MemberTokens};
 use crate::db::DbConn;
+use crate::db::shared_reads::SharedRead;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::etag::{IfMatch, versioned};
 use crate::http::json::{Field, ValidJson, Validated};
@@ -190,8 +191,9 @@ async fn issue_token(
 /// The member's own profile.
 #[utoipa::path(tag = "members", responses((status = 200, body = MemberProfile, headers(("ETag" = String)))))]
 #[get("/me")]
-async fn profile(me: Me, conn: DbConn) -> ApiResult<HttpResponse> {
-    let row = current(&conn, &me).await?;
+async fn profile(me: Me, read: SharedRead) -> ApiResult<HttpResponse> {
+    // The shared connection, as `GET /customers/{id}` reads the same row.
+    let row = read.run(async |conn| current(conn, &me).await).await?;
     let version = row.version;
     Ok(versioned(
         StatusCode::OK,

@@ -1,5 +1,6 @@
 //! Two API processes on one database: they share the webhook work (each event delivered
-//! once per attempt) and serve the same change feed.
+//! once per attempt) and serve the same change feed; with `RAPPORT_JOBS=off` an instance
+//! leaves the background work to a `rapport worker`, which stops cleanly on SIGTERM.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -40,24 +41,28 @@ impl Drop for Instance {
 
 impl Instance {
     async fn start(app: &TestApp) -> Self {
+        Self::start_with(app, &[]).await
+    }
+
+    /// An instance with these extra arguments (`--jobs off`).
+    async fn start_with(app: &TestApp, extra: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let listen = format!("127.0.0.1:{port}");
-        let child = rapport(
-            app,
-            &[
-                "serve",
-                "--listen",
-                &listen,
-                "--workers",
-                "1",
-                "--db-pool-size",
-                "2",
-            ],
-        );
+        let mut args = vec![
+            "serve",
+            "--listen",
+            &listen,
+            "--workers",
+            "1",
+            "--db-pool-size",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        let child = rapport(app, &args);
         let instance = Self {
             child,
             base: format!("http://{listen}"),
@@ -177,4 +182,66 @@ async fn a_worker_process_delivers_for_the_api_beside_it() {
     let _ = worker.wait();
     assert_eq!(got.len(), 1, "the worker delivered");
     assert_eq!(got[0].json()["data"]["id"], customer["id"]);
+}
+
+#[actix_web::test]
+async fn with_jobs_off_an_instance_leaves_the_background_work_to_the_worker() {
+    let app = TestApp::spawn_with(&["--webhook-allow-private", "true"]).await;
+    let admin = app.client(Role::Admin).await;
+    let (_, token) = app.user_token(Role::Admin).await;
+    let receiver = Receiver::start();
+    // A visit that ended two days ago without a check-in: the missed-visit job's work.
+    let customer = admin.customer(json!({})).await;
+    let start = chrono::Utc::now() - chrono::Duration::days(2);
+    let visit = admin
+        .create(
+            "/api/v1/visits",
+            &json!({"customer_id": customer["id"], "scheduled_start": start.to_rfc3339(),
+                    "scheduled_end": (start + chrono::Duration::hours(1)).to_rfc3339(),
+                    "purpose": "after_sales_follow_up", "method": "in_person", "reason": "Follow-up"}),
+        )
+        .await;
+    let visit_path = format!("/api/v1/visits/{}", visit["id"].as_str().unwrap());
+    admin
+        .create(
+            "/api/v1/webhooks",
+            &json!({"url": receiver.url("/ok"), "event_types": ["customer.created"]}),
+        )
+        .await;
+    let api = Instance::start_with(&app, &["--jobs", "off"]).await;
+    api.send(
+        "POST",
+        "/api/v1/customers",
+        &token,
+        Some(&json!({"display_name": "Made on the API"})),
+    )
+    .await;
+    // An instance with its jobs on delivers within a second (the test above).
+    let early = receiver.wait_for("/ok", 1, Duration::from_secs(3)).await;
+    assert!(early.is_empty(), "an instance with jobs off delivered");
+    assert_eq!(admin.get(&visit_path).await.body["status"], "planned");
+
+    let mut worker = rapport(&app, &["worker"]);
+    let got = receiver.wait_for("/ok", 1, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 1, "the worker delivered");
+    assert_eq!(got[0].json()["data"]["display_name"], "Made on the API");
+    let until = Instant::now() + Duration::from_secs(30);
+    while admin.get(&visit_path).await.body["status"] != "missed" {
+        assert!(
+            Instant::now() < until,
+            "the worker did not mark the visit missed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(worker.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < until, "the worker did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "the worker stopped with {status}");
 }
