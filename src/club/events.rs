@@ -69,6 +69,17 @@ pub struct EventRow {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
+impl EventRow {
+    /// Whether the event is open to the member: its tiers include theirs, or it invites every
+    /// member. Registration checks it; a member's own event list shows only these.
+    pub fn invites(&self, member: &super::MemberRow) -> bool {
+        self.tiers_invited.is_empty()
+            || member
+                .tier_id
+                .is_some_and(|t| self.tiers_invited.contains(&t))
+    }
+}
+
 crate::soft_deleted_row! {
     impl Versioned for EventRow in club_events {
         const KIND: &'static str = "club_event";

@@ -321,14 +321,6 @@ pub struct MemberEvent {
     pub registration: Option<MemberRegistration>,
 }
 
-/// Events whose tiers include the member's (or that invite every member).
-fn open_to(member: &MemberRow, row: &EventRow) -> bool {
-    row.tiers_invited.is_empty()
-        || member
-            .tier_id
-            .is_some_and(|t| row.tiers_invited.contains(&t))
-}
-
 /// The member's views of `rows`: seats left and the member's registration, in two queries.
 async fn member_events(
     conn: &mut AsyncPgConnection,
@@ -429,7 +421,7 @@ async fn get_event(
 ) -> ApiResult<web::Json<MemberEvent>> {
     let member = membership(&mut conn, &me).await?;
     let row = write::live::<EventRow>(&mut conn, ClubEventId::from(*id)).await?;
-    if !open_to(&member, &row) {
+    if !row.invites(&member) {
         return Err(no_such_event());
     }
     let mut views = member_events(&mut conn, &member, vec![row]).await?;
@@ -462,7 +454,7 @@ async fn register_for_event(
         .transaction::<_, ApiError, _>(async move |conn| {
             let row = <EventRow as Versioned>::lock(conn, id).await?;
             let member = locked_membership(conn, me).await?;
-            if !open_to(&member, &row) {
+            if !row.invites(&member) {
                 return Err(no_such_event());
             }
             seat(conn, &writer, &row, &member, "membership").await

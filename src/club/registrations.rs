@@ -290,11 +290,7 @@ pub(super) async fn seat(
             format!("the membership is {}", member.status),
         ));
     }
-    if !event.tiers_invited.is_empty()
-        && !member
-            .tier_id
-            .is_some_and(|t| event.tiers_invited.contains(&t))
-    {
+    if !event.invites(member) {
         return Err(ApiError::rule(
             field,
             "not_invited",
